@@ -1,0 +1,149 @@
+// Picks the fastest TensorFlow.js backend available at run time: tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu.
+// MAE_NNFORMER_BACKEND=wasm|cpu|tensorflow forces one. The choice and why better ones were skipped are reported.
+import * as tf from "@tensorflow/tfjs";
+
+export type BackendName = "tensorflow" | "wasm" | "cpu";
+export const BACKEND_ENV = "MAE_NNFORMER_BACKEND";
+export const BACKEND_ORDER: BackendName[] = ["tensorflow", "wasm", "cpu"];
+
+export interface BackendReport {
+  /** The backend tfjs now runs on. */
+  name: BackendName;
+  /** For tensorflow: which npm package provided it. */
+  provider?: string;
+  /** True when forced through the environment variable. */
+  forced: boolean;
+  /** One line per better backend that was tried and not used, with the reason. */
+  skipped: string[];
+}
+
+let current: BackendReport | null = null;
+let pending: Promise<BackendReport> | null = null;
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+}
+
+async function tryBackend(name: BackendName, skipped: string[]): Promise<string | undefined | false> {
+  if (name === "tensorflow") {
+    let provider: string | undefined;
+    for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+      try {
+        require(pkg); // registers the "tensorflow" backend as a side effect
+        provider = pkg;
+        break;
+      } catch (e) {
+        skipped.push(`${pkg}: ${firstLine(e)}`);
+      }
+    }
+    if (!provider) return false;
+    if (!(await tf.setBackend("tensorflow"))) {
+      skipped.push(`tensorflow: ${provider} loaded but the backend failed to initialise`);
+      return false;
+    }
+    return provider;
+  }
+  if (name === "wasm") {
+    try {
+      require("@tensorflow/tfjs-backend-wasm");
+    } catch (e) {
+      skipped.push(`wasm: ${firstLine(e)}`);
+      return false;
+    }
+  }
+  try {
+    if (!(await tf.setBackend(name))) {
+      skipped.push(`${name}: setBackend returned false`);
+      return false;
+    }
+  } catch (e) {
+    skipped.push(`${name}: ${firstLine(e)}`);
+    return false;
+  }
+  return undefined;
+}
+
+/** Initialise the best backend once (later calls return the same report). */
+export function initBackend(order: BackendName[] = BACKEND_ORDER): Promise<BackendReport> {
+  if (current) return Promise.resolve(current);
+  if (!pending) pending = selectBackend(order).then((r) => (current = r)).finally(() => (pending = null));
+  return pending;
+}
+
+async function selectBackend(order: BackendName[]): Promise<BackendReport> {
+  const forcedRaw = process.env[BACKEND_ENV]?.trim();
+  if (forcedRaw && !BACKEND_ORDER.includes(forcedRaw as BackendName)) {
+    throw new Error(`${BACKEND_ENV}=${forcedRaw} is not a backend; use one of ${BACKEND_ORDER.join(", ")} or unset it`);
+  }
+  const candidates = forcedRaw ? [forcedRaw as BackendName] : order;
+  const skipped: string[] = [];
+  for (const name of candidates) {
+    const got = await tryBackend(name, skipped);
+    if (got === false) continue;
+    await tf.ready();
+    if (name === "wasm") applyWasmPatches();
+    return { name, provider: got, forced: Boolean(forcedRaw), skipped };
+  }
+  throw new Error(
+    `no TensorFlow.js backend could start (${candidates.join(", ")} tried): ${skipped.join("; ")}` +
+      (forcedRaw ? `; unset ${BACKEND_ENV} to let the kit choose` : ""),
+  );
+}
+
+/** The report of the active backend, or null before initBackend(). */
+export function backendReport(): BackendReport | null {
+  return current;
+}
+
+/** One human line: "wasm (tensorflow skipped: ...)". */
+export function describeBackend(r: BackendReport): string {
+  const via = r.provider ? ` via ${r.provider}` : "";
+  const why = r.forced ? ` (forced by ${BACKEND_ENV})` : "";
+  const skipped = r.skipped.length ? `; not used: ${r.skipped.join("; ")}` : "";
+  return `backend ${r.name}${via}${why}${skipped}`;
+}
+
+let wasmPatched = false;
+/**
+ * tfjs-backend-wasm 4.22's Slice kernel copies its whole input out of the wasm heap before slicing,
+ * so a slice costs O(input). Re-register it to read a heap view instead (same result, O(output)).
+ */
+function applyWasmPatches(): void {
+  if (wasmPatched) return;
+  wasmPatched = true;
+  const { slice_util, util } = tf as any;
+  tf.unregisterKernel("Slice", "wasm");
+  tf.registerKernel({
+    kernelName: "Slice",
+    backendName: "wasm",
+    kernelFunc: ({ inputs, attrs, backend }: any) => {
+      const x = inputs.x;
+      const [begin, size] = slice_util.parseSliceParams(x, attrs.begin, attrs.size);
+      const out = backend.makeOutput(size, x.dtype);
+      const xv = backend.typedArrayFromHeap(x);
+      const ov = backend.typedArrayFromHeap(out);
+      const strides = util.computeStrides(x.shape);
+      if (slice_util.isSliceContinous(x.shape, begin, size)) {
+        const off = slice_util.computeFlatOffset(begin, strides);
+        ov.set(xv.subarray(off, off + util.sizeFromShape(size)));
+        return out;
+      }
+      const rank = x.shape.length;
+      const inner = size[rank - 1];
+      const idx = new Array(rank - 1).fill(0);
+      const rows = util.sizeFromShape(size.slice(0, rank - 1));
+      let o = 0;
+      for (let n = 0; n < rows; n++) {
+        let off = begin[rank - 1];
+        for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
+        ov.set(xv.subarray(off, off + inner), o);
+        o += inner;
+        for (let d = rank - 2; d >= 0; d--) {
+          if (++idx[d] < size[d]) break;
+          idx[d] = 0;
+        }
+      }
+      return out;
+    },
+  });
+}
