@@ -19,8 +19,11 @@ def failing_cell(nb):
         if cell.cell_type != "code":
             continue
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "error" or (out.get("name") == "stderr" and "Error" in out.get("text", "")):
+            if out.get("output_type") == "error":
                 return cell
+    for cell in nb.cells:  # tslab reports the real message (or a TS diagnostic) only on stderr
+        if cell.cell_type == "code" and any(o.get("name") == "stderr" for o in cell.get("outputs", [])):
+            return cell
     return None
 
 
