@@ -65,6 +65,14 @@ interface Slot {
   s?: tf.Variable; // AdamW second moment
 }
 
+// tf.variable shares the initial tensor's data and keeps it referenced, so the initial tensor must be disposed here.
+function zerosVariable(like: tf.Variable): tf.Variable {
+  const z = tf.zerosLike(like);
+  const v = tf.variable(z, false);
+  z.dispose();
+  return v;
+}
+
 /** A stateful optimizer over a fixed list of variables. */
 export class Optimizer {
   readonly config: OptimizerConfig;
@@ -77,8 +85,8 @@ export class Optimizer {
     this.slots = variables.map((v) => ({
       v,
       rule: rule(v),
-      m: tf.variable(tf.zerosLike(v), false),
-      s: config.kind === "adamw" ? tf.variable(tf.zerosLike(v), false) : undefined,
+      m: zerosVariable(v),
+      s: config.kind === "adamw" ? zerosVariable(v) : undefined,
     }));
   }
 
@@ -135,8 +143,10 @@ export class Optimizer {
       if (!st || st.m.length !== slot.v.size || (slot.s && (!st.s || st.s.length !== slot.v.size))) {
         throw new Error(`optimizer state has no matching entry for ${slot.v.name} (shape ${slot.v.shape}); was it saved for another model?`);
       }
-      slot.m.assign(tf.tensor(st.m, slot.v.shape));
-      if (slot.s) slot.s.assign(tf.tensor(st.s!, slot.v.shape));
+      tf.tidy(() => {
+        slot.m.assign(tf.tensor(st.m, slot.v.shape));
+        if (slot.s) slot.s.assign(tf.tensor(st.s!, slot.v.shape));
+      });
     }
     this.t = state.step;
   }
