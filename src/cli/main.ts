@@ -5,6 +5,13 @@ import { initBackend, describeBackend } from "../runtime/backend";
 import { loadManifest, resolveManifest, listManifests } from "../data/manifest";
 import { writePhantomDataset, loadCase } from "../data/dataset";
 import { PHANTOM_LABELS } from "../data/phantom";
+import { runBench } from "../bench/run";
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 function program(): Command {
   const cli = new Command("mae-nnformer")
@@ -45,6 +52,32 @@ function program(): Command {
       console.log(`case ${c.id}: shape ${c.image.shape.join("x")}, spacing ${c.image.spacing.join("x")} mm`);
       for (const l of PHANTOM_LABELS) console.log(`  ${l.name.padEnd(14)} ${String(counts.get(l.value) ?? 0).padStart(7)} voxels`);
       console.log(`splits: ${Object.entries(resolved.splits).map(([k, v]) => `${k} ${v.length}`).join(", ")}`);
+    });
+
+  cli
+    .command("bench")
+    .description("benchmark nnFormer training steps (fast ops vs plain autodiff) and ops on the current backend")
+    .option("--presets <list>", "comma-separated presets: tiny (crop 64^3, embed 48), small, micro", "tiny")
+    .option("--ops <list>", "fast, plain or fast,plain", "fast,plain")
+    .option("--steps <n>", "timed steps for fast ops", "3")
+    .option("--plain-steps <n>", "timed steps for the plain build", "1")
+    .option("--batch <n>", "batch size", "1")
+    .option("--profile", "print the per-kernel time breakdown of one step (tf.profile)", false)
+    .option("--micro", "also run the op microbenchmarks", false)
+    .option("--out <file>", "JSON output", "build/bench/bench.json")
+    .action(async (o) => {
+      const backend = await initBackend();
+      await runBench({
+        presets: String(o.presets).split(","),
+        ops: String(o.ops).split(",") as Array<"fast" | "plain">,
+        steps: positiveInt(o.steps, "--steps"),
+        plainSteps: positiveInt(o.plainSteps, "--plain-steps"),
+        batch: positiveInt(o.batch, "--batch"),
+        profile: o.profile,
+        micro: o.micro,
+        out: o.out,
+        backend,
+      });
     });
 
   cli

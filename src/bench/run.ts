@@ -1,0 +1,135 @@
+// `npm run bench`: the kit's speed figures on the current backend, printed as tables and written as JSON.
+// Sections: whole nnFormer training steps (fast ops vs the plain-autodiff build, side by side), optionally the per-kernel
+// breakdown of one step (tf.profile), and the op microbenchmarks. Every speed claim in the docs comes from here.
+import * as path from "path";
+import * as os from "os";
+import * as tf from "@tensorflow/tfjs";
+import { BackendReport, describeBackend } from "../runtime/backend";
+import { writeFileAtomic } from "../runtime/files";
+import { NNFORMER_MICRO, NNFORMER_SMALL, NNFORMER_TINY, NnFormerConfig } from "../models/nnformer";
+import { Conv3dSpec, Ops } from "../layers/ops";
+import { plainOps } from "../layers/plain_ops";
+import { fastOps } from "../layers/fast_ops";
+import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
+import { benchOps, formatBench, BenchRow } from "./ops_bench";
+
+/** Presets the step benchmark knows. `tiny` is the issue's reference network: Synapse structure, crop 64³, embed 48, 14 classes. */
+export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
+  tiny: { ...NNFORMER_TINY, numClasses: 14 },
+  small: NNFORMER_SMALL,
+  micro: NNFORMER_MICRO,
+};
+
+/**
+ * The plain-autodiff build a user would write first: plain tfjs ops everywhere, and tf.conv3d for convolutions.
+ * On wasm tf.conv3d's gradients are wrong (shared/reference/cpu-performance.md), so this build is for timing only;
+ * the kit's correct plain reference (plainOps) uses an im2col convolution on wasm, which runs out of wasm memory at 64³.
+ */
+export const naivePlainOps: Ops = {
+  ...plainOps,
+  name: "plain",
+  conv3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, spec: Conv3dSpec): tf.Tensor5D {
+    return tf.tidy(() => {
+      const [pd, ph, pw] = spec.padding;
+      const xp = pd || ph || pw ? (tf.pad(x, [[0, 0], [pd, pd], [ph, ph], [pw, pw], [0, 0]]) as tf.Tensor5D) : x;
+      const y = tf.conv3d(xp, w, spec.stride, "valid");
+      return (b ? tf.add(y, b) : y) as tf.Tensor5D;
+    });
+  },
+};
+
+export interface BenchRunOptions {
+  presets: string[];
+  /** "fast", "plain" (naive plain-autodiff build) or both. */
+  ops: Array<"fast" | "plain">;
+  steps: number;
+  /** Timed steps for the plain build (it is slow); default 1. */
+  plainSteps: number;
+  batch: number;
+  profile: boolean;
+  micro: boolean;
+  out: string;
+  backend: BackendReport;
+  log?: (line: string) => void;
+}
+
+export interface BenchReport {
+  date: string;
+  backend: string;
+  backendDetail: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  steps: StepBenchRow[];
+  kernels: Record<string, KernelTime[]>;
+  ops: BenchRow[];
+  errors: string[];
+}
+
+const fixed = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
+
+/** The step table as aligned text. */
+export function formatStepTable(rows: StepBenchRow[]): string {
+  const head = ["preset", "ops", "backend", "batch", "crop", "params", "fwd GFLOP", "fwd ms", "step ms", "vox/s", "eff GFLOP/s", "peak RSS MiB", "peak tensors MiB"];
+  const body = rows.map((r) => [
+    r.preset, r.ops, r.backend, String(r.batch), r.crop, r.params.toLocaleString("en-US"), fixed(r.forwardGflop, 2),
+    fixed(r.forwardMs, 0), fixed(r.stepMs, 0), Math.round(r.voxelsPerS).toLocaleString("en-US"), fixed(r.effectiveGflops, 2),
+    fixed(r.peakRssMiB, 0), fixed(r.peakTensorMiB, 0),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
+  return [line(head), ...body.map(line)].join("\n");
+}
+
+/** Runs the benchmark and writes `<out>` (JSON). */
+export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    backend: o.backend.name,
+    backendDetail: describeBackend(o.backend),
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.cpus().length,
+    steps: [],
+    kernels: {},
+    ops: [],
+    errors: [],
+  };
+  log(report.backendDetail);
+  log(`cpu: ${report.cpu} x${report.cores}, node ${report.node}, load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  for (const preset of o.presets) {
+    const config = BENCH_PRESETS[preset];
+    if (!config) throw new Error(`bench: unknown preset "${preset}"; use one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
+    for (const kind of o.ops) {
+      const ops = kind === "fast" ? fastOps : naivePlainOps;
+      const steps = kind === "fast" ? o.steps : o.plainSteps;
+      log(`... ${preset} / ${kind}: ${steps} timed step(s) after 1 warm-up`);
+      try {
+        const { row, kernels } = await benchNnFormerStep(preset, config, ops, { steps, warmup: 1, batch: o.batch, profile: o.profile });
+        report.steps.push(row);
+        if (kernels) report.kernels[`${preset}/${kind}`] = kernels;
+        log(`    step ${fixed(row.stepMs, 0)} ms, ${fixed(row.effectiveGflops, 2)} effective GFLOP/s`);
+      } catch (e) {
+        const msg = `${preset}/${kind}: ${(e as Error).message.split("\n")[0]}`;
+        report.errors.push(msg);
+        log(`    failed: ${msg}`);
+      }
+    }
+  }
+  log("\nnnFormer training step (forward with deep supervision, Dice+CE, backward, clip, AdamW); batch " + o.batch);
+  log(formatStepTable(report.steps));
+  for (const [k, rows] of Object.entries(report.kernels)) {
+    const total = rows.reduce((s, r) => s + r.ms, 0);
+    log(`\nper-kernel time of one step, ${k} (tf.profile; nested kernels of custom gradients are counted inside their scope):`);
+    for (const r of rows.slice(0, 20)) log(`  ${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${fixed(r.ms, 0).padStart(7)} ms ${fixed((100 * r.ms) / total, 1).padStart(5)} %`);
+  }
+  if (o.micro) {
+    log("\nop microbenchmarks (fwd+bwd, fresh inputs each call):");
+    report.ops = benchOps({ reps: 3 });
+    log(formatBench(report.ops));
+  }
+  writeFileAtomic(o.out, JSON.stringify(report, null, 2) + "\n");
+  log(`\nwritten ${path.relative(process.cwd(), o.out) || o.out}`);
+  return report;
+}

@@ -1,0 +1,144 @@
+// Benchmark of whole nnFormer training steps: forward with deep supervision, Dice+CE, backward, clipping, AdamW.
+// Reports forward and step time, voxels per second, memory, and effective GFLOP/s (conv/convT/linear/attention-product
+// FLOPs of the step, counted as 3 × forward, divided by the step time). Not a test: nothing here asserts a time.
+import * as tf from "@tensorflow/tfjs";
+import { NnFormer, NnFormerConfig } from "../models/nnformer";
+import { nnFormerForwardMacs } from "../models/nnformer_flops";
+import { Ops } from "../layers/ops";
+import { deepSupervisionLoss } from "../losses/dice_ce";
+import { Optimizer, clipByGlobalNorm } from "../train/optim";
+import { makeRng, seedFrom } from "../runtime/random";
+
+export interface StepBenchRow {
+  preset: string;
+  ops: string;
+  backend: string;
+  batch: number;
+  crop: string;
+  params: number;
+  /** Forward FLOPs (with deep-supervision heads), GFLOP. */
+  forwardGflop: number;
+  /** Median forward time (inference, deep-supervision heads on), ms. */
+  forwardMs: number;
+  /** Median training-step time, ms. */
+  stepMs: number;
+  /** Crop voxels trained per second. */
+  voxelsPerS: number;
+  /** 3 × forward FLOPs / step time. */
+  effectiveGflops: number;
+  /** Peak resident set size of the process so far, MiB. */
+  peakRssMiB: number;
+  /** Peak tfjs tensor memory during one step, MiB (tf.profile). */
+  peakTensorMiB: number;
+  /** Steps timed after warm-up. */
+  timedSteps: number;
+}
+
+export interface StepBenchOptions {
+  batch?: number;
+  /** Timed steps (median); default 3. */
+  steps?: number;
+  /** Untimed warm-up steps; default 1. */
+  warmup?: number;
+  /** Also return the per-kernel time breakdown of one step (tf.profile). */
+  profile?: boolean;
+}
+
+export interface KernelTime {
+  kernel: string;
+  calls: number;
+  ms: number;
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
+
+/** Times `steps` training steps of nnFormer `config` with `ops`. */
+export async function benchNnFormerStep(
+  preset: string,
+  config: NnFormerConfig,
+  ops: Ops,
+  options: StepBenchOptions = {},
+): Promise<{ row: StepBenchRow; kernels?: KernelTime[] }> {
+  const batch = options.batch ?? 1;
+  const steps = options.steps ?? 3;
+  const warmup = options.warmup ?? 1;
+  const model = new NnFormer(config, { seed: 1 });
+  const vars = model.trainableVariables();
+  const opt = new Optimizer(vars, { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
+  const [D, H, W] = config.cropSize;
+  const x = tf.randomNormal([batch, D, H, W, config.inChannels], 0, 1, "float32", 3) as tf.Tensor5D;
+  const y = tf.tidy(() => tf.floor(tf.randomUniform([batch, D, H, W], 0, config.numClasses, "float32", 4)).toInt());
+  const ds = config.deepSupervision;
+
+  const trainStep = (i: number) => {
+    const rng = makeRng(seedFrom("bench", i));
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forward(x, { ops, training: true, rng, deepSupervision: ds });
+      return deepSupervisionLoss([out.logits, ...out.aux], [y], { batchDice: true });
+    }, vars);
+    value.dataSync();
+    value.dispose();
+    const clipped = clipByGlobalNorm(grads, 12);
+    opt.apply(clipped.grads, 1e-4);
+    tf.dispose(Object.values(clipped.grads));
+  };
+  const forward = () => {
+    tf.tidy(() => {
+      const out = model.forward(x, { ops, training: false, deepSupervision: ds });
+      out.logits.dataSync();
+    });
+  };
+
+  try {
+    for (let i = 0; i < warmup; i++) trainStep(-1 - i);
+    const stepTimes: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t = performance.now();
+      trainStep(i);
+      stepTimes.push(performance.now() - t);
+    }
+    forward();
+    const fwdTimes: number[] = [];
+    for (let i = 0; i < Math.max(1, Math.min(steps, 3)); i++) {
+      const t = performance.now();
+      forward();
+      fwdTimes.push(performance.now() - t);
+    }
+    const info = await tf.profile(() => trainStep(1000));
+    let kernels: KernelTime[] | undefined;
+    if (options.profile) {
+      const byName = new Map<string, KernelTime>();
+      for (const k of info.kernels) {
+        const ms = Number(await (k as any).kernelTimeMs) || 0;
+        const e = byName.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
+        e.calls++;
+        e.ms += ms;
+        byName.set(k.name, e);
+      }
+      kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
+    }
+    const macs = nnFormerForwardMacs(config, { deepSupervision: ds }).total * batch;
+    const stepMs = median(stepTimes);
+    const row: StepBenchRow = {
+      preset,
+      ops: ops.name,
+      backend: tf.getBackend(),
+      batch,
+      crop: config.cropSize.join("x"),
+      params: model.numParams(),
+      forwardGflop: (2 * macs) / 1e9,
+      forwardMs: median(fwdTimes),
+      stepMs,
+      voxelsPerS: (batch * D * H * W) / (stepMs / 1000),
+      effectiveGflops: (3 * 2 * macs) / 1e9 / (stepMs / 1000),
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      peakTensorMiB: info.peakBytes / 2 ** 20,
+      timedSteps: steps,
+    };
+    return { row, kernels };
+  } finally {
+    opt.dispose();
+    model.dispose();
+    tf.dispose([x, y]);
+  }
+}
