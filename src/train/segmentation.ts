@@ -1,0 +1,179 @@
+// Fine-tuning a segmentation model: batches of foreground-oversampled, augmented crops, deep-supervised Dice+CE,
+// validation by sliding-window Dice on whole volumes, best/latest checkpoints. The loop itself is fit() (train/fit.ts).
+import * as tf from "@tensorflow/tfjs";
+import * as path from "path";
+import { Ops, Triple } from "../layers/ops";
+import { SegmentationModel } from "../models/types";
+import { Volume, Shape3 } from "../data/volume";
+import { ForegroundIndex, foregroundIndex, sampleCropStart, extractCrop } from "../data/sampling";
+import { augment, AugmentConfig } from "../data/augment";
+import { Preprocessing, applyPreprocessing } from "../data/preprocess";
+import { LoadedCase } from "../data/dataset";
+import { deepSupervisionLoss } from "../losses/dice_ce";
+import { slidingWindowPredict } from "../infer/sliding_window";
+import { diceScores, nanMean } from "../metrics/dice";
+import { Rng, randInt } from "../runtime/random";
+import { FitState, TrainTask } from "./fit";
+import { Optimizer, ParamGroupRule, defaultRule } from "./optim";
+import { saveCheckpoint } from "./checkpoint";
+
+/** A case ready for training: normalised float32 image, label map and its foreground index. */
+export interface PreparedCase {
+  id: string;
+  image: Volume<Float32Array>;
+  label: Volume;
+  foreground: ForegroundIndex;
+}
+
+/** Normalises images with the plan and indexes foreground voxels, once per case. */
+export function prepareCases(cases: LoadedCase[], plan: Preprocessing): PreparedCase[] {
+  return cases.map((c) => {
+    if (!c.label) throw new Error(`case ${c.id} has no label map; fine-tuning needs labelled cases (check the manifest split)`);
+    return { id: c.id, image: applyPreprocessing(c.image, plan), label: c.label, foreground: foregroundIndex(c.label) };
+  });
+}
+
+export interface SegmentationTaskOptions {
+  model: SegmentationModel;
+  ops: Ops;
+  train: PreparedCase[];
+  val: PreparedCase[];
+  numClasses: number;
+  cropSize: Triple;
+  batchSize: number;
+  /** Fraction of each batch forced to contain foreground (nnU-Net 0.33: the last third of the batch). */
+  foregroundFraction: number;
+  augment: AugmentConfig;
+  /** Dice pooled over the batch (nnU-Net batch_dice) or per sample. */
+  batchDice: boolean;
+  /** Label values scored in validation (default: every foreground class). */
+  evalClasses?: number[];
+  /** Sliding-window overlap for validation (0 = tiles, fastest). */
+  valOverlap?: number;
+  /** Where "best.safetensors" and "latest.safetensors" go; none = no checkpoints. */
+  checkpointDir?: string;
+  /** Registry name and config, recorded in checkpoints. */
+  modelName: string;
+  preprocessing: Preprocessing;
+  /** Per-variable learning-rate scale and decay flag (layer-wise decay); default defaultRule. */
+  paramRule?: (v: tf.Variable) => ParamGroupRule;
+  /** Extra facts recorded in checkpoints. */
+  extra?: Record<string, unknown>;
+}
+
+/** Validates the settings against the data before any training starts. */
+export function checkSegmentationTask(o: SegmentationTaskOptions): void {
+  if (o.train.length === 0) throw new Error("fine-tuning needs at least one labelled training case; the train split is empty");
+  if (!(o.foregroundFraction >= 0 && o.foregroundFraction <= 1)) {
+    throw new Error(`foregroundFraction is ${o.foregroundFraction}: use a value in [0, 1] (nnU-Net 0.33)`);
+  }
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`batchSize is ${o.batchSize}: use a positive integer`);
+  for (const c of [...o.train, ...o.val]) {
+    const max = c.foreground.classes.length ? Math.max(...c.foreground.classes) : 0;
+    if (max >= o.numClasses) {
+      throw new Error(`case ${c.id} (${c.label.source}) has label value ${max} but the model has ${o.numClasses} classes (0..${o.numClasses - 1}); fix the manifest's labels or the model's numClasses`);
+    }
+    if (c.image.channels !== c.image.channels) throw new Error(`case ${c.id}: channels mismatch`);
+  }
+}
+
+/** A TrainTask for fit(): segmentation fine-tuning. */
+export class SegmentationTask implements TrainTask {
+  private optimizerRef: Optimizer | null = null;
+  constructor(readonly o: SegmentationTaskOptions) {
+    checkSegmentationTask(o);
+  }
+
+  variables(): tf.Variable[] {
+    return this.o.model.trainableVariables();
+  }
+
+  paramRule(v: tf.Variable): ParamGroupRule {
+    return (this.o.paramRule ?? defaultRule)(v);
+  }
+
+  /** One batch: nnU-Net oversampling (the last ceil(B·fraction) items are forced to foreground), then augmentation. */
+  sampleBatch(rng: Rng): { x: tf.Tensor5D; y: tf.Tensor4D } {
+    const { cropSize, batchSize, train } = this.o;
+    const [D, H, W] = cropSize;
+    const C = train[0].image.channels;
+    const xs = new Float32Array(batchSize * D * H * W * C);
+    const ys = new Int32Array(batchSize * D * H * W);
+    const forced = Math.round(batchSize * this.o.foregroundFraction + 1e-9);
+    for (let b = 0; b < batchSize; b++) {
+      const c = train[randInt(rng, 0, train.length - 1)];
+      const fg = b >= batchSize - forced ? 1 : 0;
+      const start = sampleCropStart(rng, c.image.shape, cropSize as Shape3, { label: c.foreground, foregroundProb: fg });
+      const crop = extractCrop(c.image, c.label, start, cropSize as Shape3);
+      const aug = augment(rng, crop.image, crop.label, this.o.augment);
+      xs.set(aug.image.data, b * D * H * W * C);
+      const l = aug.label!.data;
+      for (let i = 0; i < l.length; i++) ys[b * D * H * W + i] = l[i];
+    }
+    return { x: tf.tensor5d(xs, [batchSize, D, H, W, C]), y: tf.tensor4d(ys, [batchSize, D, H, W], "int32") };
+  }
+
+  loss(_step: number, rng: Rng): tf.Scalar {
+    const { x, y } = this.sampleBatch(rng);
+    const out = this.o.model.forward(x, { ops: this.o.ops, training: true, rng });
+    const outputs = Array.isArray(out) ? out : [out];
+    return deepSupervisionLoss(outputs, [y], { batchDice: this.o.batchDice });
+  }
+
+  /** Mean foreground Dice over the validation cases (sliding window, no mirroring). */
+  async evaluate(): Promise<{ metric: number; valDice: number }> {
+    if (this.o.val.length === 0) return { metric: NaN, valDice: NaN };
+    const dice = await evaluateDice(this.o.model, this.o.ops, this.o.val, {
+      cropSize: this.o.cropSize, numClasses: this.o.numClasses, classes: this.o.evalClasses, overlap: this.o.valOverlap ?? 0,
+    });
+    return { metric: dice.mean, valDice: dice.mean };
+  }
+
+  async save(tag: "latest" | "best", state: FitState, optimizer: Optimizer): Promise<void> {
+    if (!this.o.checkpointDir) return;
+    this.optimizerRef = optimizer;
+    await saveCheckpoint(
+      path.join(this.o.checkpointDir, `${tag}.safetensors`),
+      this.variables(),
+      { model: this.o.modelName, config: this.o.model.config, preprocessing: this.o.preprocessing, fit: state, extra: this.o.extra },
+      tag === "latest" ? optimizer : undefined,
+    );
+  }
+}
+
+export interface DiceEvalOptions {
+  cropSize: Triple;
+  numClasses: number;
+  classes?: number[];
+  overlap?: number;
+  mirror?: boolean;
+  batchSize?: number;
+}
+
+/** Predicts each case by sliding window and scores Dice per class; mean over cases then classes (NaN skipped). */
+export async function evaluateDice(
+  model: SegmentationModel,
+  ops: Ops,
+  cases: Array<{ id: string; image: Volume<Float32Array>; label: Volume }>,
+  o: DiceEvalOptions,
+): Promise<{ mean: number; perClass: number[]; perCase: number[][]; predictions: Array<Uint8Array | Uint16Array> }> {
+  const classes = o.classes ?? Array.from({ length: o.numClasses - 1 }, (_, i) => i + 1);
+  const perCase: number[][] = [];
+  const predictions: Array<Uint8Array | Uint16Array> = [];
+  for (const c of cases) {
+    const pred = await slidingWindowPredict(c.image, (batch) => mainOutput(model.forward(batch, { ops, training: false })), {
+      cropSize: o.cropSize, numClasses: o.numClasses, overlap: o.overlap ?? 0.5, mirror: o.mirror ?? false, batchSize: o.batchSize ?? 1,
+    });
+    perCase.push(diceScores(pred.labels, c.label.data, classes));
+    predictions.push(pred.labels);
+  }
+  const perClass = classes.map((_, k) => nanMean(perCase.map((r) => r[k])));
+  return { mean: nanMean(perClass), perClass, perCase, predictions };
+}
+
+/** The full-resolution logits of a forward result; auxiliary deep-supervision outputs are disposed. */
+function mainOutput(out: tf.Tensor5D | tf.Tensor5D[]): tf.Tensor5D {
+  if (!Array.isArray(out)) return out;
+  tf.dispose(out.slice(1));
+  return out[0];
+}
