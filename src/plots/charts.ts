@@ -231,3 +231,34 @@ export function histogram(series: HistogramSeries[], options: HistogramOptions =
   };
   return { data, layout: titled(layout, options.title) };
 }
+
+export interface HeatmapOptions {
+  title?: string;
+  xTitle?: string;
+  yTitle?: string;
+  /** Plotly colour scale name ("Viridis", "Greys", ...). Default "Viridis". */
+  colorscale?: string;
+  /** Square cells (for token grids and attention matrices). Default true. */
+  square?: boolean;
+  /** First row at the top (matrix convention). Default true. */
+  rowsDown?: boolean;
+  width?: number;
+  height?: number;
+}
+
+/** A matrix as a heatmap: z is row-major [rows][cols] (e.g. an attention mask or a map of window ids). */
+export function heatmap(z: ArrayLike<number>[], options: HeatmapOptions = {}): Figure {
+  const data: PlotTrace[] = [{ type: "heatmap", z: z.map((row) => Array.from(row, (v) => tidy(v))), colorscale: options.colorscale ?? "Viridis" }];
+  const layout: PlotLayout = {
+    width: options.width ?? 450,
+    height: options.height ?? 420,
+    margin: { l: 60, r: 20, t: options.title ? 50 : 20, b: 50 },
+    xaxis: { ...axisTitle(options.xTitle), constrain: "domain" },
+    yaxis: {
+      ...axisTitle(options.yTitle),
+      autorange: (options.rowsDown ?? true) ? "reversed" : true,
+      ...((options.square ?? true) ? { scaleanchor: "x", scaleratio: 1 } : {}),
+    },
+  };
+  return { data, layout: titled(layout, options.title) };
+}

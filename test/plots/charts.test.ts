@@ -61,3 +61,13 @@ describe("plots/charts", () => {
     assert.ok(Math.abs(area - 1) < 1e-5);
   });
 });
+
+describe("plots/charts heatmap", () => {
+  it("keeps the matrix, rows downwards and square cells", () => {
+    const { heatmap } = require("../../src/plots/charts") as typeof import("../../src/plots/charts");
+    const f = heatmap([[0, 1], [2, 3]], { title: "m" });
+    require("assert").deepEqual(f.data[0].z, [[0, 1], [2, 3]]);
+    require("assert").equal(f.layout.yaxis.autorange, "reversed");
+    require("assert").equal(f.layout.yaxis.scaleanchor, "x");
+  });
+});
