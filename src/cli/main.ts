@@ -6,6 +6,11 @@ import { loadManifest, resolveManifest, listManifests } from "../data/manifest";
 import { writePhantomDataset, loadCase } from "../data/dataset";
 import { PHANTOM_LABELS } from "../data/phantom";
 import { runBench } from "../bench/run";
+import * as fs from "fs";
+import { getProfile, StudyProfile } from "../study/profiles";
+import { runLowLabelStudy, writeReports } from "../study/lowlabel";
+import { readResults } from "../study/grid";
+import { formatSeconds } from "../train/fit";
 
 function positiveInt(v: string, flag: string): number {
   const n = Number(v);
@@ -36,8 +41,8 @@ function program(): Command {
     });
 
   cli
-    .command("demo")
-    .description("show the backend, write the phantom dataset and summarise a case (the main job grows from here)")
+    .command("data-demo")
+    .description("show the backend, write the phantom dataset and summarise a case")
     .option("-d, --data-root <dir>", "phantom data root (default data/phantom)")
     .action(async (o) => {
       const backend = await initBackend();
@@ -52,6 +57,62 @@ function program(): Command {
       console.log(`case ${c.id}: shape ${c.image.shape.join("x")}, spacing ${c.image.spacing.join("x")} mm`);
       for (const l of PHANTOM_LABELS) console.log(`  ${l.name.padEnd(14)} ${String(counts.get(l.value) ?? 0).padStart(7)} voxels`);
       console.log(`splits: ${Object.entries(resolved.splits).map(([k, v]) => `${k} ${v.length}`).join(", ")}`);
+    });
+
+  const studyOptions = (c: Command) =>
+    c
+      .option("-p, --profile <name>", "smoke (seconds), quick (CPU demo, ~15 min) or paper (official settings, GPU)", "quick")
+      .option("-c, --config <file>", "JSON file with profile fields to override (deep-merged)")
+      .option("-o, --out <dir>", "output folder (results.jsonl, runs/, pretrain/, table.md, report.html)")
+      .option("--manifest <name>", "dataset manifest name or path (default: the profile's)")
+      .option("--data-root <dir>", "data root for the manifest")
+      .option("--model <name>", "registered model (an nnFormer for the mae arm)")
+      .option("--fractions <list>", "label fractions, e.g. 0.1,0.25,1")
+      .option("--seeds <list>", "seeds, e.g. 0,1,2")
+      .option("--inits <list>", "initialisations: scratch,mae")
+      .option("--steps <n>", "fine-tuning steps per run")
+      .option("--pretrain-steps <n>", "MAE pretraining steps")
+      .option("--mask-ratio <r>", "MAE mask ratio in (0, 1)")
+      .option("--mask-mode <mode>", "sparse, simmim or compact")
+      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining");
+
+  studyOptions(cli.command("study").description("run (or resume) the low-label study: pretrain, fine-tune scratch vs MAE at each label fraction and seed, evaluate, report"))
+    .action(async (o) => {
+      await runStudyCommand(o);
+    });
+
+  studyOptions(cli.command("pretrain").description("MAE pretraining only (the study's pretraining step); writes <out>/pretrain/mae_latest.safetensors"))
+    .action(async (o) => {
+      const backend = await initBackend();
+      console.log(describeBackend(backend));
+      const profile = studyProfile(o);
+      const out = o.out ?? path.join("runs", `pretrain-${profile.name}`);
+      const { loadStudyData, pretrainOnceForCli } = await import("../study/lowlabel");
+      const data = await loadStudyData(profile, console.log);
+      const file = await pretrainOnceForCli(profile, data, out);
+      console.log(`pretrained encoder: ${file}`);
+    });
+
+  studyOptions(cli.command("finetune").description("fine-tune one model (one label fraction, seed and init); a one-cell study with its checkpoints under <out>/runs"))
+    .action(async (o) => {
+      if (!o.fractions) o.fractions = "1";
+      if (!o.seeds) o.seeds = "0";
+      if (!o.inits) o.inits = o.maeCheckpoint ? "mae" : "scratch";
+      await runStudyCommand(o);
+    });
+
+  cli
+    .command("report")
+    .description("rebuild table.md, table.csv and report.html from a study's results.jsonl")
+    .requiredOption("-o, --out <dir>", "the study's output folder")
+    .option("-p, --profile <name>", "profile name for titles and convergence levels", "quick")
+    .action((o) => {
+      const file = path.join(o.out, "results.jsonl");
+      if (!fs.existsSync(file)) throw new Error(`${file} does not exist; run \`mae-nnformer study --out ${o.out}\` first`);
+      const results = readResults(file);
+      const w = writeReports(results, o.out, getProfile(o.profile));
+      console.log(w.markdown);
+      console.log(`\nreport: ${w.reportFile}`);
     });
 
   cli
@@ -91,6 +152,75 @@ function program(): Command {
     });
 
   return cli;
+}
+
+function list<T>(v: string | undefined, parse: (s: string) => T, flag: string): T[] | undefined {
+  if (v === undefined) return undefined;
+  const items = String(v).split(",").map((x) => x.trim()).filter(Boolean);
+  if (!items.length) throw new Error(`${flag} is empty; give a comma-separated list`);
+  return items.map(parse);
+}
+
+function num(flag: string, lo: number, hi: number, integer = false) {
+  return (s: string) => {
+    const n = Number(s);
+    if (!Number.isFinite(n) || n < lo || n > hi || (integer && !Number.isInteger(n))) {
+      throw new Error(`${flag}: ${JSON.stringify(s)} is not ${integer ? "an integer" : "a number"} in [${lo}, ${hi}]`);
+    }
+    return n;
+  };
+}
+
+function deepMerge<T>(base: T, over: unknown, where: string): T {
+  if (over === null || typeof over !== "object" || Array.isArray(over)) return over as T;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over as Record<string, unknown>)) {
+    if (!(k in out)) throw new Error(`${where}: unknown field "${k}"; known fields: ${Object.keys(out).join(", ")}`);
+    const cur = out[k];
+    out[k] = cur && typeof cur === "object" && !Array.isArray(cur) ? deepMerge(cur, v, `${where}.${k}`) : v;
+  }
+  return out as T;
+}
+
+/** The profile named by --profile, overridden by --config and then by flags. */
+function studyProfile(o: Record<string, string | undefined>): StudyProfile {
+  let p = getProfile(o.profile ?? "quick");
+  if (o.config) {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(o.config, "utf8"));
+    } catch (e) {
+      throw new Error(`--config ${o.config}: ${(e as Error).message}`);
+    }
+    p = deepMerge(p, json, o.config);
+  }
+  if (o.manifest) p.data = { kind: "manifest", manifest: o.manifest, dataRoot: o.dataRoot };
+  else if (o.dataRoot && p.data.kind === "manifest") p.data.dataRoot = o.dataRoot;
+  if (o.model) p.model = o.model;
+  p.labelFractions = list(o.fractions, num("--fractions", 1e-9, 1), "--fractions") ?? p.labelFractions;
+  p.seeds = list(o.seeds, num("--seeds", 0, 2 ** 31, true), "--seeds") ?? p.seeds;
+  p.inits = list(o.inits, (s) => s, "--inits") ?? p.inits;
+  if (o.steps) p.finetune.steps = num("--steps", 1, 1e9, true)(o.steps);
+  if (o.pretrainSteps) p.pretrain.steps = num("--pretrain-steps", 1, 1e9, true)(o.pretrainSteps);
+  if (o.maskRatio) p.pretrain.maskRatio = num("--mask-ratio", 1e-6, 1 - 1e-6)(o.maskRatio);
+  if (o.maskMode) {
+    if (!["sparse", "simmim", "compact"].includes(o.maskMode)) throw new Error(`--mask-mode ${o.maskMode}: use sparse, simmim or compact`);
+    p.pretrain.maskMode = o.maskMode as StudyProfile["pretrain"]["maskMode"];
+  }
+  for (const i of p.inits) if (i !== "scratch" && i !== "mae") throw new Error(`--inits: unknown initialisation "${i}"; use scratch and/or mae`);
+  return p;
+}
+
+async function runStudyCommand(o: Record<string, string | undefined>): Promise<void> {
+  const backend = await initBackend();
+  console.log(describeBackend(backend));
+  const profile = studyProfile(o);
+  const out = o.out ?? path.join("runs", profile.name);
+  console.log(`profile ${profile.name}: ${profile.model}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`);
+  const r = await runLowLabelStudy(profile, { out, maeCheckpoint: o.maeCheckpoint });
+  console.log("\n" + r.markdown);
+  console.log(`\nwall time ${formatSeconds(r.seconds)} on ${backend.name}`);
+  console.log(`report: ${path.resolve(r.reportFile)}\ntable:  ${path.resolve(r.tableFile)}`);
 }
 
 /** Runs the CLI with process.argv-style arguments. */

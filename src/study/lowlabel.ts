@@ -1,0 +1,302 @@
+// The low-label study, end to end: data -> one preprocessing plan -> MAE pretraining on the unlabeled split ->
+// fine-tuning at each label fraction x seed x initialisation (scratch vs MAE) under the same budget -> test Dice and
+// HD95 -> tables, paired comparison and an HTML report. Finished cells are read back from results.jsonl, so an
+// interrupted study resumes where it stopped; the pretrained checkpoint is reused when complete.
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { loadManifest, resolveManifest, Manifest } from "../data/manifest";
+import { loadSplit, writePhantomDataset, LoadedCase } from "../data/dataset";
+import { generatePhantom, PHANTOM_LABELS } from "../data/phantom";
+import { AUGMENT_DEFAULT, AUGMENT_OFF } from "../data/augment";
+import { computePreprocessing, Preprocessing } from "../mae/preprocessing";
+import { pretrainMae } from "../mae/pretrain";
+import { readMaeCheckpointInfo } from "../mae/checkpoint";
+import { transferEncoder } from "../mae/transfer";
+import { buildModel, MODELS, NnFormerSegmentation } from "../registry";
+import { selectOps } from "../layers/fast_ops";
+import { fit, FitOptions, StepRecord } from "../train/fit";
+import { loadCheckpoint, optimizerStateFor, restoreVariables } from "../train/checkpoint";
+import { prepareCases, SegmentationTask, evaluateDice, PreparedCase } from "../train/segmentation";
+import { hd95Scores } from "../metrics/hd95";
+import { nanMean } from "../metrics/dice";
+import { assertWritableDir, writeFileAtomic } from "../runtime/files";
+import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell, CurvePoint } from "./grid";
+import { studyTable, compareInits, comparisonTableRows, comparisonHeaders, toMarkdown, toCsv, writeHtmlReport, convergenceRatios } from "./report";
+import { StudyProfile } from "./profiles";
+import type { Triple } from "../layers/ops";
+
+export interface StudyData {
+  name: string;
+  modality: string;
+  /** Class names by label value (index 0 = background). */
+  labelNames: string[];
+  /** Label values scored in the tables. */
+  evalClasses: number[];
+  unlabeled: LoadedCase[];
+  train: LoadedCase[];
+  val: LoadedCase[];
+  test: LoadedCase[];
+}
+
+/** Loads the profile's data (writing the phantom dataset first when its files are missing). */
+export async function loadStudyData(profile: StudyProfile, log: (s: string) => void = () => {}): Promise<StudyData> {
+  const d = profile.data;
+  if (d.kind === "phantom-memory") {
+    let next = 0;
+    const take = (n: number, withLabel: boolean): LoadedCase[] =>
+      Array.from({ length: n }, () => {
+        const index = next++;
+        const p = generatePhantom(d.seed, index, { shape: d.shape });
+        return { id: `phantom_${String(index).padStart(3, "0")}`, image: p.image, label: withLabel ? p.label : null };
+      });
+    const unlabeled = take(d.unlabeled, false), train = take(d.train, true), val = take(d.val, true), test = take(d.test, true);
+    return {
+      name: `phantom (in memory, ${d.shape.join("x")})`, modality: "CT",
+      labelNames: PHANTOM_LABELS.map((l) => l.name), evalClasses: PHANTOM_LABELS.slice(1).map((l) => l.value),
+      unlabeled, train, val, test,
+    };
+  }
+  const manifest = loadManifest(d.manifest);
+  if (manifest.generator) {
+    const w = writePhantomDataset(manifest, d.dataRoot);
+    if (w.written) log(`wrote ${w.written} phantom cases to ${w.dataRoot}`);
+  }
+  const resolved = resolveManifest(manifest, d.dataRoot);
+  return {
+    name: manifest.name,
+    modality: manifest.modality,
+    labelNames: manifest.labels.map((l) => l.name),
+    evalClasses: evaluatedValues(manifest),
+    unlabeled: await loadSplit(resolved, "unlabeled"),
+    train: await loadSplit(resolved, "train"),
+    val: await loadSplit(resolved, "val"),
+    test: await loadSplit(resolved, "test"),
+  };
+}
+
+function evaluatedValues(m: Manifest): number[] {
+  const names = m.evaluatedLabels ?? m.labels.filter((l) => l.value !== 0).map((l) => l.name);
+  return names.map((n) => m.labels.find((l) => l.name === n)!.value);
+}
+
+export interface StudyOptions {
+  /** Output folder: results.jsonl, pretrain/, table.md, table.csv, report.html. */
+  out: string;
+  log?: (line: string) => void;
+  /** Per fine-tuning step (live curves in notebooks); return false to stop that run early. */
+  onStep?: (cell: StudyCell, r: StepRecord) => boolean | void;
+  /** Per pretraining step. */
+  onPretrainStep?: (r: StepRecord) => boolean | void;
+  /** Print progress bars with ETA (default when stderr is a terminal). */
+  progress?: boolean;
+  /** Use this MAE checkpoint for the "mae" arm instead of pretraining one. */
+  maeCheckpoint?: string;
+}
+
+export interface StudyOutput {
+  results: RunResult[];
+  markdown: string;
+  reportFile: string;
+  tableFile: string;
+  seconds: number;
+}
+
+/** Runs (or resumes) the whole low-label study of a profile. */
+export async function runLowLabelStudy(profile: StudyProfile, options: StudyOptions): Promise<StudyOutput> {
+  const t0 = Date.now();
+  const log = options.log ?? ((s: string) => console.log(s));
+  assertWritableDir(options.out); // before any training: an unwritable folder must not cost an hour of compute
+  const data = await loadStudyData(profile, log);
+  log(`data: ${data.name}: ${data.unlabeled.length} unlabeled, ${data.train.length} train, ${data.val.length} val, ${data.test.length} test`);
+  if (data.train.length === 0) throw new Error(`data ${data.name}: the train split has no labelled cases; fine-tuning needs labels`);
+  if (data.test.length === 0) throw new Error(`data ${data.name}: the test split is empty; the study needs test cases`);
+
+  const plan = studyPreprocessing(data);
+  const numClasses = data.labelNames.length;
+  const cropSize = registeredCrop(profile.model);
+  const ops = selectOps(tf.getBackend());
+
+  // MAE pretraining, once per study (all seeds share it; fine-tuning seeds vary).
+  let maeCheckpoint: string | null = null;
+  if (profile.inits.includes("mae")) {
+    maeCheckpoint = options.maeCheckpoint ?? (await pretrainOnce(profile, data, plan, numClasses, cropSize, options, log));
+  }
+
+  const train = prepareCases(data.train, plan);
+  const val = prepareCases(data.val, plan);
+  const test = prepareCases(data.test, plan);
+  const trainIds = train.map((c) => c.id);
+  const cells = expandGrid({ inits: profile.inits, models: [profile.model], labelFractions: profile.labelFractions, seeds: profile.seeds });
+
+  const runCell = async (cell: StudyCell): Promise<RunResult> => {
+    const tc = Date.now();
+    const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
+    const subset = train.filter((c) => ids.includes(c.id));
+    const model = buildModel(profile.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed });
+    try {
+      let transferred = 0;
+      if (cell.init === "mae") {
+        if (!(model instanceof NnFormerSegmentation)) throw new Error(`init "mae" needs an nnFormer model, got ${profile.model}`);
+        transferred = transferEncoder(maeCheckpoint!, model.net, { preprocessing: plan }).transferred.length;
+      } else if (cell.init !== "scratch") {
+        throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
+      }
+      const f = profile.finetune;
+      const cellDir = path.join(options.out, "runs", cell.key.replace(/[|=]/g, "_"));
+      const latest = path.join(cellDir, "latest.safetensors");
+      const curve: CurvePoint[] = [];
+      let resume: FitOptions["resume"];
+      if (fs.existsSync(latest)) {
+        // an interrupted run of this cell: continue from its last checkpoint (same weights, moments and step streams)
+        const ck = loadCheckpoint(latest);
+        restoreVariables(ck, model.trainableVariables(), { model: profile.model, config: model.config });
+        resume = { state: ck.info.fit!, optimizer: optimizerStateFor(ck, model.trainableVariables()) };
+        curve.push(...(((ck.info.extra ?? {}) as { curve?: CurvePoint[] }).curve ?? []));
+        log(`    resuming ${cell.key} from step ${resume.state.step} (${latest})`);
+      }
+      const task = new SegmentationTask({
+        model, ops, train: subset, val, numClasses, cropSize, batchSize: f.batchSize, foregroundFraction: f.foregroundFraction,
+        augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF, batchDice: true, evalClasses: data.evalClasses, valOverlap: 0,
+        modelName: profile.model, preprocessing: plan, checkpointDir: cellDir, extra: { cell: cell.key, curve },
+      });
+      const r = await fit(
+        task,
+        {
+          maxSteps: f.steps,
+          optimizer: f.optimizer === "sgd" ? { kind: "sgd", momentum: 0.99, nesterov: true, weightDecay: 3e-5 } : { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+          schedule: { kind: "poly", lr: f.lr, exponent: 0.9, warmupSteps: Math.round(f.warmupFraction * f.steps) },
+          clipNorm: 12,
+          evalEvery: f.evalEvery,
+          seed: cell.seed,
+        },
+        {
+          resume,
+          progress: options.progress,
+          label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
+          onStep: (rec) => {
+            if (rec.eval) curve.push({ step: rec.step, valDice: rec.eval.valDice, trainLoss: rec.loss });
+            return options.onStep?.(cell, rec);
+          },
+        },
+      );
+      const metrics = await testMetrics(model, ops, test, data, cropSize, numClasses, profile);
+      return {
+        key: cell.key, init: cell.init, model: cell.model, labelFraction: cell.labelFraction, seed: cell.seed,
+        backend: tf.getBackend(), wallTimeS: (Date.now() - tc) / 1000, steps: r.step, curve, test: metrics,
+        labelledCases: ids, meta: { transferredTensors: transferred, profile: profile.name, data: data.name },
+      };
+    } finally {
+      model.dispose();
+    }
+  };
+
+  const resultsFile = path.join(options.out, "results.jsonl");
+  const outcome = await runStudy(cells, runCell, {
+    resultsFile,
+    onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
+    onCellEnd: (res, p) => log(`    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm, ${p.seconds.toFixed(0)} s`),
+    onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
+  });
+  const written = writeReports(outcome.results, options.out, profile);
+  return { results: outcome.results, ...written, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** The training crop of a registered model's preset. */
+function registeredCrop(name: string): Triple {
+  const entry = (MODELS as Record<string, { preset: { cropSize: Triple } }>)[name];
+  if (!entry) throw new Error(`unknown model "${name}"; registered: ${Object.keys(MODELS).join(", ")}`);
+  return [...entry.preset.cropSize] as Triple;
+}
+
+/** The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains. */
+export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData, out: string): Promise<string> {
+  assertWritableDir(out);
+  return pretrainOnce(profile, data, studyPreprocessing(data), data.labelNames.length, registeredCrop(profile.model), { out }, (s) => console.log(s));
+}
+
+/** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
+export function studyPreprocessing(data: StudyData): Preprocessing {
+  return computePreprocessing([...data.unlabeled, ...data.train].map((c) => c.image), data.modality, {
+    statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
+  });
+}
+
+
+async function pretrainOnce(
+  profile: StudyProfile, data: StudyData, plan: Preprocessing, numClasses: number, cropSize: Triple, options: StudyOptions, log: (s: string) => void,
+): Promise<string> {
+  const dir = path.join(options.out, "pretrain");
+  const latest = path.join(dir, "mae_latest.safetensors");
+  const p = profile.pretrain;
+  if (fs.existsSync(latest)) {
+    const info = readMaeCheckpointInfo(latest);
+    if (info.fitState && info.fitState.step >= p.steps) {
+      log(`pretraining: reusing ${latest} (${info.fitState.step} steps)`);
+      return latest;
+    }
+  }
+  const model = buildModel(profile.model, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
+  const config = (model as NnFormerSegmentation).net.config;
+  model.dispose();
+  const heldOut = data.val.length ? data.val : data.train.slice(-1);
+  log(`pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`);
+  const r = await pretrainMae({
+    model: config,
+    mae: { mask: { mode: p.maskMode, ratio: p.maskRatio } },
+    data: { kind: "volumes", modality: data.modality, train: data.unlabeled.map((c) => c.image), heldOut: heldOut.map((c) => c.image) },
+    preprocessing: plan,
+    maxSteps: p.steps,
+    batchSize: p.batchSize,
+    lr: p.lr,
+    evalEvery: p.evalEvery,
+    seed: 0,
+    outDir: dir,
+    resume: fs.existsSync(latest) ? latest : undefined,
+    onStep: options.onPretrainStep,
+    progress: options.progress,
+  });
+  const last = r.evals[r.evals.length - 1];
+  if (last) log(`pretraining done: held-out reconstruction loss ${last.loss.toFixed(4)} vs ${last.meanBaseline.toFixed(4)} for predicting the mean`);
+  r.mae.dispose();
+  return latest;
+}
+
+async function testMetrics(
+  model: ReturnType<typeof buildModel>, ops: ReturnType<typeof selectOps>, test: PreparedCase[], data: StudyData, cropSize: Triple, numClasses: number, profile: StudyProfile,
+): Promise<RunResult["test"]> {
+  const ev = await evaluateDice(model, ops, test, { cropSize, numClasses, classes: data.evalClasses, overlap: profile.eval.overlap, mirror: profile.eval.mirror });
+  const perClassDice: Record<string, number> = {};
+  const perClassHd95: Record<string, number> = {};
+  const hd: number[][] = test.map((c, i) => hd95Scores(ev.predictions[i], c.label.data, data.evalClasses, c.label.shape, { units: "mm", spacing: c.label.spacing }));
+  data.evalClasses.forEach((v, k) => {
+    perClassDice[data.labelNames[v]] = ev.perClass[k];
+    perClassHd95[data.labelNames[v]] = nanMean(hd.map((r) => r[k]));
+  });
+  return { perClassDice, perClassHd95, meanDice: ev.mean, meanHd95: nanMean(Object.values(perClassHd95)) };
+}
+
+/** Writes table.md, table.csv and report.html; returns the Markdown shown to the user. */
+export function writeReports(results: RunResult[], out: string, profile: Pick<StudyProfile, "name" | "convergenceLevels">): { markdown: string; reportFile: string; tableFile: string } {
+  const names = { mae: "MAE", scratch: "scratch" };
+  const table = studyTable(results, { by: ["model", "init", "labelFraction"] });
+  const parts = [`## Low-label study (${profile.name} profile): test Dice / HD95 over seeds\n`, toMarkdown(table)];
+  const inits = new Set(results.map((r) => r.init));
+  if (inits.has("mae") && inits.has("scratch")) {
+    const cmp = compareInits(results, { a: "mae", b: "scratch", metric: "dice", names });
+    parts.push("\n## MAE vs scratch (paired by seed)\n", toMarkdown(comparisonTableRows(cmp), { headers: comparisonHeaders("mae", "scratch", names) }));
+    const conv = convergenceRatios(results, { a: "mae", b: "scratch", levels: profile.convergenceLevels });
+    if (conv.length) {
+      parts.push("\n## Convergence (validation Dice; median steps to first reach each level)\n",
+        toMarkdown(conv as object[], { headers: comparisonHeaders("mae", "scratch", names) }));
+    }
+  }
+  const markdown = parts.join("\n");
+  const tableFile = path.join(out, "table.md");
+  writeFileAtomic(tableFile, markdown + "\n");
+  writeFileAtomic(path.join(out, "table.csv"), toCsv(table));
+  const reportFile = writeHtmlReport(path.join(out, "report.html"), results, {
+    title: `Low-label study (${profile.name})`, a: "mae", b: "scratch", names, levels: profile.convergenceLevels,
+  });
+  return { markdown, reportFile, tableFile };
+}
