@@ -11,7 +11,7 @@ import type { NnFormerConfig } from "../models/nnformer";
 import { diffConfigs } from "../models/weights_io";
 import type { FitState } from "../train/fit";
 import { MaeConfig, MaeNnFormer } from "./mae3d";
-import type { Preprocessing } from "./preprocessing";
+import type { Preprocessing } from "../data/preprocess";
 
 /** __metadata__.format of MAE checkpoints. */
 export const MAE_CHECKPOINT_FORMAT = "mae-nnformer/mae-checkpoint-v1";

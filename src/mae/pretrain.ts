@@ -22,7 +22,7 @@ import type { Shape3, Volume } from "../data/volume";
 import { MaeNnFormer, type MaeOverrides } from "./mae3d";
 import type { MaskSample } from "./masking";
 import { voxelVisibility } from "./masking";
-import { applyPreprocessing, bodyMask, checkPreprocessingMatch, computePreprocessing, type Preprocessing } from "./preprocessing";
+import { applyPreprocessing, bodyMask, checkPreprocessingMatch, computePreprocessing, type Preprocessing } from "../data/preprocess";
 import { nameOptimizerState, optimizerStateForModel, readMaeCheckpointInfo, restoreMaeCheckpoint, saveMaeCheckpoint } from "./checkpoint";
 
 /** Where pretraining volumes come from. Labels are never used. */

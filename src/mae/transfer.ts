@@ -8,9 +8,9 @@ import type { NnFormer, NnFormerConfig } from "../models/nnformer";
 import { planNnFormer } from "../models/nnformer";
 import { MaeNnFormer } from "./mae3d";
 import { readMaeCheckpointInfo } from "./checkpoint";
-import { checkPreprocessingMatch, type Preprocessing } from "./preprocessing";
+import { checkPreprocessingMatch, type Preprocessing } from "../data/preprocess";
 
-export { checkPreprocessingMatch, diffPreprocessing } from "./preprocessing";
+export { checkPreprocessingMatch, diffPreprocessing } from "../data/preprocess";
 
 export interface TransferReport {
   /** Encoder tensors copied into the target. */

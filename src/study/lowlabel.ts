@@ -9,7 +9,7 @@ import { loadManifest, resolveManifest, Manifest } from "../data/manifest";
 import { loadSplit, writePhantomDataset, LoadedCase } from "../data/dataset";
 import { generatePhantom, PHANTOM_LABELS } from "../data/phantom";
 import { AUGMENT_DEFAULT, AUGMENT_OFF } from "../data/augment";
-import { computePreprocessing, Preprocessing } from "../mae/preprocessing";
+import { computePreprocessing, Preprocessing } from "../data/preprocess";
 import { pretrainMae } from "../mae/pretrain";
 import { readMaeCheckpointInfo } from "../mae/checkpoint";
 import { transferEncoder } from "../mae/transfer";

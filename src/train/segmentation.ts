@@ -7,7 +7,7 @@ import { SegmentationModel } from "../models/types";
 import { Volume, Shape3 } from "../data/volume";
 import { ForegroundIndex, foregroundIndex, sampleCropStart, extractCrop } from "../data/sampling";
 import { augment, AugmentConfig } from "../data/augment";
-import { Preprocessing, applyPreprocessing } from "../mae/preprocessing";
+import { Preprocessing, applyPreprocessing } from "../data/preprocess";
 import { LoadedCase } from "../data/dataset";
 import { deepSupervisionLoss } from "../losses/dice_ce";
 import { slidingWindowPredict } from "../infer/sliding_window";

@@ -8,7 +8,7 @@ import { NNFORMER_MICRO, NnFormer, type NnFormerConfig } from "../../src/models/
 import { generatePhantom } from "../../src/data/phantom";
 import { MaeNnFormer } from "../../src/mae/mae3d";
 import { loadMaeCheckpoint, restoreMaeCheckpoint, saveMaeCheckpoint } from "../../src/mae/checkpoint";
-import { computePreprocessing, type Preprocessing } from "../../src/mae/preprocessing";
+import { computePreprocessing, type Preprocessing } from "../../src/data/preprocess";
 import { checkPreprocessingMatch, transferEncoder } from "../../src/mae/transfer";
 
 const MICRO: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };

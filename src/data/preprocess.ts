@@ -5,8 +5,8 @@
 // CT: nnU-Net (clip to the [0.5, 99.5] foreground percentiles, z-score with the foreground mean/std). For unlabelled
 // pretraining data the foreground is the body (HU > bodyThresholdHu), since labels are not used; pass the fine-tuning
 // plan's stats instead to pretrain with exactly the fine-tuning normalisation.
-import type { Shape3, Volume } from "../data/volume";
-import { computeCtStats, ctNormalize, resampleToSpacing, zScore } from "../data/transforms";
+import type { Shape3, Volume } from "./volume";
+import { computeCtStats, ctNormalize, resampleToSpacing, zScore } from "./transforms";
 
 export type IntensityNorm =
   /** nnU-Net CT: clip to [lo, hi] HU, then (x − mean) / std. */
