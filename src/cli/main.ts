@@ -66,7 +66,7 @@ function program(): Command {
       .option("-o, --out <dir>", "output folder (results.jsonl, runs/, pretrain/, table.md, report.html)")
       .option("--manifest <name>", "dataset manifest name or path (default: the profile's)")
       .option("--data-root <dir>", "data root for the manifest")
-      .option("--model <name>", "registered model (an nnFormer for the mae arm)")
+      .option("--models <list>", "registered models to compare, e.g. nnformer-small,unet3d-cpu (mae arm: nnFormer only)")
       .option("--fractions <list>", "label fractions, e.g. 0.1,0.25,1")
       .option("--seeds <list>", "seeds, e.g. 0,1,2")
       .option("--inits <list>", "initialisations: scratch,mae")
@@ -196,7 +196,7 @@ function studyProfile(o: Record<string, string | undefined>): StudyProfile {
   }
   if (o.manifest) p.data = { kind: "manifest", manifest: o.manifest, dataRoot: o.dataRoot };
   else if (o.dataRoot && p.data.kind === "manifest") p.data.dataRoot = o.dataRoot;
-  if (o.model) p.model = o.model;
+  p.models = list(o.models, (s) => s, "--models") ?? p.models;
   p.labelFractions = list(o.fractions, num("--fractions", 1e-9, 1), "--fractions") ?? p.labelFractions;
   p.seeds = list(o.seeds, num("--seeds", 0, 2 ** 31, true), "--seeds") ?? p.seeds;
   p.inits = list(o.inits, (s) => s, "--inits") ?? p.inits;
@@ -216,7 +216,7 @@ async function runStudyCommand(o: Record<string, string | undefined>): Promise<v
   console.log(describeBackend(backend));
   const profile = studyProfile(o);
   const out = o.out ?? path.join("runs", profile.name);
-  console.log(`profile ${profile.name}: ${profile.model}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`);
+  console.log(`profile ${profile.name}: ${profile.models.join(" + ")}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`);
   const r = await runLowLabelStudy(profile, { out, maeCheckpoint: o.maeCheckpoint });
   console.log("\n" + r.markdown);
   console.log(`\nwall time ${formatSeconds(r.seconds)} on ${backend.name}`);

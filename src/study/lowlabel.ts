@@ -114,31 +114,35 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
 
   const plan = studyPreprocessing(data);
   const numClasses = data.labelNames.length;
-  const cropSize = registeredCrop(profile.model);
+  const cropSize = profile.cropSize ?? registeredCrop(profile.models[0]);
   const ops = selectOps(tf.getBackend());
 
-  // MAE pretraining, once per study (all seeds share it; fine-tuning seeds vary).
-  let maeCheckpoint: string | null = null;
+  // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
+  const maeCheckpoints = new Map<string, string>();
   if (profile.inits.includes("mae")) {
-    maeCheckpoint = options.maeCheckpoint ?? (await pretrainOnce(profile, data, plan, numClasses, cropSize, options, log));
+    for (const name of profile.models.filter(isNnFormer)) {
+      maeCheckpoints.set(name, options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)));
+    }
   }
 
   const train = prepareCases(data.train, plan);
   const val = prepareCases(data.val, plan);
   const test = prepareCases(data.test, plan);
   const trainIds = train.map((c) => c.id);
-  const cells = expandGrid({ inits: profile.inits, models: [profile.model], labelFractions: profile.labelFractions, seeds: profile.seeds });
+  // MAE initialisation exists only for nnFormer models; baselines run from scratch under the same budget.
+  const cells = expandGrid({ inits: profile.inits, models: profile.models, labelFractions: profile.labelFractions, seeds: profile.seeds })
+    .filter((c) => c.init !== "mae" || isNnFormer(c.model));
 
   const runCell = async (cell: StudyCell): Promise<RunResult> => {
     const tc = Date.now();
     const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
     const subset = train.filter((c) => ids.includes(c.id));
-    const model = buildModel(profile.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed });
+    const model = buildModel(cell.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed });
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        if (!(model instanceof NnFormerSegmentation)) throw new Error(`init "mae" needs an nnFormer model, got ${profile.model}`);
-        transferred = transferEncoder(maeCheckpoint!, model.net, { preprocessing: plan }).transferred.length;
+        if (!(model instanceof NnFormerSegmentation)) throw new Error(`init "mae" needs an nnFormer model, got ${cell.model}`);
+        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, model.net, { preprocessing: plan }).transferred.length;
       } else if (cell.init !== "scratch") {
         throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
       }
@@ -150,7 +154,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       if (fs.existsSync(latest)) {
         // an interrupted run of this cell: continue from its last checkpoint (same weights, moments and step streams)
         const ck = loadCheckpoint(latest);
-        restoreVariables(ck, model.trainableVariables(), { model: profile.model, config: model.config });
+        restoreVariables(ck, model.trainableVariables(), { model: cell.model, config: model.config });
         resume = { state: ck.info.fit!, optimizer: optimizerStateFor(ck, model.trainableVariables()) };
         curve.push(...(((ck.info.extra ?? {}) as { curve?: CurvePoint[] }).curve ?? []));
         log(`    resuming ${cell.key} from step ${resume.state.step} (${latest})`);
@@ -158,7 +162,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       const task = new SegmentationTask({
         model, ops, train: subset, val, numClasses, cropSize, batchSize: f.batchSize, foregroundFraction: f.foregroundFraction,
         augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF, batchDice: true, evalClasses: data.evalClasses, valOverlap: 0,
-        modelName: profile.model, preprocessing: plan, checkpointDir: cellDir, extra: { cell: cell.key, curve },
+        modelName: cell.model, preprocessing: plan, checkpointDir: cellDir, extra: { cell: cell.key, curve },
       });
       const r = await fit(
         task,
@@ -202,6 +206,11 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   return { results: outcome.results, ...written, seconds: (Date.now() - t0) / 1000 };
 }
 
+/** True for registry names of nnFormer models (the ones MAE can initialise). */
+export function isNnFormer(name: string): boolean {
+  return name.startsWith("nnformer-");
+}
+
 /** The training crop of a registered model's preset. */
 function registeredCrop(name: string): Triple {
   const entry = (MODELS as Record<string, { preset: { cropSize: Triple } }>)[name];
@@ -212,7 +221,9 @@ function registeredCrop(name: string): Triple {
 /** The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains. */
 export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData, out: string): Promise<string> {
   assertWritableDir(out);
-  return pretrainOnce(profile, data, studyPreprocessing(data), data.labelNames.length, registeredCrop(profile.model), { out }, (s) => console.log(s));
+  const name = profile.models.find(isNnFormer);
+  if (!name) throw new Error(`pretraining needs an nnFormer model; the profile lists ${profile.models.join(", ")}`);
+  return pretrainOnce(profile, name, data, studyPreprocessing(data), data.labelNames.length, profile.cropSize ?? registeredCrop(name), { out }, (s) => console.log(s));
 }
 
 /** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
@@ -224,19 +235,29 @@ export function studyPreprocessing(data: StudyData): Preprocessing {
 
 
 async function pretrainOnce(
-  profile: StudyProfile, data: StudyData, plan: Preprocessing, numClasses: number, cropSize: Triple, options: StudyOptions, log: (s: string) => void,
+  profile: StudyProfile, modelName: string, data: StudyData, plan: Preprocessing, numClasses: number, cropSize: Triple,
+  options: StudyOptions, log: (s: string) => void,
 ): Promise<string> {
-  const dir = path.join(options.out, "pretrain");
+  const dir = path.join(options.out, "pretrain", modelName);
   const latest = path.join(dir, "mae_latest.safetensors");
   const p = profile.pretrain;
   if (fs.existsSync(latest)) {
     const info = readMaeCheckpointInfo(latest);
+    const differs = [
+      info.mae.mask.mode !== p.maskMode && `mask mode ${info.mae.mask.mode} vs ${p.maskMode}`,
+      Math.abs(info.mae.mask.ratio - p.maskRatio) > 1e-9 && `mask ratio ${info.mae.mask.ratio} vs ${p.maskRatio}`,
+      info.train && info.train.maxSteps !== p.steps && `steps ${info.train.maxSteps} vs ${p.steps}`,
+      info.train && info.train.lr !== p.lr && `lr ${info.train.lr} vs ${p.lr}`,
+    ].filter(Boolean);
+    if (differs.length) {
+      throw new Error(`${latest} was pretrained with other settings (${differs.join("; ")}); use another --out folder or delete ${dir} to pretrain again`);
+    }
     if (info.fitState && info.fitState.step >= p.steps) {
       log(`pretraining: reusing ${latest} (${info.fitState.step} steps)`);
       return latest;
     }
   }
-  const model = buildModel(profile.model, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
+  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
   const config = (model as NnFormerSegmentation).net.config;
   model.dispose();
   const heldOut = data.val.length ? data.val : data.train.slice(-1);

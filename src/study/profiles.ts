@@ -13,8 +13,10 @@ export type DataSource =
 export interface StudyProfile {
   name: string;
   data: DataSource;
-  /** Registry name of the segmentation model (an nnFormer, so that MAE can transfer into it). */
-  model: string;
+  /** Registry names of the compared models; the "mae" arm runs for the nnFormer ones (the encoder MAE pretrains). */
+  models: string[];
+  /** Training crop shared by every model (default: the first model's preset crop). */
+  cropSize?: [number, number, number];
   /** Initialisations to compare: "scratch", "mae". */
   inits: string[];
   labelFractions: number[];
@@ -53,7 +55,7 @@ export const PROFILES: Record<"smoke" | "quick" | "paper", StudyProfile> = {
   smoke: {
     name: "smoke",
     data: { kind: "phantom-memory", seed: 0, shape: [16, 32, 32], unlabeled: 3, train: 2, val: 1, test: 1 },
-    model: "nnformer-micro",
+    models: ["nnformer-micro"],
     inits: ["scratch", "mae"],
     labelFractions: [0.5, 1],
     seeds: [0],
@@ -65,7 +67,7 @@ export const PROFILES: Record<"smoke" | "quick" | "paper", StudyProfile> = {
   quick: {
     name: "quick",
     data: { kind: "manifest", manifest: "phantom" },
-    model: "nnformer-small",
+    models: ["nnformer-small"],
     inits: ["scratch", "mae"],
     labelFractions: [0.125, 0.25, 1],
     seeds: [0],
@@ -77,7 +79,7 @@ export const PROFILES: Record<"smoke" | "quick" | "paper", StudyProfile> = {
   paper: {
     name: "paper",
     data: { kind: "manifest", manifest: "btcv-synapse" },
-    model: "nnformer-synapse",
+    models: ["nnformer-synapse"],
     inits: ["scratch", "mae"],
     labelFractions: [0.05, 0.1, 0.25, 0.5, 1],
     seeds: [0, 1, 2],

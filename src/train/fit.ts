@@ -130,19 +130,24 @@ export async function fit(task: TrainTask, config: TrainConfig, options: FitOpti
       const record: StepRecord = { step: state.step, loss, lr, gradNorm: clipped.norm, ms: performance.now() - ts };
 
       const isEval = (config.evalEvery > 0 && state.step % config.evalEvery === 0) || state.step === config.maxSteps;
+      let improved = false;
       if (isEval && task.evaluate) {
         const ev = await task.evaluate(state.step);
         record.eval = ev;
         if (state.bestMetric === null || ev.metric > state.bestMetric) {
           state.bestMetric = ev.metric;
           state.bestStep = state.step;
-          await task.save?.("best", state, optimizer);
+          improved = true;
         }
       }
-      if (isEval) await task.save?.("latest", state, optimizer);
       records.push(record);
       if (showProgress) progressLine(options.label ?? "train", record, state.step - startStep, config.maxSteps - startStep, Date.now() - t0);
-      if (options.onStep?.(record) === false) {
+      // the callback runs before the checkpoints, so what it records (curves) is saved with them; if it throws
+      // (an interruption), this step's checkpoints are not written and a resume restarts from the previous ones
+      const carryOn = options.onStep?.(record) !== false;
+      if (improved) await task.save?.("best", state, optimizer);
+      if (isEval || !carryOn) await task.save?.("latest", state, optimizer);
+      if (!carryOn) {
         stoppedEarly = true;
         break;
       }
