@@ -1,4 +1,5 @@
-// The public surface of mae-nnformer: re-exports only, in pipeline order.
+// The public surface of mae-nnformer: re-exports only, in pipeline order
+// (runtime, data, layers, models, losses, training, MAE, inference, metrics, studies, plots, benchmarks).
 export * from "./runtime/backend";
 export * from "./runtime/random";
 export * from "./runtime/files";
@@ -10,4 +11,37 @@ export * from "./data/dataset";
 export * from "./data/transforms";
 export * from "./data/sampling";
 export * from "./data/augment";
+export * from "./data/preprocess";
+export * from "./layers/ops";
+export { plainOps } from "./layers/plain_ops";
+export { fastOps, selectOps, OPS_ENV } from "./layers/fast_ops";
+export * from "./models/types";
+export * from "./models/nnformer";
+export * from "./models/nnformer_flops";
+export * from "./models/weights_io";
+export * from "./models/unet3d";
+export * from "./models/unetr";
+export * from "./models/swin_unetr";
+export * from "./models/transunet3d";
+export * from "./registry";
+export * from "./losses/dice_ce";
+export * from "./train/optim";
+export * from "./train/schedule";
+export * from "./train/fit";
+export * from "./train/checkpoint";
+export * from "./train/segmentation";
+export * from "./mae/masking";
+export * from "./mae/mae3d";
+export * from "./mae/checkpoint";
+export * from "./mae/pretrain";
+export { transferEncoder, type TransferReport } from "./mae/transfer";
+export * from "./infer/sliding_window";
+export * from "./metrics/dice";
+export * from "./metrics/hd95";
+export * from "./metrics/summarize";
+export * from "./study/grid";
+export * from "./study/stats";
+export * from "./study/report";
+export * from "./study/profiles";
+export * from "./study/lowlabel";
 export * from "./plots/index";

@@ -197,3 +197,11 @@ export function updatableDisplay(): UpdatableDisplay {
     },
   };
 }
+
+/** Display Markdown (tables from the study reports) in a tslab kernel, or return it unchanged elsewhere. */
+export function showMarkdown(markdown: string): string | undefined {
+  const tslab = kernelTslab();
+  if (tslab === undefined) return markdown;
+  (tslab.display as unknown as { markdown(s: string): void }).markdown(markdown);
+  return undefined;
+}

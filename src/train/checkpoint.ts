@@ -7,6 +7,8 @@ import { readSafetensors, serializeSafetensors, SafetensorsFile, TensorToWrite }
 import { writeFileAtomic } from "../runtime/files";
 import { Optimizer } from "./optim";
 import { FitState } from "./fit";
+import { buildModel } from "../registry";
+import type { SegmentationModel } from "../models/types";
 
 export const TRAIN_CHECKPOINT_FORMAT = "mae-nnformer/train-checkpoint-v1";
 
@@ -129,4 +131,18 @@ export function optimizerStateFor(ckpt: LoadedCheckpoint, variables: tf.Variable
     if (m) slots[v.name] = { m: m.data as Float32Array, s: s ? (s.data as Float32Array) : undefined };
   }
   return { step: Number(ckpt.raw.metadata.optimizer_step ?? 0), slots };
+}
+
+/** Builds the registered model a training checkpoint was saved from and loads its weights. */
+export function loadTrainedModel(file: string): { model: SegmentationModel; info: CheckpointInfo } {
+  const ckpt = loadCheckpoint(file);
+  const config = ckpt.info.config as { inChannels: number; numClasses: number; cropSize: [number, number, number] };
+  const model = buildModel(ckpt.info.model, { inChannels: config.inChannels, numClasses: config.numClasses, cropSize: config.cropSize, seed: 0 });
+  try {
+    restoreVariables(ckpt, model.trainableVariables(), { model: ckpt.info.model, config: model.config });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, info: ckpt.info };
 }
