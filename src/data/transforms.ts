@@ -389,24 +389,29 @@ export function uncropOrPad<T extends VoxelArray>(vol: Volume<T>, originalShape:
 /** Smallest box holding every voxel that is non-zero in any channel, or null if the volume is all zero. */
 export function nonZeroBoundingBox(vol: Grid): Box | null {
   checkGrid("nonZeroBoundingBox", "vol", vol);
-  const [D, H, W] = vol.shape;
   const C = vol.channels;
   const x = vol.data;
+  return boundingBoxWhere(vol.shape, (v) => {
+    for (let c = 0; c < C; c++) if (x[v * C + c] !== 0) return true;
+    return false;
+  });
+}
+
+/** Smallest box holding every voxel (flat index into [D, H, W]) for which `inside` is true, or null if there is none. */
+export function boundingBoxWhere(shape: Shape3, inside: (voxel: number) => boolean): Box | null {
+  const [D, H, W] = shape;
   const lo = [D, H, W], hi = [-1, -1, -1];
   let i = 0;
   for (let d = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
-      for (let w = 0; w < W; w++) {
-        let nz = false;
-        for (let c = 0; c < C; c++) if (x[i++] !== 0) nz = true;
-        if (nz) {
-          if (d < lo[0]) lo[0] = d;
-          if (d > hi[0]) hi[0] = d;
-          if (h < lo[1]) lo[1] = h;
-          if (h > hi[1]) hi[1] = h;
-          if (w < lo[2]) lo[2] = w;
-          if (w > hi[2]) hi[2] = w;
-        }
+      for (let w = 0; w < W; w++, i++) {
+        if (!inside(i)) continue;
+        if (d < lo[0]) lo[0] = d;
+        if (d > hi[0]) hi[0] = d;
+        if (h < lo[1]) lo[1] = h;
+        if (h > hi[1]) hi[1] = h;
+        if (w < lo[2]) lo[2] = w;
+        if (w > hi[2]) hi[2] = w;
       }
     }
   }

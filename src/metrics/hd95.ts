@@ -16,6 +16,7 @@
 //     of different voxel size mixed), and a case where pred or ref is empty scores 0. This is optimistic (§8 item 11);
 //     use it only to compare with published numbers.
 import { Shape3 } from "../data/volume";
+import { Box, boundingBoxWhere } from "../data/transforms";
 import { ClassSpec, LabelMap, classLabels } from "./dice";
 
 export interface Hd95Options {
@@ -184,42 +185,15 @@ export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Shape3, sp
   checkShape(fn, shape, from.length);
   checkShape(fn, shape, to.length);
   checkSpacing(fn, spacing);
-  const box = unionBox(shape, (i) => from[i] !== 0 || to[i] !== 0);
+  const box = boundingBoxWhere(shape, (i) => from[i] !== 0 || to[i] !== 0);
   if (!box) return new Float64Array(0);
   const a = extractMask(shape, box, (i) => from[i] !== 0);
   const b = extractMask(shape, box, (i) => to[i] !== 0);
   return directed(surfaceMask(a, box.size), surfaceMask(b, box.size), box.size, spacing);
 }
 
-interface SubBox {
-  start: Shape3;
-  size: Shape3;
-}
-
-/** Bounding box of the voxels where inMask(i) holds, or null. */
-function unionBox(shape: Shape3, inMask: (i: number) => boolean): SubBox | null {
-  const [D, H, W] = shape;
-  const lo = [D, H, W], hi = [-1, -1, -1];
-  let i = 0;
-  for (let d = 0; d < D; d++) {
-    for (let h = 0; h < H; h++) {
-      for (let w = 0; w < W; w++, i++) {
-        if (!inMask(i)) continue;
-        if (d < lo[0]) lo[0] = d;
-        if (d > hi[0]) hi[0] = d;
-        if (h < lo[1]) lo[1] = h;
-        if (h > hi[1]) hi[1] = h;
-        if (w < lo[2]) lo[2] = w;
-        if (w > hi[2]) hi[2] = w;
-      }
-    }
-  }
-  if (hi[0] < 0) return null;
-  return { start: [lo[0], lo[1], lo[2]], size: [hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1] };
-}
-
 /** The box of a mask as a 0/1 array. Outside the box is background either way, so surfaces are unchanged. */
-function extractMask(shape: Shape3, box: SubBox, inMask: (i: number) => boolean): Uint8Array {
+function extractMask(shape: Shape3, box: Box, inMask: (i: number) => boolean): Uint8Array {
   const [, H, W] = shape;
   const [nd, nh, nw] = box.size;
   const out = new Uint8Array(nd * nh * nw);
@@ -298,7 +272,7 @@ export function hd95(pred: LabelMap, ref: LabelMap, shape: Shape3, options: Hd95
   checkShape(fn, shape, pred.length);
   checkShape(fn, shape, ref.length);
   const r = resolveOptions(fn, shape, options);
-  const box = unionBox(shape, (i) => pred[i] !== 0 || ref[i] !== 0);
+  const box = boundingBoxWhere(shape, (i) => pred[i] !== 0 || ref[i] !== 0);
   if (!box) return r.bothEmpty;
   const a = extractMask(shape, box, (i) => pred[i] !== 0);
   const b = extractMask(shape, box, (i) => ref[i] !== 0);
@@ -316,7 +290,7 @@ export function hd95Scores(
   return classes.map((spec) => {
     const labels = classLabels(spec);
     const has = labels.length === 1 ? ((c: number) => (v: number) => v === c)(labels[0]) : (v: number) => labels.includes(v);
-    const box = unionBox(shape, (i) => has(pred[i]) || has(ref[i]));
+    const box = boundingBoxWhere(shape, (i) => has(pred[i]) || has(ref[i]));
     if (!box) return r.bothEmpty;
     const a = extractMask(shape, box, (i) => has(pred[i]));
     const b = extractMask(shape, box, (i) => has(ref[i]));
