@@ -136,34 +136,49 @@ export function diceCeLossPlain(logits: tf.Tensor, target: tf.Tensor, opts: Dice
   });
 }
 
-/** Pick voxel f·o + floor(f/2) of every f-block along axis 1 of t viewed as [A, L, R]. */
-function pickAxis(t: tf.Tensor, axis: number, f: number): tf.Tensor {
-  if (f === 1) return t;
-  const shape = t.shape;
-  const before = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = Math.floor(shape[axis] / f);
-  const blocks = tf.slice(t.reshape([before, shape[axis], after]), [0, 0, 0], [before, n * f, after]).reshape([before * n, f, after]);
-  const picked = tf.slice(blocks, [0, Math.floor(f / 2), 0], [before * n, 1, after]);
-  const out = [...shape];
-  out[axis] = n;
-  return picked.reshape(out);
+/** Flat source voxel of every output voxel, by input shape and output size (a few deep-supervision shapes). */
+const downsampleIndex = new Map<string, Int32Array>();
+
+function nearestIndex(b: number, inSize: Triple, factors: Triple): Int32Array {
+  const key = `${b}|${inSize}|${factors}`;
+  let idx = downsampleIndex.get(key);
+  if (!idx) {
+    const [D, H, W] = inSize;
+    const [fz, fy, fx] = factors;
+    const [d, h, w] = [D / fz, H / fy, W / fx];
+    idx = new Int32Array(b * d * h * w);
+    let n = 0;
+    for (let i = 0; i < b; i++)
+      for (let z = 0; z < d; z++)
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++) {
+            idx[n++] = ((i * D + fz * z + (fz >> 1)) * H + fy * y + (fy >> 1)) * W + fx * x + (fx >> 1);
+          }
+    downsampleIndex.set(key, idx);
+  }
+  return idx;
 }
 
 /**
  * Nearest-neighbour downsampling of a label map [B, D, H, W] or [B, D, H, W, C] to spatial size `size` (integer
  * factors). We take voxel f·o + floor(f/2) of each block; nnU-Net's order-0 skimage resize samples the block centre
- * f·o + (f−1)/2, so for even f the two differ by half a voxel.
+ * f·o + (f−1)/2, so for even f the two differ by half a voxel. One row gather with a cached index (strided slices of
+ * the innermost axis cost one copy call per voxel on wasm).
  */
 export function nearestDownsample(target: tf.Tensor, size: Triple): tf.Tensor {
   return tf.tidy(() => {
-    let t = target;
+    const factors = [0, 0, 0] as Triple;
     for (let a = 0; a < 3; a++) {
       const f = target.shape[a + 1] / size[a];
       if (!Number.isInteger(f) || f < 1) throw new Error(`nearestDownsample: ${target.shape[a + 1]} -> ${size[a]} is not an integer factor`);
-      t = pickAxis(t, a + 1, f);
+      factors[a] = f;
     }
-    return t;
+    if (factors.every((f) => f === 1)) return target;
+    const [b, D, H, W] = target.shape as number[];
+    const c = target.rank === 5 ? (target.shape[4] as number) : 1;
+    const idx = nearestIndex(b, [D, H, W], factors);
+    const rows = tf.gather(target.reshape([b * D * H * W, c]), tf.tensor1d(idx, "int32"));
+    return rows.reshape(target.rank === 5 ? [b, ...size, c] : [b, ...size]);
   });
 }
 

@@ -105,12 +105,20 @@ export function describeBackend(r: BackendReport): string {
 
 let wasmPatched = false;
 /**
- * tfjs-backend-wasm 4.22's Slice kernel copies its whole input out of the wasm heap before slicing,
- * so a slice costs O(input). Re-register it to read a heap view instead (same result, O(output)).
+ * Kernel patches for tfjs-backend-wasm 4.22 (same results, less time):
+ * - Slice copies its whole input out of the wasm heap before slicing, so a slice costs O(input). Re-registered to
+ *   read a heap view instead (O(output)).
+ * - GatherV2 costs ~33 ns per element in wasm (an element-wise strided copy, after a JS bounds check that builds a
+ *   closure per index): 13 ms for rows [8192] of [8192, 48]. Re-registered (float32 / int32) as row copies inside the
+ *   heap (copyWithin): 0.7 ms. Same bounds check and error message; other dtypes keep the wasm kernel.
+ * Not patched, on purpose: Identity (it copies; every tensor saved for a gradient is cloned through it, ~45 ms per
+ * nnFormer step). Sharing the buffer instead breaks the wasm matMul/conv operator caches, which are keyed by buffer id
+ * alone: a saved clone then meets an operator packed for another shape or transpose flag (wrong values, or an abort).
  */
 function applyWasmPatches(): void {
   if (wasmPatched) return;
   wasmPatched = true;
+  patchWasmGather();
   const { slice_util, util } = tf as any;
   tf.unregisterKernel("Slice", "wasm");
   tf.registerKernel({
@@ -141,6 +149,59 @@ function applyWasmPatches(): void {
         for (let d = rank - 2; d >= 0; d--) {
           if (++idx[d] < size[d]) break;
           idx[d] = 0;
+        }
+      }
+      return out;
+    },
+  });
+}
+
+function patchWasmGather(): void {
+  const original = tf.getKernel("GatherV2", "wasm");
+  if (!original) return;
+  const { util, backend_util } = tf as any;
+  tf.unregisterKernel("GatherV2", "wasm");
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args: any) => {
+      const { inputs: { x, indices }, attrs: { axis, batchDims }, backend } = args;
+      if ((x.dtype !== "float32" && x.dtype !== "int32") || indices.dtype !== "int32" || util.sizeFromShape(x.shape) === 0) {
+        return (original.kernelFunc as any)(args);
+      }
+      const ax = util.parseAxisParam(axis, x.shape)[0];
+      const info = backend_util.segment_util.collectGatherOpShapeInfo(x, indices, ax, batchDims);
+      const nIdx = util.sizeFromShape(indices.shape);
+      const dim: number = info.dimSize;
+      const iv = backend.typedArrayFromHeap(indices) as Int32Array;
+      for (let i = 0; i < nIdx; i++) {
+        const v = iv[i];
+        if (!(v >= 0 && v <= dim - 1)) throw new Error(`GatherV2: the index value ${v} is not in [0, ${dim - 1}]`);
+      }
+      const out = backend.makeOutput(info.outputShape, x.dtype);
+      if (nIdx === 0) return out;
+      // read the heap only after makeOutput (which may grow the wasm memory); 4-byte elements copied as int32 bits
+      const heap: Int32Array = backend.wasm.HEAP32;
+      const idx = backend.typedArrayFromHeap(indices) as Int32Array;
+      const xOff = backend.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: the heap may exceed 2 GiB
+      let d = backend.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: the heap may exceed 2 GiB
+      const S: number = info.sliceSize;
+      const outer: number = info.outerSize;
+      const perBatch = nIdx / info.batchSize;
+      for (let b = 0; b < info.batchSize; b++) {
+        for (let o = 0; o < outer; o++) {
+          const base = xOff + (b * outer + o) * dim * S;
+          const first = b * perBatch;
+          if (S >= 8) {
+            for (let i = 0; i < perBatch; i++, d += S) {
+              const s = base + idx[first + i] * S;
+              heap.copyWithin(d, s, s + S);
+            }
+          } else {
+            for (let i = 0; i < perBatch; i++) {
+              const s = base + idx[first + i] * S;
+              for (let c = 0; c < S; c++) heap[d++] = heap[s + c];
+            }
+          }
         }
       }
       return out;

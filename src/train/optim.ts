@@ -58,116 +58,6 @@ export function checkOptimizerConfig(c: OptimizerConfig): void {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Fused update kernels for the wasm backend. Written with tf ops, AdamW is ~13 kernels per variable (~2,500 per nnFormer
-// step, most of the optimizer's ~200 ms is per-op overhead); here one JS pass over the wasm heap per variable reads
-// v, g, m, s once and writes fresh v', m', s' (fresh tensors, assigned: never mutated in place, since XNNPACK caches
-// packed weights per buffer). Same formulas; intermediate values in double precision, rounded once to float32.
-const ADAMW_KERNEL = "MaeNnformerAdamW";
-const SUMSQ_KERNEL = "MaeNnformerSumSquares";
-const SGD_KERNEL = "MaeNnformerSgd";
-
-interface SgdAttrs {
-  momentum: number;
-  wd: number;
-  lr: number;
-  first: boolean;
-  nesterov: boolean;
-}
-let fusedRegistered = false;
-
-interface AdamWAttrs {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** lr / (1 − β1^t) */
-  stepSize: number;
-  /** 1 / (1 − β2^t) */
-  invBc2: number;
-  /** 1 − lr·wd (1 without decay) */
-  decay: number;
-}
-
-function heapF32(backend: any, t: { dataId: object; shape: number[] }): Float32Array {
-  return backend.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: "float32" }) as Float32Array;
-}
-
-function registerFusedKernels(): void {
-  if (fusedRegistered) return;
-  fusedRegistered = true;
-  tf.registerKernel({
-    kernelName: ADAMW_KERNEL,
-    backendName: "wasm",
-    kernelFunc: ({ inputs, attrs, backend }: any) => {
-      const { v, g, m, s } = inputs;
-      const a = attrs as AdamWAttrs;
-      const outs = [backend.makeOutput(v.shape, "float32"), backend.makeOutput(v.shape, "float32"), backend.makeOutput(v.shape, "float32")];
-      // views taken after every allocation (an allocation may grow and move the heap)
-      const [vv, gv, mv, sv] = [v, g, m, s].map((t) => heapF32(backend, t));
-      const [vo, mo, so] = outs.map((t) => heapF32(backend, t));
-      const { beta1, beta2, eps, stepSize, invBc2, decay } = a;
-      const c1 = 1 - beta1, c2 = 1 - beta2;
-      for (let i = 0, n = vv.length; i < n; i++) {
-        const gi = gv[i];
-        const mi = beta1 * mv[i] + c1 * gi;
-        const si = beta2 * sv[i] + c2 * gi * gi;
-        mo[i] = mi;
-        so[i] = si;
-        vo[i] = vv[i] * decay - (stepSize * mi) / (Math.sqrt(si * invBc2) + eps);
-      }
-      return outs;
-    },
-  } as any);
-  tf.registerKernel({
-    kernelName: SGD_KERNEL,
-    backendName: "wasm",
-    kernelFunc: ({ inputs, attrs, backend }: any) => {
-      const { v, g, m } = inputs;
-      const { momentum, wd, lr, first, nesterov } = attrs as SgdAttrs;
-      const outs = [backend.makeOutput(v.shape, "float32"), backend.makeOutput(v.shape, "float32")];
-      const [vv, gv, mv] = [v, g, m].map((t) => heapF32(backend, t));
-      const [vo, mo] = outs.map((t) => heapF32(backend, t));
-      for (let i = 0, n = vv.length; i < n; i++) {
-        const gd = wd > 0 ? gv[i] + vv[i] * wd : gv[i];
-        const buf = first ? gd : mv[i] * momentum + gd; // PyTorch: first step buf = g
-        mo[i] = buf;
-        vo[i] = vv[i] - (nesterov ? gd + buf * momentum : buf) * lr;
-      }
-      return outs;
-    },
-  } as any);
-  tf.registerKernel({
-    kernelName: SUMSQ_KERNEL,
-    backendName: "wasm",
-    kernelFunc: ({ inputs, backend }: any) => {
-      const out = backend.makeOutput([], "float32");
-      let acc = 0;
-      for (const t of Object.values(inputs) as any[]) {
-        const x = heapF32(backend, t);
-        let part = 0;
-        for (let i = 0, n = x.length; i < n; i++) part += x[i] * x[i];
-        acc += part;
-      }
-      heapF32(backend, out)[0] = acc;
-      return out;
-    },
-  } as any);
-}
-
-let fusedEnabled = true;
-/** Turns the fused wasm kernels of Optimizer.apply and clipByGlobalNorm on or off (on by default; tests compare both). */
-export function setFusedOptimizerKernels(on: boolean): void {
-  fusedEnabled = on;
-}
-
-/** True when the fused kernels apply: the wasm backend, float32 tensors, all of one size (variable and gradient). */
-function useFused(ts: tf.Tensor[], sameSize = true): boolean {
-  if (!fusedEnabled || tf.getBackend() !== "wasm" || ts.some((t) => t.dtype !== "float32")) return false;
-  if (sameSize && ts.some((t) => t.size !== ts[0].size)) return false;
-  registerFusedKernels();
-  return true;
-}
-
 interface Slot {
   v: tf.Variable;
   rule: ParamGroupRule;
@@ -214,27 +104,13 @@ export class Optimizer {
       if (!g) continue;
       const lrv = lr * slot.rule.lrScale;
       tf.tidy(() => {
-        if (c.kind === "sgd" && useFused([slot.v, g])) {
-          const attrs: SgdAttrs = { momentum: c.momentum, wd: slot.rule.weightDecay ? c.weightDecay : 0, lr: lrv, first: this.t === 1, nesterov: c.nesterov };
-          const [v, m] = tf.engine().runKernel(SGD_KERNEL, { v: slot.v, g, m: slot.m }, attrs as any) as tf.Tensor[];
-          slot.m.assign(m);
-          slot.v.assign(v);
-        } else if (c.kind === "sgd") {
+        if (c.kind === "sgd") {
           const wd = slot.rule.weightDecay ? c.weightDecay : 0;
           const gd = wd > 0 ? g.add(slot.v.mul(wd)) : g;
           const buf = this.t === 1 ? gd : slot.m.mul(c.momentum).add(gd); // PyTorch: first step buf = g
           slot.m.assign(buf);
           const upd = c.nesterov ? gd.add(buf.mul(c.momentum)) : buf;
           slot.v.assign(slot.v.sub(upd.mul(lrv)));
-        } else if (useFused([slot.v, g])) {
-          const bc1 = 1 - Math.pow(c.beta1, this.t);
-          const bc2 = 1 - Math.pow(c.beta2, this.t);
-          const decay = slot.rule.weightDecay && c.weightDecay > 0 ? 1 - lrv * c.weightDecay : 1;
-          const attrs: AdamWAttrs = { beta1: c.beta1, beta2: c.beta2, eps: c.eps, stepSize: lrv / bc1, invBc2: 1 / bc2, decay };
-          const [v, m, s] = tf.engine().runKernel(ADAMW_KERNEL, { v: slot.v, g, m: slot.m, s: slot.s! }, attrs as any) as tf.Tensor[];
-          slot.m.assign(m);
-          slot.s!.assign(s);
-          slot.v.assign(v);
         } else {
           const m = slot.m.mul(c.beta1).add(g.mul(1 - c.beta1));
           const s = slot.s!.mul(c.beta2).add(g.square().mul(1 - c.beta2));
@@ -286,10 +162,7 @@ export class Optimizer {
 /** Scales gradients so that their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
   const names = Object.keys(grads);
-  const ts = names.map((n) => grads[n]);
-  const norm = ts.length > 0 && useFused(ts, false)
-    ? tf.tidy(() => Math.sqrt((tf.engine().runKernel(SUMSQ_KERNEL, { ...ts }) as tf.Tensor).dataSync()[0]))
-    : tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))).dataSync()[0]);
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))).dataSync()[0]);
   if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };
   const scale = maxNorm / (norm + 1e-6);
   const out: Record<string, tf.Tensor> = {};

@@ -26,7 +26,8 @@ describe("layers/fast_ops", () => {
   });
 
   it("linear: values and dX, dW, db match plain (Cout ≥ Cin and Cout < Cin, with and without bias)", () => {
-    for (const [T, ci, co] of [[37, 5, 12], [40, 12, 5], [512, 8, 20], [520, 20, 8]]) { // T ≥ 256: blocked transposes
+    // T ≥ 256: blocked transposes; [6, 40, 48] and [6, 48, 40]: few tokens, dX as (W·dYᵀ)ᵀ
+    for (const [T, ci, co] of [[37, 5, 12], [40, 12, 5], [512, 8, 20], [520, 20, 8], [6, 40, 48], [6, 48, 40]]) {
       const f = (ops: Ops) => (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => ops.linear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D);
       check(`linear ${T}x${ci}->${co}`, f, [input([T, ci], 1), input([ci, co], 2), input([co], 3)]);
       const g = (ops: Ops) => (x: tf.Tensor, w: tf.Tensor) => ops.linear(x as tf.Tensor2D, w as tf.Tensor2D, null);
@@ -60,6 +61,9 @@ describe("layers/fast_ops", () => {
       { x: [1, 3, 2, 2, 2], k: [1, 4, 4], co: 2 },
       { x: [2, 2, 2, 3, 5], k: [1, 2, 2], co: 3 },
       { x: [1, 3, 2, 2, 3], k: [2, 2, 2], co: 2, op: [1, 0, 0] },
+      // few voxels, many channels: the weight stays in its stored layout (linearTransposedWeight)
+      { x: [1, 1, 2, 2, 12], k: [2, 2, 2], co: 6 },
+      { x: [2, 1, 2, 1, 12], k: [2, 2, 2], co: 6, op: [1, 0, 0] },
     ];
     for (const c of cases) {
       const wShape = [...c.k, c.co, c.x[4]];
@@ -106,7 +110,11 @@ describe("layers/fast_ops", () => {
   it("layerNorm, gelu and roll (negative shifts) match plain", () => {
     check("layerNorm", (ops) => (x, g, b) => ops.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
       [input([33, 12], 12, 2), input([12], 13), input([12], 14)]);
+    // 1024 rows: the two-stage column sums of dγ and dβ
+    check("layerNorm 1024 rows", (ops) => (x, g, b) => ops.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
+      [input([1024, 5], 17, 2), input([5], 18), input([5], 19)]);
     check("gelu", (ops) => (x) => ops.gelu(x), [input([5, 7, 3], 15, 4)]);
+    check("gelu, wide range (φ underflows)", (ops) => (x) => ops.gelu(x), [input([4, 50], 20, 12)]);
     for (const shifts of [[-2, 1, 0], [3, -1, -5], [0, 0, 0]] as Triple[]) {
       check(`roll ${shifts}`, (ops) => (x) => ops.roll(x as tf.Tensor5D, shifts), [input([2, 4, 3, 5, 2], 16)]);
     }
@@ -156,7 +164,13 @@ describe("layers/fast_ops", () => {
     assertNoLeak((x, gg, bb) => o.layerNorm(x as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-5), [table, g, b], "layerNorm");
     assertNoLeak((x) => o.gelu(x), [lx], "gelu");
     assertNoLeak((x) => o.roll(x as tf.Tensor5D, [1, -1, 2]), [cx], "roll");
-    tf.dispose([...keep, mask]);
+    // the few-voxel convT (stored weight layout), the few-token linear and LayerNorm's two-stage column sums
+    const extra = [t([1, 1, 2, 2, 12], 17), t([2, 2, 2, 6, 12], 18), t([6], 19), t([6, 40], 20), t([40, 48], 21), t([48], 22), t([1024, 5], 23), t([5], 24)];
+    const [sx, sw, sb, fx, fw, fb, nx, ng] = extra;
+    assertNoLeak((x, w, bb) => o.convTranspose3d(x as tf.Tensor5D, w as tf.Tensor5D, bb as tf.Tensor1D), [sx, sw, sb], "convT few voxels");
+    assertNoLeak((x, w, bb) => o.linear(x as tf.Tensor2D, w as tf.Tensor2D, bb as tf.Tensor1D), [fx, fw, fb], "linear few tokens");
+    assertNoLeak((x, gg, bb) => o.layerNorm(x as tf.Tensor2D, gg as tf.Tensor1D, bb as tf.Tensor1D, 1e-5), [nx, ng, ng], "layerNorm 1024 rows");
+    tf.dispose([...keep, ...extra, mask]);
   });
 
   it("transpose2d (blocked) equals tf.transpose", () => {

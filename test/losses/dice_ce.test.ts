@@ -86,6 +86,12 @@ describe("losses/dice_ce", () => {
     // the picked voxel is f·o + floor(f/2)
     const d = tf.tidy(() => nearestDownsample(tf.range(0, 64).reshape([1, 4, 4, 4]), [2, 2, 1]).dataSync());
     assert.deepEqual(Array.from(d), [1 * 16 + 1 * 4 + 2, 1 * 16 + 3 * 4 + 2, 3 * 16 + 1 * 4 + 2, 3 * 16 + 3 * 4 + 2]);
+    // batch 2, channels (rank 5), factors (3, 1, 2)
+    const e = tf.tidy(() => nearestDownsample(tf.range(0, 2 * 6 * 2 * 4 * 2).reshape([2, 6, 2, 4, 2]), [2, 2, 2]).dataSync());
+    const want: number[] = [];
+    for (let b = 0; b < 2; b++) for (let z = 0; z < 2; z++) for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) for (let c = 0; c < 2; c++)
+      want.push(((((b * 6 + 3 * z + 1) * 2 + y) * 4 + 2 * x + 1) * 2) + c);
+    assert.deepEqual(Array.from(e), want);
     full.dispose();
   });
 

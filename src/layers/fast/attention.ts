@@ -58,10 +58,11 @@ export function fastWindowAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor
         const dq = groupedMatMul(r3(tf.transpose(dS, [0, 2, 1]), [N, N, G]), kc); // [i, g, d]
         const grads: tf.Tensor[] = [tf.mul(fromIG(dq), scale), fromDG(dkT), fromDG(dvT)];
         if (bi) {
-          // dBias[h, i, j] = Σ_w dS[i, w, h, j]: dS as [(i, h, j), w] @ ones[nW, 1]
-          const dSw = tf.transpose(r3(dS, [N, nW, h * N]), [0, 2, 1]).reshape([N * h * N, nW]) as tf.Tensor2D;
-          const ones = cachedConstant(`ones:${nW}x1`, () => tf.ones([nW, 1]) as tf.Tensor2D);
-          grads.push(tf.transpose(r3(tf.matMul(dSw, ones), [N, h, N]), [1, 0, 2]));
+          // dBias[h, i, j] = Σ_w dS[i, w, h, j]: ones[1, nW] @ dS as [i][w, (h, j)], a broadcast batched matMul (the
+          // plain loop, but no transpose of the big dS and no packing: 1.5 ms against 6.5 ms at stage 0)
+          const ones = cachedConstant(`ones:1x1x${nW}`, () => tf.ones([1, 1, nW]) as tf.Tensor3D);
+          const db = tf.matMul(ones, r3(dS, [N, nW, h * N])); // [i, 1, (h, j)]
+          grads.push(tf.transpose(r3(db, [N, h, N]), [1, 0, 2]));
         }
         return grads;
       },

@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Triple } from "../ops";
 import { convTransposeMatrix, depthToSpace3d } from "../plain_ops";
 import { customOp, ones2d, r2 } from "./common";
-import { addBiasRows, fastLinear } from "./linear";
+import { addBiasRows, fastLinear, linearTransposedWeight } from "./linear";
 
 /** b [Co] tiled K times to [K·Co]; the gradient sums the K copies with a cached ones row (no tf.tile gradient). */
 function tileBias(b: tf.Tensor1D, k: number): tf.Tensor1D {
@@ -44,7 +44,12 @@ export function fastConvTranspose3d(
   const padded = outputPadding.some((v) => v !== 0);
   // with output padding the bias must also cover the padded planes, so it is added after the pad
   const fusedBias = b && !padded ? tileBias(b, k) : null;
-  const z = fastLinear(r2(x, [B * D * H * W, ci]), convTransposeMatrix(w), fusedBias); // [P, (kD,kH,kW,Co)]
+  const p = B * D * H * W;
+  const xm = r2(x, [p, ci]);
+  // few voxels (deep stages): keep the weight in its stored [(kD,kH,kW,Co), Ci] layout instead of transposing it
+  const z = p * (ci + k * co) < ci * k * co
+    ? linearTransposedWeight(xm, r2(w, [k * co, ci]), fusedBias)
+    : fastLinear(xm, convTransposeMatrix(w), fusedBias); // [P, (kD,kH,kW,Co)]
   const y = depthToSpace3d(z, [B, D, H, W], [kD, kH, kW], co);
   if (!padded) return y;
   const yp = padTrailing3(y, outputPadding);
