@@ -97,9 +97,12 @@ export function modelNames(): ModelName[] {
   return Object.keys(MODELS) as ModelName[];
 }
 
-/** Builds a registered model; throws listing the names for an unknown one. */
-export function buildModel(name: string, opts: BuildOptions): SegmentationModel {
+/**
+ * Builds a registered model; throws listing the names for an unknown one. `overrides` replaces preset fields other
+ * than the BuildOptions ones (e.g. a registry entry's `tiny.overrides` for smoke runs).
+ */
+export function buildModel(name: string, opts: BuildOptions, overrides?: object): SegmentationModel {
   const e = (MODELS as Record<string, RegistryEntry<any>>)[name];
   if (!e) throw new Error(`unknown model "${name}"; registered: ${modelNames().join(", ")}`);
-  return e.build(opts);
+  return e.build(opts, overrides);
 }

@@ -12,6 +12,8 @@ import { plainOps } from "../layers/plain_ops";
 import { fastOps } from "../layers/fast_ops";
 import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
 import { benchOps, formatBench, BenchRow } from "./ops_bench";
+import { benchModelStep, formatModelStepTable, ModelStepRow } from "./model_bench";
+import type { Triple } from "../layers/ops";
 
 /** Presets the step benchmark knows. `tiny` is the issue's reference network: Synapse structure, crop 64³, embed 48, 14 classes. */
 export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
@@ -48,6 +50,12 @@ export interface BenchRunOptions {
   batch: number;
   profile: boolean;
   micro: boolean;
+  /** Registered models for the per-model step benchmark (fast ops), e.g. the Table II set; default none. */
+  models?: string[];
+  /** Crop of the per-model benchmark; default [32, 64, 64] (the table2 profile's). */
+  modelCrop?: Triple;
+  /** Batch of the per-model benchmark; default 2 (the study's). */
+  modelBatch?: number;
   out: string;
   backend: BackendReport;
   log?: (line: string) => void;
@@ -61,6 +69,8 @@ export interface BenchReport {
   cpu: string;
   cores: number;
   steps: StepBenchRow[];
+  /** Per-model training steps (registry models, fast ops). */
+  models: ModelStepRow[];
   kernels: Record<string, KernelTime[]>;
   ops: BenchRow[];
   errors: string[];
@@ -92,6 +102,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     cpu: os.cpus()[0]?.model ?? "unknown",
     cores: os.cpus().length,
     steps: [],
+    models: [],
     kernels: {},
     ops: [],
     errors: [],
@@ -117,8 +128,31 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
       }
     }
   }
-  log("\nnnFormer training step (forward with deep supervision, Dice+CE, backward, clip, AdamW); batch " + o.batch);
-  log(formatStepTable(report.steps));
+  const crop = o.modelCrop ?? [32, 64, 64];
+  for (const name of o.models ?? []) {
+    log(`... ${name} / fast: ${o.steps} timed step(s) after 1 warm-up, crop ${crop.join("x")}, batch ${o.modelBatch ?? 2}`);
+    try {
+      const { row, kernels } = await benchModelStep(name, { inChannels: 1, numClasses: 14, cropSize: crop, seed: 1 }, fastOps, {
+        steps: o.steps, warmup: 1, batch: o.modelBatch ?? 2, profile: o.profile,
+      });
+      report.models.push(row);
+      if (kernels) report.kernels[`${name}/fast`] = kernels;
+      log(`    step ${fixed(row.stepMs, 0)} ms (CPU ${fixed(row.stepCpuMs, 0)} ms)`);
+    } catch (e) {
+      const msg = `${name}: ${(e as Error).message.split("\n")[0]}`;
+      report.errors.push(msg);
+      log(`    failed: ${msg}`);
+    }
+  }
+  if (report.steps.length || !report.models.length) {
+    log("\nnnFormer training step (forward with deep supervision, Dice+CE, backward, clip, AdamW); batch " + o.batch);
+    log(formatStepTable(report.steps));
+  }
+  if (report.models.length) {
+    log(`\ntraining step per model (forward, Dice+CE with deep supervision where the model has it, backward, clip, AdamW), 14 classes; ` +
+      `load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")} (step CPU ms is the time on a quiet machine)`);
+    log(formatModelStepTable(report.models));
+  }
   for (const [k, rows] of Object.entries(report.kernels)) {
     const total = rows.reduce((s, r) => s + r.ms, 0);
     log(`\nper-kernel time of one step, ${k} (tf.profile; nested kernels of custom gradients are counted inside their scope):`);

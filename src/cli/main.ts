@@ -6,6 +6,7 @@ import { loadManifest, resolveManifest, listManifests } from "../data/manifest";
 import { writePhantomDataset, loadCase } from "../data/dataset";
 import { PHANTOM_LABELS } from "../data/phantom";
 import { runBench } from "../bench/run";
+import { modelNames, type ModelName } from "../registry";
 import * as fs from "fs";
 import { getProfile, StudyProfile } from "../study/profiles";
 import { runLowLabelStudy, writeReports } from "../study/lowlabel";
@@ -117,8 +118,11 @@ function program(): Command {
 
   cli
     .command("bench")
-    .description("benchmark nnFormer training steps (fast ops vs plain autodiff) and ops on the current backend")
-    .option("--presets <list>", "comma-separated presets: tiny (crop 64^3, embed 48), small, micro", "tiny")
+    .description("benchmark nnFormer training steps (fast ops vs plain autodiff), any registered model's step, and ops on the current backend")
+    .option("--presets <list>", "comma-separated nnFormer presets: tiny (crop 64^3, embed 48), small, micro (default tiny, none with --models)")
+    .option("--models <list>", "registered models for the per-model step table, e.g. nnformer-small,unet3d-cpu,unetr-cpu,swin-unetr-f12,transunet3d-cpu")
+    .option("--crop <DxHxW>", "crop of the per-model benchmark", "32x64x64")
+    .option("--model-batch <n>", "batch of the per-model benchmark", "2")
     .option("--ops <list>", "fast, plain or fast,plain", "fast,plain")
     .option("--steps <n>", "timed steps for fast ops", "3")
     .option("--plain-steps <n>", "timed steps for the plain build", "1")
@@ -128,8 +132,15 @@ function program(): Command {
     .option("--out <file>", "JSON output", "build/bench/bench.json")
     .action(async (o) => {
       const backend = await initBackend();
+      const crop = String(o.crop).split("x").map((v) => positiveInt(v, "--crop"));
+      if (crop.length !== 3) throw new Error(`--crop ${o.crop}: give D x H x W, e.g. 32x64x64`);
+      const models = list(o.models, (s) => s, "--models");
+      for (const m of models ?? []) if (!modelNames().includes(m as ModelName)) throw new Error(`--models: unknown model "${m}"; registered: ${modelNames().join(", ")}`);
       await runBench({
-        presets: String(o.presets).split(","),
+        presets: o.presets ? String(o.presets).split(",") : models ? [] : ["tiny"],
+        models,
+        modelCrop: crop as [number, number, number],
+        modelBatch: positiveInt(o.modelBatch, "--model-batch"),
         ops: String(o.ops).split(",") as Array<"fast" | "plain">,
         steps: positiveInt(o.steps, "--steps"),
         plainSteps: positiveInt(o.plainSteps, "--plain-steps"),

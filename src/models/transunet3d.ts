@@ -14,9 +14,10 @@
 //     zeros, then loaded from ImageNet-21k); no dropout.
 // Parameter names follow our structure (`stem.*`, `transformer.*` as MONAI's ViT, `decoder.*`, `segmentation_head`).
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "../layers/ops";
+import type { Ops, Triple } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
-import { concatChannels, conv, instanceNorm3d, type NetContext } from "../layers/conv_blocks3d";
+import { concatChannels, conv, normAct, type NetContext } from "../layers/conv_blocks3d";
+import { cachedConstant, customOp } from "../layers/fast/common";
 import { tokensToVolume, vitEncode, vitSpec, type VitShape } from "../layers/vit3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
@@ -131,25 +132,54 @@ export function upsampleMatrix(n: number): Float32Array {
   return a;
 }
 
-/** 2× trilinear up-sampling (align_corners=True) of x [B, D, H, W, C], one axis at a time as a rank-2 matMul. */
-export function upsampleTrilinear2x(x: tf.Tensor5D): tf.Tensor5D {
-  let y: tf.Tensor = x;
-  const shape = [...x.shape];
-  for (let axis = 1; axis <= 3; axis++) {
-    const n = shape[axis];
-    const P = shape.slice(0, axis).reduce((p, v) => p * v, 1), Q = shape.slice(axis + 1).reduce((p, v) => p * v, 1);
-    const aT = tf.tensor2d(upsampleMatrix(n), [2 * n, n]).transpose(); // [n, 2n]
-    const moved = tf.reshape(tf.transpose(tf.reshape(y, [P, n, Q]), [0, 2, 1]), [P * Q, n]); // [(P, Q), n]
-    const up = tf.reshape(tf.matMul(moved, aT), [P, Q, 2 * n]);
-    shape[axis] = 2 * n;
-    y = tf.reshape(tf.transpose(up, [0, 2, 1]), shape); // [P, 2n, Q] → 5D
-  }
-  return y as tf.Tensor5D;
+/**
+ * 2× trilinear up-sampling (align_corners=True) of x [B, D, H, W, C], one axis at a time: the axis is moved last by a
+ * rank-3 transpose and multiplied by the cached [n, 2n] interpolation matrix (a rank-2 matMul, XNNPACK on wasm).
+ * With fast ops it is one custom-gradient op whose backward applies the adjoint the same way (the [2n, n] matrix);
+ * tfjs's own matMul gradient uses transpose flags, which take the slow batched-matMul loop on wasm.
+ */
+export function upsampleTrilinear2x(x: tf.Tensor5D, ops?: Ops): tf.Tensor5D {
+  const up = (shape: number[], axis: number) => [...shape.slice(0, axis), 2 * shape[axis], ...shape.slice(axis + 1)];
+  const outShape = [1, 2, 3].reduce(up, [...x.shape]) as [number, number, number, number, number];
+  const interp = (n: number, adjoint: boolean) => cachedConstant(`upsample-align-corners:${n}:${adjoint ? "adj" : "fwd"}`, () => {
+    const a = tf.tensor2d(upsampleMatrix(n), [2 * n, n]); // [2n, n]
+    return adjoint ? a : (tf.transpose(a) as tf.Tensor2D); // forward multiplies rows by Aᵀ [n, 2n]
+  });
+  const forward = (t: tf.Tensor) => {
+    let y = t, shape = [...x.shape];
+    for (let axis = 1; axis <= 3; axis++) {
+      y = alongAxis(y, shape, axis, interp(shape[axis], false));
+      shape = up(shape, axis);
+    }
+    return tf.reshape(y, outShape) as tf.Tensor5D;
+  };
+  if (!ops || ops.name !== "fast") return forward(x);
+  return customOp<tf.Tensor5D>([x], ([xi]) => ({
+    value: forward(xi),
+    gradFunc: (dy) => tf.tidy(() => {
+      let g: tf.Tensor = dy, shape = [...outShape];
+      for (let axis = 1; axis <= 3; axis++) {
+        const n = shape[axis] / 2;
+        g = alongAxis(g, shape, axis, interp(n, true));
+        shape[axis] = n;
+      }
+      return [tf.reshape(g, x.shape)];
+    }),
+  }));
+}
+
+/** t viewed as [P, n, Q] (n = shape[axis]) times m [n, n'] along the axis -> [P, n', Q] (flattened). */
+function alongAxis(t: tf.Tensor, shape: number[], axis: number, m: tf.Tensor2D): tf.Tensor {
+  const n = shape[axis], n2 = m.shape[1];
+  const P = shape.slice(0, axis).reduce((p, v) => p * v, 1), Q = shape.slice(axis + 1).reduce((p, v) => p * v, 1);
+  const moved = Q === 1 ? tf.reshape(t, [P, n]) : tf.reshape(tf.transpose(tf.reshape(t, [P, n, Q]), [0, 2, 1]), [P * Q, n]); // [(P, Q), n]
+  const out = tf.matMul(moved, m); // [(P, Q), n']
+  return Q === 1 ? out : tf.transpose(tf.reshape(out, [P, Q, n2]), [0, 2, 1]); // [P, n', Q]
 }
 
 /** Conv3³ (no bias) → InstanceNorm → ReLU. */
 function convNormRelu(ctx: NetContext, x: tf.Tensor5D, name: string, stride = 1, inputGrad = true): tf.Tensor5D {
-  return tf.relu(instanceNorm3d(conv(ctx, x, name, cube(stride), cube(1), inputGrad)));
+  return normAct(ctx, conv(ctx, x, name, cube(stride), cube(1), inputGrad), null, null, { slope: 0 });
 }
 
 /** TransUNet-3D (our adaptation; see the file header). */
@@ -174,8 +204,8 @@ export class TransUnet3d extends SpecModel<TransUnet3dConfig> {
       const vit = vitEncode(ctx, h, "transformer", shape, c.numHeads);
       let d = convNormRelu(ctx, tokensToVolume(vit.last, B, shape.grid), "decoder.conv_more.conv"); // [B, grid, head]
       for (let i = 0; i < S; i++) {
-        d = upsampleTrilinear2x(d);
-        if (S - 2 - i >= 0) d = concatChannels(d, feats[S - 2 - i]);
+        d = upsampleTrilinear2x(d, ctx.ops);
+        if (S - 2 - i >= 0) d = concatChannels(d, feats[S - 2 - i], ctx.ops);
         d = convNormRelu(ctx, d, `decoder.blocks.${i}.conv1.conv`);
         d = convNormRelu(ctx, d, `decoder.blocks.${i}.conv2.conv`);
       }

@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Triple } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
-import { concatChannels, conv, convT, instanceNorm3d, leakyRelu, type NetContext } from "../layers/conv_blocks3d";
+import { LEAKY, concatChannels, conv, convT, normAct, type NetContext } from "../layers/conv_blocks3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
 
@@ -82,7 +82,7 @@ function stack(ctx: NetContext, x: tf.Tensor5D, name: string, n: number, stride:
   for (let j = 0; j < n; j++) {
     const u = `${name}.convs.${j}`;
     h = conv(ctx, h, `${u}.conv`, j === 0 ? stride : cube(1), cube(1), inputGrad || j > 0);
-    h = leakyRelu(instanceNorm3d(h, ctx.p(`${u}.norm.weight`) as tf.Tensor1D, ctx.p(`${u}.norm.bias`) as tf.Tensor1D));
+    h = normAct(ctx, h, ctx.p(`${u}.norm.weight`) as tf.Tensor1D, ctx.p(`${u}.norm.bias`) as tf.Tensor1D, LEAKY);
   }
   return h;
 }
@@ -132,7 +132,7 @@ export class Unet3d extends SpecModel<Unet3dConfig> {
       for (let i = 0; i < S - 1; i++) {
         const s = S - 2 - i;
         const up = convT(ctx, h, `decoder.transpconvs.${i}`); // [B, ·, ·, ·, F[s]] at level s
-        h = stack(ctx, concatChannels(up, skips[s]), `decoder.stages.${i}`, n, cube(1));
+        h = stack(ctx, concatChannels(up, skips[s], ctx.ops), `decoder.stages.${i}`, n, cube(1));
         if (c.deepSupervision || s === 0) outs.push(conv(ctx, h, `decoder.seg_layers.${i}`, cube(1), cube(0)));
       }
       return c.deepSupervision ? outs.reverse() : outs[0]; // full resolution first

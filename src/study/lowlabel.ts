@@ -22,7 +22,10 @@ import { hd95Scores } from "../metrics/hd95";
 import { nanMean } from "../metrics/dice";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
 import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell, CurvePoint } from "./grid";
-import { studyTable, compareInits, comparisonTableRows, comparisonHeaders, toMarkdown, toCsv, writeHtmlReport, convergenceRatios } from "./report";
+import {
+  studyTable, compareInits, comparisonTableRows, comparisonHeaders, toMarkdown, toCsv, htmlReport, toHtmlTable, convergenceRatios,
+  table2Rows, modelCostRows, formatFraction,
+} from "./report";
 import { StudyProfile } from "./profiles";
 import type { Triple } from "../layers/ops";
 
@@ -137,7 +140,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
     const tc = Date.now();
     const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
     const subset = train.filter((c) => ids.includes(c.id));
-    const model = buildModel(cell.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed });
+    const model = buildModel(cell.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed }, profile.modelOverrides?.[cell.model]);
+    const stepMs: number[] = [];
     try {
       let transferred = 0;
       if (cell.init === "mae") {
@@ -179,6 +183,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
           progress: options.progress,
           label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
           onStep: (rec) => {
+            stepMs.push(rec.ms);
             if (rec.eval) curve.push({ step: rec.step, valDice: rec.eval.valDice, trainLoss: rec.loss });
             return options.onStep?.(cell, rec);
           },
@@ -188,7 +193,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       return {
         key: cell.key, init: cell.init, model: cell.model, labelFraction: cell.labelFraction, seed: cell.seed,
         backend: tf.getBackend(), wallTimeS: (Date.now() - tc) / 1000, steps: r.step, curve, test: metrics,
-        labelledCases: ids, meta: { transferredTensors: transferred, profile: profile.name, data: data.name },
+        labelledCases: ids,
+        meta: { transferredTensors: transferred, profile: profile.name, data: data.name, params: model.numParams(), msPerStep: meanStepMs(stepMs) },
       };
     } finally {
       model.dispose();
@@ -204,6 +210,12 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   });
   const written = writeReports(outcome.results, options.out, profile);
   return { results: outcome.results, ...written, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Mean training-step time, leaving out the first step (one-off warm-up) when there are others; NaN without steps. */
+function meanStepMs(ms: number[]): number {
+  const xs = ms.length > 1 ? ms.slice(1) : ms;
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
 /** True for registry names of nnFormer models (the ones MAE can initialise). */
@@ -297,11 +309,29 @@ async function testMetrics(
   return { perClassDice, perClassHd95, meanDice: ev.mean, meanHd95: nanMean(Object.values(perClassHd95)) };
 }
 
-/** Writes table.md, table.csv and report.html; returns the Markdown shown to the user. */
+/**
+ * Writes table.md, table.csv and report.html; returns the Markdown shown to the user. With more than one model it
+ * adds the Table II analogue (test Dice per organ by model and init, with a bootstrap CI of the mean Dice) and the
+ * cost per model (parameters, mean step time): in table.md, as table2.csv, and at the top of report.html.
+ */
 export function writeReports(results: RunResult[], out: string, profile: Pick<StudyProfile, "name" | "convergenceLevels">): { markdown: string; reportFile: string; tableFile: string } {
   const names = { mae: "MAE", scratch: "scratch" };
   const table = studyTable(results, { by: ["model", "init", "labelFraction"] });
   const parts = [`## Low-label study (${profile.name} profile): test Dice / HD95 over seeds\n`, toMarkdown(table)];
+  const multiModel = new Set(results.map((r) => r.model)).size > 1;
+  const t2 = multiModel ? table2Rows(results) : [];
+  const cost = multiModel ? modelCostRows(results) : [];
+  const costFormat = { digits: { msPerStep: 0 } };
+  if (multiModel) {
+    const fractions = [...new Set(results.map((r) => r.labelFraction))].sort((a, b) => a - b).map(formatFraction).join(", ");
+    parts.unshift(
+      `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs\n`,
+      toMarkdown(t2),
+      "\n## Parameters and training-step time per model\n",
+      toMarkdown(cost, costFormat),
+      "\n",
+    );
+  }
   const inits = new Set(results.map((r) => r.init));
   if (inits.has("mae") && inits.has("scratch")) {
     const cmp = compareInits(results, { a: "mae", b: "scratch", metric: "dice", names });
@@ -316,8 +346,26 @@ export function writeReports(results: RunResult[], out: string, profile: Pick<St
   const tableFile = path.join(out, "table.md");
   writeFileAtomic(tableFile, markdown + "\n");
   writeFileAtomic(path.join(out, "table.csv"), toCsv(table));
-  const reportFile = writeHtmlReport(path.join(out, "report.html"), results, {
-    title: `Low-label study (${profile.name})`, a: "mae", b: "scratch", names, levels: profile.convergenceLevels,
-  });
+  if (multiModel) {
+    const costByModel = new Map(cost.map((c) => [c.model, c]));
+    writeFileAtomic(path.join(out, "table2.csv"), toCsv(t2.map((r) => {
+      const c = costByModel.get(String(r.model));
+      return { model: r.model, init: r.init, params: c?.params, msPerStep: c?.msPerStep, ...r };
+    })));
+  }
+  let html = htmlReport(results, { title: `Low-label study (${profile.name})`, a: "mae", b: "scratch", names, levels: profile.convergenceLevels });
+  if (multiModel) {
+    const section = [
+      "<h2>Table II analogue: test Dice per organ</h2>", toHtmlTable(t2),
+      "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: percentile bootstrap over runs (none with one run).</p>",
+      "<h2>Parameters and training-step time per model</h2>", toHtmlTable(cost, costFormat),
+    ].join("\n");
+    // before the report's first section (the plotly script above it is not searched), else at the end of the body
+    const first = html.lastIndexOf("<h2>Test Dice and HD95");
+    const at = first >= 0 ? first : html.lastIndexOf("</body>");
+    html = `${html.slice(0, at)}${section}\n${html.slice(at)}`;
+  }
+  const reportFile = path.join(out, "report.html");
+  writeFileAtomic(reportFile, html);
   return { markdown, reportFile, tableFile };
 }

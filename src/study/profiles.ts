@@ -2,7 +2,10 @@
 //   smoke: seconds; for tests and notebook runs in CI (tiny phantoms in memory, micro network).
 //   quick: the default demo on a 2-core CPU, about 10-15 minutes (phantom dataset on disk, small network).
 //   paper: the official configuration and schedule, for GPU users with real data (days on a GPU).
+//   table2: the paper's Table II comparison (nnFormer vs the baselines, full labels) at CPU sizes and one shared crop.
+//   table2-smoke: the same grid at unit-test sizes, for tests and the notebook's smoke run.
 import type { Shape3 } from "../data/volume";
+import { MODELS } from "../registry";
 
 export type DataSource =
   /** Files described by a manifest (the phantom manifest is written by the kit when missing). */
@@ -17,6 +20,11 @@ export interface StudyProfile {
   models: string[];
   /** Training crop shared by every model (default: the first model's preset crop). */
   cropSize?: [number, number, number];
+  /**
+   * Preset fields to override per model name, passed to buildModel (e.g. a registry entry's `tiny.overrides` for smoke
+   * runs). Only fine-tuning uses them; MAE pretraining builds the nnFormer preset as registered.
+   */
+  modelOverrides?: Record<string, object>;
   /** Initialisations to compare: "scratch", "mae". */
   inits: string[];
   labelFractions: number[];
@@ -51,7 +59,13 @@ export interface StudyProfile {
   };
 }
 
-export const PROFILES: Record<"smoke" | "quick" | "paper", StudyProfile> = {
+/** The models of the Table II comparison at CPU sizes: nnFormer and the four baselines. */
+export const TABLE2_MODELS = ["nnformer-small", "unet3d-cpu", "unetr-cpu", "swin-unetr-f12", "transunet3d-cpu"];
+
+/** The Table II grid at unit-test size: nnformer-micro, the baselines at their registry `tiny` overrides. */
+const TABLE2_SMOKE_MODELS = ["nnformer-micro", "unet3d-cpu", "unetr-cpu", "swin-unetr-f12", "transunet3d-cpu"];
+
+export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-smoke", StudyProfile> = {
   smoke: {
     name: "smoke",
     data: { kind: "phantom-memory", seed: 0, shape: [16, 32, 32], unlabeled: 3, train: 2, val: 1, test: 1 },
@@ -87,6 +101,39 @@ export const PROFILES: Record<"smoke" | "quick" | "paper", StudyProfile> = {
     finetune: { steps: 250_000, batchSize: 2, optimizer: "sgd", lr: 1e-2, warmupFraction: 0.05, evalEvery: 2_500, augment: true, foregroundFraction: 0.33 },
     convergenceLevels: [0.7, 0.8],
     eval: { overlap: 0.5, mirror: true },
+  },
+  // Table II of nnFormer (Synapse, full labels): every model fine-tuned with the same budget as "quick" on one shared
+  // crop, 32×64×64 (nnformer-small's crop; every CPU preset accepts it: UNet3D needs multiples of 8, UNETR and
+  // TransUNet-3D of 16, Swin UNETR of 32). MAE runs only for nnFormer (the baselines have no MAE encoder).
+  table2: {
+    name: "table2",
+    data: { kind: "manifest", manifest: "phantom" },
+    models: TABLE2_MODELS,
+    cropSize: [32, 64, 64],
+    inits: ["scratch", "mae"],
+    labelFractions: [1],
+    seeds: [0],
+    pretrain: { steps: 300, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", evalEvery: 100 },
+    finetune: { steps: 160, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 20, augment: true, foregroundFraction: 0.5 },
+    convergenceLevels: [0.2, 0.3],
+    eval: { overlap: 0.5, mirror: false },
+  },
+  // 32³: the smallest crop every model takes (Swin UNETR needs multiples of 32; at 32³ its encoder10 sees a 1³ grid,
+  // which InstanceNorm maps to zeros: harmless for a plumbing test, not for results).
+  "table2-smoke": {
+    name: "table2-smoke",
+    data: { kind: "phantom-memory", seed: 0, shape: [32, 32, 32], unlabeled: 2, train: 2, val: 1, test: 1 },
+    models: TABLE2_SMOKE_MODELS,
+    cropSize: [32, 32, 32],
+    modelOverrides: Object.fromEntries(TABLE2_SMOKE_MODELS.filter((m) => m in MODELS && !m.startsWith("nnformer-"))
+      .map((m) => [m, (MODELS as Record<string, { tiny: { overrides: object } }>)[m].tiny.overrides])),
+    inits: ["scratch", "mae"],
+    labelFractions: [1],
+    seeds: [0],
+    pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
+    finetune: { steps: 2, batchSize: 1, optimizer: "adamw", lr: 3e-3, warmupFraction: 0, evalEvery: 1, augment: false, foregroundFraction: 0.5 },
+    convergenceLevels: [0.05, 0.1],
+    eval: { overlap: 0, mirror: false },
   },
 };
 

@@ -50,7 +50,7 @@ export const DEFAULT_HEADERS: Record<string, string> = {
   meanA: "A", meanB: "B", diff: "A − B", diffCi: "95% CI of A − B", pPermutation: "p (permutation)",
   pWilcoxon: "p (Wilcoxon)", pAdjusted: "p (Holm)", minP: "smallest possible p", unmatched: "unmatched", verdict: "verdict",
   reached: "reached", medianSteps: "median steps", medianStepsA: "median steps A", medianStepsB: "median steps B",
-  ratio: "ratio B / A",
+  ratio: "ratio B / A", params: "parameters", msPerStep: "ms / step", runs: "runs",
 };
 
 export interface FormatOptions {
@@ -87,7 +87,7 @@ function fixed(v: number, digits: number): string {
 
 const P_KEY = /^(p[A-Z]|minP$)/;
 /** Keys holding counts or steps, printed as they are; every other number gets fixed decimals (a Dice of 1 is "1.000"). */
-const COUNT_KEY = /^(n|reached|unmatched|seed|steps|medianSteps.*)$/;
+const COUNT_KEY = /^(n|runs|params|reached|unmatched|seed|steps|medianSteps.*)$/;
 
 /** One table value as text, the way Markdown and HTML tables show it. */
 export function formatValue(key: string, v: unknown, options: FormatOptions = {}): string {
@@ -355,6 +355,36 @@ export function organTable(results: readonly RunResult[], options: OrganTableOpt
       row[o] = mean(finiteOnly(per));
     }
     return row;
+  });
+}
+
+/**
+ * The analogue of nnFormer's Table II: one row per (model, init) with n, the mean over runs of the test mean Dice,
+ * its percentile-bootstrap CI over runs, and the mean Dice per organ.
+ */
+export function table2Rows(results: readonly RunResult[], options: { seed?: number; iterations?: number } = {}): Record<string, unknown>[] {
+  const by: GroupField[] = ["model", "init"];
+  const ci = studyTable(results, { by, seed: options.seed, iterations: options.iterations });
+  return organTable(results, { by }).map((row, i) => {
+    const { model, init, n, meanDice, ...organs } = row;
+    return { model, init, n, meanDice, diceCi: ci[i].diceCi, ...organs };
+  });
+}
+
+/** Cost per model: parameters and mean training-step time (from each run's meta.params / meta.msPerStep). */
+export function modelCostRows(results: readonly RunResult[]): Array<{ model: string; params: number; msPerStep: number; runs: number }> {
+  return groupBy(results, ["model"]).map((g) => {
+    const meta = (r: RunResult, k: string) => {
+      const v = (r.meta as Record<string, unknown> | undefined)?.[k];
+      return typeof v === "number" ? v : NaN; // NaN was written to results.jsonl as null
+    };
+    const params = finiteOnly(g.runs.map((r) => meta(r, "params")));
+    return {
+      model: String(g.values.model),
+      params: params.length ? params[0] : NaN,
+      msPerStep: mean(finiteOnly(g.runs.map((r) => meta(r, "msPerStep")))),
+      runs: g.runs.length,
+    };
   });
 }
 

@@ -19,7 +19,9 @@ export function customOp<T extends tf.Tensor>(
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const r = body(args.slice(0, -1) as tf.Tensor[], save);
-    return { value: r.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => r.gradFunc(dy as T, saved) };
+    // tfjs runs a custom gradient outside any tidy scope: without this one, every temporary of the backward would
+    // live until the whole backward pass ends (enough to exhaust wasm's 4 GB heap on larger networks)
+    return { value: r.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy as T, saved)) };
   });
   return f(...inputs) as T;
 }
