@@ -85,9 +85,9 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     inits: ["scratch", "mae"],
     labelFractions: [0.125, 0.25, 1],
     seeds: [0],
-    pretrain: { steps: 300, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", evalEvery: 100 },
-    finetune: { steps: 160, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 20, augment: true, foregroundFraction: 0.5 },
-    convergenceLevels: [0.2, 0.3],
+    pretrain: { steps: 250, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", evalEvery: 125 },
+    finetune: { steps: 120, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 20, augment: true, foregroundFraction: 0.5 },
+    convergenceLevels: [0.05, 0.1],
     eval: { overlap: 0.5, mirror: false },
   },
   paper: {
