@@ -12,6 +12,7 @@ import { plainOps } from "../layers/plain_ops";
 import { fastOps } from "../layers/fast_ops";
 import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
 import { benchOps, formatBench, BenchRow } from "./ops_bench";
+import { benchMaeModes, MaeBenchRow } from "./mae_bench";
 import { benchModelStep, formatModelStepTable, ModelStepRow } from "./model_bench";
 import type { Triple } from "../layers/ops";
 
@@ -50,6 +51,8 @@ export interface BenchRunOptions {
   batch: number;
   profile: boolean;
   micro: boolean;
+  /** MAE pretraining step per masking mode (sparse, SimMIM, compact) on these nnFormer presets; default none. */
+  mae?: Array<"tiny" | "micro">;
   /** Registered models for the per-model step benchmark (fast ops), e.g. the Table II set; default none. */
   models?: string[];
   /** Crop of the per-model benchmark; default [32, 64, 64] (the table2 profile's). */
@@ -71,6 +74,8 @@ export interface BenchReport {
   steps: StepBenchRow[];
   /** Per-model training steps (registry models, fast ops). */
   models: ModelStepRow[];
+  /** MAE pretraining steps per masking mode. */
+  mae: MaeBenchRow[];
   kernels: Record<string, KernelTime[]>;
   ops: BenchRow[];
   errors: string[];
@@ -91,6 +96,19 @@ export function formatStepTable(rows: StepBenchRow[]): string {
   return [line(head), ...body.map(line)].join("\n");
 }
 
+/** The MAE table, with each mode's speed-up over sparse masking on the same preset. */
+export function formatMaeTable(rows: MaeBenchRow[]): string {
+  const sparse = new Map(rows.filter((r) => r.mode === "sparse").map((r) => [r.preset, r.stepMs]));
+  const head = ["preset", "mode", "ratio", "crop", "encoder crop", "step ms", "vs sparse"];
+  const body = rows.map((r) => [
+    r.preset, r.mode, String(r.ratio), r.crop, r.encoderCrop, r.skipped ? `skipped: ${r.skipped}` : fixed(r.stepMs, 0),
+    r.skipped || !sparse.get(r.preset) ? "-" : `${fixed(sparse.get(r.preset)! / r.stepMs, 2)}x`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
+  return [line(head), ...body.map(line)].join("\n");
+}
+
 /** Runs the benchmark and writes `<out>` (JSON). */
 export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
   const log = o.log ?? ((s: string) => console.log(s));
@@ -103,6 +121,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     cores: os.cpus().length,
     steps: [],
     models: [],
+    mae: [],
     kernels: {},
     ops: [],
     errors: [],
@@ -144,7 +163,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
       log(`    failed: ${msg}`);
     }
   }
-  if (report.steps.length || !report.models.length) {
+  if (report.steps.length) {
     log("\nnnFormer training step (forward with deep supervision, Dice+CE, backward, clip, AdamW); batch " + o.batch);
     log(formatStepTable(report.steps));
   }
@@ -157,6 +176,11 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     const total = rows.reduce((s, r) => s + r.ms, 0);
     log(`\nper-kernel time of one step, ${k} (tf.profile; nested kernels of custom gradients are counted inside their scope):`);
     for (const r of rows.slice(0, 20)) log(`  ${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${fixed(r.ms, 0).padStart(7)} ms ${fixed((100 * r.ms) / total, 1).padStart(5)} %`);
+  }
+  if (o.mae?.length) {
+    log("\nMAE pretraining step per masking mode (batch 1, AdamW):");
+    report.mae = await benchMaeModes({ steps: o.steps, warmup: 1, presets: o.mae });
+    log(formatMaeTable(report.mae));
   }
   if (o.micro) {
     log("\nop microbenchmarks (fwd+bwd, fresh inputs each call):");

@@ -129,6 +129,7 @@ function program(): Command {
     .option("--batch <n>", "batch size", "1")
     .option("--profile", "print the per-kernel time breakdown of one step (tf.profile)", false)
     .option("--micro", "also run the op microbenchmarks", false)
+    .option("--mae <list>", "also time one MAE pretraining step per masking mode on these presets: tiny, micro")
     .option("--out <file>", "JSON output", "build/bench/bench.json")
     .action(async (o) => {
       const backend = await initBackend();
@@ -136,8 +137,13 @@ function program(): Command {
       if (crop.length !== 3) throw new Error(`--crop ${o.crop}: give D x H x W, e.g. 32x64x64`);
       const models = list(o.models, (s) => s, "--models");
       for (const m of models ?? []) if (!modelNames().includes(m as ModelName)) throw new Error(`--models: unknown model "${m}"; registered: ${modelNames().join(", ")}`);
+      const mae = list(o.mae, (s) => {
+        if (s !== "tiny" && s !== "micro") throw new Error(`--mae: unknown preset "${s}"; use tiny and/or micro`);
+        return s as "tiny" | "micro";
+      }, "--mae");
       await runBench({
-        presets: o.presets ? String(o.presets).split(",") : models ? [] : ["tiny"],
+        mae,
+        presets: o.presets ? String(o.presets).split(",") : models || mae ? [] : ["tiny"],
         models,
         modelCrop: crop as [number, number, number],
         modelBatch: positiveInt(o.modelBatch, "--model-batch"),

@@ -17,6 +17,7 @@ import { buildModel, MODELS, NnFormerSegmentation } from "../registry";
 import { selectOps } from "../layers/fast_ops";
 import { fit, FitOptions, StepRecord } from "../train/fit";
 import { loadCheckpoint, optimizerStateFor, restoreVariables } from "../train/checkpoint";
+import { nnFormerLayerDecay } from "../train/layer_decay";
 import { prepareCases, SegmentationTask, evaluateDice, PreparedCase } from "../train/segmentation";
 import { hd95Scores } from "../metrics/hd95";
 import { nanMean } from "../metrics/dice";
@@ -166,6 +167,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       const task = new SegmentationTask({
         model, ops, train: subset, val, numClasses, cropSize, batchSize: f.batchSize, foregroundFraction: f.foregroundFraction,
         augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF, batchDice: true, evalClasses: data.evalClasses, valOverlap: 0,
+        paramRule: cell.init === "mae" && f.layerDecay !== undefined && f.layerDecay < 1 ? nnFormerLayerDecay(f.layerDecay) : undefined,
+        padCrops: f.padCrops,
         modelName: cell.model, preprocessing: plan, checkpointDir: cellDir, extra: { cell: cell.key, curve },
       });
       const r = await fit(

@@ -49,6 +49,10 @@ export interface StudyProfile {
     evalEvery: number;
     augment: boolean;
     foregroundFraction: number;
+    /** Layer-wise learning-rate decay for the pretrained encoder of the "mae" arm (1 or absent = off; MAE uses 0.65-0.75). */
+    layerDecay?: number;
+    /** Zero-pad crops sticking out of smaller volumes (default true); false makes such volumes an error. */
+    padCrops?: boolean;
   };
   /** Validation Dice levels for the convergence table (steps to first reach each). */
   convergenceLevels: number[];

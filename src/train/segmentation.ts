@@ -59,6 +59,8 @@ export interface SegmentationTaskOptions {
   paramRule?: (v: tf.Variable) => ParamGroupRule;
   /** Extra facts recorded in checkpoints. */
   extra?: Record<string, unknown>;
+  /** Zero-pad crops that stick out of a smaller volume (default true, as nnU-Net); false: such volumes are an error. */
+  padCrops?: boolean;
 }
 
 /** Validates the settings against the data before any training starts. */
@@ -73,8 +75,15 @@ export function checkSegmentationTask(o: SegmentationTaskOptions): void {
     if (max >= o.numClasses) {
       throw new Error(`case ${c.id} (${c.label.source}) has label value ${max} but the model has ${o.numClasses} classes (0..${o.numClasses - 1}); fix the manifest's labels or the model's numClasses`);
     }
-    if (c.image.channels !== c.image.channels) throw new Error(`case ${c.id}: channels mismatch`);
+    if (o.padCrops === false) {
+      const small = [0, 1, 2].filter((a) => c.image.shape[a] < o.cropSize[a]);
+      if (small.length) {
+        throw new Error(`case ${c.id} (${c.image.source}) is ${c.image.shape.join("x")}, smaller than the crop ${o.cropSize.join("x")} on axis ${small.map((a) => "DHW"[a]).join(", ")}, and padding is disabled; enable padding (padCrops) or use a smaller crop`);
+      }
+    }
   }
+  const channels = new Set([...o.train, ...o.val].map((c) => c.image.channels));
+  if (channels.size > 1) throw new Error(`cases have different channel counts (${[...channels].join(", ")}); every case needs the manifest's channels`);
 }
 
 /** A TrainTask for fit(): segmentation fine-tuning. */
