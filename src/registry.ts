@@ -3,7 +3,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { Triple } from "./layers/ops";
 import type { SegmentationForwardOptions, SegmentationModel } from "./models/types";
-import { NNFORMER_MICRO, NNFORMER_SMALL, NNFORMER_SYNAPSE, NNFORMER_TINY, NnFormer, type NnFormerConfig } from "./models/nnformer";
+import { NNFORMER_MICRO, NNFORMER_QUICK, NNFORMER_SMALL, NNFORMER_SYNAPSE, NNFORMER_TINY, NnFormer, type NnFormerConfig } from "./models/nnformer";
 import { UNET3D_CPU, UNET3D_MICRO, UNET3D_NNUNET, Unet3d, type Unet3dConfig } from "./models/unet3d";
 import { UNETR_BTCV, UNETR_CPU, UNETR_MICRO, Unetr, type UnetrConfig } from "./models/unetr";
 import { SWIN_UNETR_F12, SWIN_UNETR_F48, SWIN_UNETR_MICRO, SwinUnetr, type SwinUnetrConfig } from "./models/swin_unetr";
@@ -78,6 +78,7 @@ const transUnet3d = (c: TransUnet3dConfig, seed: number, name: string) => new Tr
 export const MODELS = {
   "nnformer-tiny": entry("nnformer-tiny", "nnFormer, Synapse structure at embed 48 (CPU benchmark)", NNFORMER_TINY, NNFORMER_MICRO, nnFormer),
   "nnformer-small": entry("nnformer-small", "nnFormer, Synapse structure at embed 24, crop 32x64x64 (quick study)", NNFORMER_SMALL, NNFORMER_MICRO, nnFormer),
+  "nnformer-quick": entry("nnformer-quick", "nnFormer, Synapse structure at embed 24, crop 16x32x32 (the quick CPU study)", NNFORMER_QUICK, NNFORMER_MICRO, nnFormer),
   "nnformer-micro": entry("nnformer-micro", "nnFormer, Synapse structure at embed 12, crop 16x32x32 (smoke tests)", NNFORMER_MICRO, NNFORMER_MICRO, nnFormer),
   "nnformer-synapse": entry("nnformer-synapse", "nnFormer, official Synapse network (150M)", NNFORMER_SYNAPSE, NNFORMER_MICRO, nnFormer),
   "unet3d-cpu": entry("unet3d-cpu", "nnU-Net-style U-Net, 8-16-32-64 channels", UNET3D_CPU, UNET3D_MICRO, unet3d),

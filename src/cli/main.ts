@@ -2,9 +2,12 @@
 import { Command } from "commander";
 import * as path from "path";
 import { initBackend, describeBackend } from "../runtime/backend";
-import { loadManifest, resolveManifest, listManifests } from "../data/manifest";
-import { writePhantomDataset, loadCase } from "../data/dataset";
-import { PHANTOM_LABELS } from "../data/phantom";
+import { loadManifest, resolveManifest, listManifests, SPLIT_NAMES, SplitName } from "../data/manifest";
+import { predictFile, predictSplit, evaluatePredictions, writeEvaluation } from "../infer/predict";
+import { formatSummary } from "../metrics/summarize";
+import { writeFileAtomic } from "../runtime/files";
+import { writePhantomDataset, loadCase, phantomManifestFor } from "../data/dataset";
+import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
 import { runBench } from "../bench/run";
 import { modelNames, type ModelName } from "../registry";
 import * as fs from "fs";
@@ -30,8 +33,20 @@ function program(): Command {
     .option("-m, --manifest <name>", "manifest name or path", "phantom")
     .option("-d, --data-root <dir>", "where to write (default: the manifest's defaultDataRoot)")
     .option("--overwrite", "regenerate cases that already exist", false)
+    .option("--count <n>", "generate N phantoms with their own manifest (<data-root>/manifest.json) instead of the shipped one")
+    .option("--seed <n>", "phantom seed (with --count)", "0")
+    .option("--shape <DxHxW>", "phantom grid (with --count)", "64x64x64")
     .action(async (o) => {
-      const manifest = loadManifest(o.manifest);
+      let manifest = loadManifest(o.manifest);
+      if (o.count !== undefined) {
+        if (!o.dataRoot) throw new Error("--count needs --data-root: the folder that receives the cases and manifest.json");
+        const shape = String(o.shape).split("x").map((v) => positiveInt(v, "--shape")) as [number, number, number];
+        if (shape.length !== 3) throw new Error(`--shape ${o.shape}: give D x H x W, e.g. 64x64x64`);
+        const spacing = resolvePhantomConfig({ shape }).spacing;
+        manifest = phantomManifestFor(positiveInt(o.count, "--count"), Number(o.seed), shape, spacing, o.dataRoot);
+        writeFileAtomic(path.join(o.dataRoot, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+        console.log(`manifest: ${path.join(o.dataRoot, "manifest.json")} (use --manifest ${path.join(o.dataRoot, "manifest.json")})`);
+      }
       const t0 = Date.now();
       const r = writePhantomDataset(manifest, o.dataRoot, {
         overwrite: o.overwrite,
@@ -103,6 +118,53 @@ function program(): Command {
     });
 
   cli
+    .command("predict")
+    .description("segment NIfTI volumes with a fine-tuned checkpoint (sliding window), writing label maps with the source affine")
+    .requiredOption("--checkpoint <file>", "best.safetensors or latest.safetensors of a fine-tuning run (runs/<study>/runs/<cell>/)")
+    .option("--image <file>", "one NIfTI image (.nii or .nii.gz) to segment")
+    .option("--manifest <name>", "or: every case of a manifest split")
+    .option("--data-root <dir>", "data root for the manifest")
+    .option("--split <name>", "split to predict (train, val, test, unlabeled)", "test")
+    .requiredOption("-o, --out <path>", "output file (with --image) or folder (with --manifest)")
+    .option("--overlap <r>", "sliding-window overlap in [0, 1)", "0.5")
+    .option("--mirror", "mirror test-time augmentation over all axes", false)
+    .action(async (o) => {
+      const backend = await initBackend();
+      console.log(describeBackend(backend));
+      const overlap = num("--overlap", 0, 0.99)(o.overlap);
+      if (o.image) {
+        await predictFile(o.checkpoint, o.image, o.out, { overlap, mirror: o.mirror });
+        console.log(`prediction: ${o.out}`);
+      } else if (o.manifest) {
+        const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
+        const files = await predictSplit(o.checkpoint, resolved, splitName(o.split), o.out, { overlap, mirror: o.mirror }, console.log);
+        console.log(`${files.length} predictions in ${o.out}`);
+      } else {
+        throw new Error("predict: give --image FILE or --manifest NAME (with --split)");
+      }
+    });
+
+  cli
+    .command("evaluate")
+    .description("score predictions (<pred>/<case id>.nii.gz) against a manifest split: Dice and HD95 per evaluated class")
+    .requiredOption("--pred <dir>", "folder of predictions written by `predict --manifest`")
+    .requiredOption("--manifest <name>", "manifest name or path")
+    .option("--data-root <dir>", "data root for the manifest")
+    .option("--split <name>", "split to score", "test")
+    .option("--convention <name>", "kit (HD95 in mm, undefined values left out) or nnformer (official: HD95 in voxels, 0 when empty)", "kit")
+    .option("--json <file>", "also write the scores as JSON")
+    .action(async (o) => {
+      if (o.convention !== "kit" && o.convention !== "nnformer") throw new Error(`--convention ${o.convention}: use kit or nnformer`);
+      const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
+      const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention);
+      console.log(`Dice\n${formatSummary(r.dice)}\n\nHD95 (${r.units})\n${formatSummary(r.hd95, 2)}`);
+      if (o.json) {
+        writeEvaluation(o.json, r);
+        console.log(`written ${o.json}`);
+      }
+    });
+
+  cli
     .command("report")
     .description("rebuild table.md, table.csv and report.html from a study's results.jsonl")
     .requiredOption("-o, --out <dir>", "the study's output folder")
@@ -169,6 +231,11 @@ function program(): Command {
     });
 
   return cli;
+}
+
+function splitName(s: string): SplitName {
+  if (!(SPLIT_NAMES as readonly string[]).includes(s)) throw new Error(`--split ${s}: use one of ${SPLIT_NAMES.join(", ")}`);
+  return s as SplitName;
 }
 
 function list<T>(v: string | undefined, parse: (s: string) => T, flag: string): T[] | undefined {

@@ -261,6 +261,7 @@ async function pretrainOnce(
     const differs = [
       info.mae.mask.mode !== p.maskMode && `mask mode ${info.mae.mask.mode} vs ${p.maskMode}`,
       Math.abs(info.mae.mask.ratio - p.maskRatio) > 1e-9 && `mask ratio ${info.mae.mask.ratio} vs ${p.maskRatio}`,
+      p.maskUnit && info.mae.mask.unit.join("x") !== p.maskUnit.join("x") && `mask unit ${info.mae.mask.unit.join("x")} vs ${p.maskUnit.join("x")}`,
       info.train && info.train.maxSteps !== p.steps && `steps ${info.train.maxSteps} vs ${p.steps}`,
       info.train && info.train.lr !== p.lr && `lr ${info.train.lr} vs ${p.lr}`,
     ].filter(Boolean);
@@ -279,7 +280,7 @@ async function pretrainOnce(
   log(`pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`);
   const r = await pretrainMae({
     model: config,
-    mae: { mask: { mode: p.maskMode, ratio: p.maskRatio } },
+    mae: { mask: { mode: p.maskMode, ratio: p.maskRatio, ...(p.maskUnit ? { unit: p.maskUnit } : {}) } },
     data: { kind: "volumes", modality: data.modality, train: data.unlabeled.map((c) => c.image), heldOut: heldOut.map((c) => c.image) },
     preprocessing: plan,
     maxSteps: p.steps,

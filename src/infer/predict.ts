@@ -1,0 +1,129 @@
+// Predicting and scoring whole volumes with a trained checkpoint: the library side of `mae-nnformer predict` and
+// `mae-nnformer evaluate`. The checkpoint carries its model, config and preprocessing, so a prediction normalises
+// exactly as training did.
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { loadTrainedModel } from "../train/checkpoint";
+import { selectOps } from "../layers/fast_ops";
+import { Preprocessing, applyPreprocessing } from "../data/preprocess";
+import { readNifti, checkSameGrid } from "../data/nifti";
+import { Manifest, ResolvedManifest, evaluatedLabelNames } from "../data/manifest";
+import { loadCase } from "../data/dataset";
+import { Volume } from "../data/volume";
+import { slidingWindowPredict, predictToNifti } from "./sliding_window";
+import { evaluateCase, summarizeCases, MetricSummary, NNFORMER_EVAL } from "../metrics/summarize";
+import { assertWritableDir, writeFileAtomic } from "../runtime/files";
+import type { SegmentationModel } from "../models/types";
+
+export interface PredictOptions {
+  /** Sliding-window overlap (default 0.5, as nnFormer). */
+  overlap?: number;
+  /** Mirror test-time augmentation over all three axes (default false). */
+  mirror?: boolean;
+  /** Windows per forward pass (default 1). */
+  batchSize?: number;
+}
+
+/** A loaded checkpoint ready to predict. */
+export class Predictor {
+  private constructor(readonly model: SegmentationModel, readonly preprocessing: Preprocessing, readonly cropSize: [number, number, number], readonly numClasses: number, readonly source: string) {}
+
+  /** Loads a training checkpoint (best.safetensors / latest.safetensors). */
+  static load(file: string): Predictor {
+    if (!fs.existsSync(file)) throw new Error(`checkpoint ${file} does not exist; pass a best.safetensors or latest.safetensors from a fine-tuning run`);
+    const { model, info } = loadTrainedModel(file);
+    if (!info.preprocessing) {
+      model.dispose();
+      throw new Error(`${file}: the checkpoint records no preprocessing, so its intensities cannot be reproduced; it was not written by a fine-tuning run`);
+    }
+    const cfg = info.config as { cropSize: [number, number, number]; numClasses: number };
+    return new Predictor(model, info.preprocessing as Preprocessing, cfg.cropSize, cfg.numClasses, file);
+  }
+
+  /** The label map of one image (raw intensities, any size; windows are padded where the image is smaller). */
+  async predict(image: Volume, o: PredictOptions = {}): Promise<Uint8Array | Uint16Array> {
+    const ops = selectOps(tf.getBackend());
+    const x = applyPreprocessing(image, this.preprocessing);
+    const r = await slidingWindowPredict(
+      x,
+      (batch) => {
+        const out = this.model.forward(batch, { ops, training: false });
+        if (!Array.isArray(out)) return out;
+        tf.dispose(out.slice(1));
+        return out[0];
+      },
+      { cropSize: this.cropSize, numClasses: this.numClasses, overlap: o.overlap ?? 0.5, mirror: o.mirror ?? false, batchSize: o.batchSize ?? 1 },
+    );
+    return r.labels;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** Predicts one NIfTI file and writes the label map with the source affine. */
+export async function predictFile(checkpoint: string, imageFile: string, outFile: string, o: PredictOptions = {}): Promise<void> {
+  assertWritableDir(path.dirname(path.resolve(outFile)));
+  const p = Predictor.load(checkpoint);
+  try {
+    const image = await readNifti(imageFile, { as: "image" });
+    predictToNifti(outFile, await p.predict(image, o), image);
+  } finally {
+    p.dispose();
+  }
+}
+
+/** Predicts every case of a resolved split into `<outDir>/<case id>.nii.gz`; returns the files written. */
+export async function predictSplit(checkpoint: string, resolved: ResolvedManifest, split: keyof ResolvedManifest["splits"], outDir: string, o: PredictOptions = {}, log: (s: string) => void = () => {}): Promise<string[]> {
+  assertWritableDir(outDir);
+  const p = Predictor.load(checkpoint);
+  const files: string[] = [];
+  try {
+    for (const c of resolved.splits[split]) {
+      const loaded = await loadCase(resolved, c, { withLabel: false });
+      const file = path.join(outDir, `${c.id}.nii.gz`);
+      predictToNifti(file, await p.predict(loaded.image, o), loaded.image);
+      files.push(file);
+      log(`  ${c.id} -> ${file}`);
+    }
+  } finally {
+    p.dispose();
+  }
+  return files;
+}
+
+export interface EvaluationResult {
+  dice: MetricSummary;
+  hd95: MetricSummary;
+  units: "mm" | "voxel";
+}
+
+/**
+ * Scores predictions `<predDir>/<case id>.nii.gz` against a split's labels: Dice and HD95 per evaluated class,
+ * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 in voxels, 0 when empty; Dice 1
+ * when both are empty); the default reports HD95 in mm and leaves undefined values out of the means.
+ */
+export async function evaluatePredictions(resolved: ResolvedManifest, split: keyof ResolvedManifest["splits"], predDir: string, convention: "kit" | "nnformer" = "kit"): Promise<EvaluationResult> {
+  const m: Manifest = resolved.manifest;
+  const names = evaluatedLabelNames(m);
+  const classes = names.map((n) => m.labels.find((l) => l.name === n)!.value);
+  const missing = resolved.splits[split].map((c) => path.join(predDir, `${c.id}.nii.gz`)).filter((f) => !fs.existsSync(f));
+  if (missing.length) throw new Error(`${missing.length} prediction file(s) missing in ${predDir}:\n  ${missing.join("\n  ")}\nrun \`mae-nnformer predict\` for the split first`);
+  const rows = [];
+  for (const c of resolved.splits[split]) {
+    if (!c.label) throw new Error(`case ${c.id} of split ${split} has no label; evaluate needs a labelled split`);
+    const ref = await readNifti(c.label, { as: "label" });
+    const pred = await readNifti(path.join(predDir, `${c.id}.nii.gz`), { as: "label" });
+    checkSameGrid(ref, pred);
+    rows.push(evaluateCase(c.id, pred.data, ref.data, classes, ref.shape, ref.spacing, convention === "nnformer" ? NNFORMER_EVAL : { hd95: { units: "mm" } }));
+  }
+  const s = summarizeCases(rows, names);
+  return { ...s, units: convention === "nnformer" ? "voxel" : "mm" };
+}
+
+/** Writes an evaluation as JSON (atomically). */
+export function writeEvaluation(file: string, r: EvaluationResult): void {
+  writeFileAtomic(file, JSON.stringify(r, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n");
+}

@@ -1,0 +1,57 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { initBackend } from "../../src/runtime/backend";
+import { phantomManifestFor, writePhantomDataset } from "../../src/data/dataset";
+import { resolveManifest } from "../../src/data/manifest";
+import { readNifti } from "../../src/data/nifti";
+import { computePreprocessing } from "../../src/data/preprocess";
+import { buildModel } from "../../src/registry";
+import { saveCheckpoint } from "../../src/train/checkpoint";
+import { predictSplit, evaluatePredictions, Predictor } from "../../src/infer/predict";
+
+describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function () {
+  this.timeout(120000);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "kit-predict-"));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it("predicts a split into NIfTI on the source grid and scores it; missing predictions are listed", async () => {
+    await initBackend();
+    const manifest = phantomManifestFor(5, 3, [16, 32, 32], [12, 12, 12], path.join(root, "data"));
+    writePhantomDataset(manifest);
+    const resolved = resolveManifest(manifest);
+    const first = await readNifti(resolved.splits.test[0].images[0]);
+    const plan = computePreprocessing([first], "CT");
+    const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
+    const ckpt = path.join(root, "best.safetensors");
+    await saveCheckpoint(ckpt, model.trainableVariables(), { model: "nnformer-micro", config: model.config, preprocessing: plan });
+    model.dispose();
+
+    const out = path.join(root, "pred");
+    const files = await predictSplit(ckpt, resolved, "test", out, { overlap: 0.5 });
+    assert.equal(files.length, resolved.splits.test.length);
+    const pred = await readNifti(files[0], { as: "label" });
+    assert.deepEqual(pred.shape, first.shape);
+    assert.deepEqual(pred.affine, first.affine);
+    assert.ok(Math.max(...pred.data) < 9);
+
+    const r = await evaluatePredictions(resolved, "test", out);
+    assert.equal(r.dice.classNames.length, 8);
+    assert.equal(r.dice.caseIds.length, resolved.splits.test.length);
+    const official = await evaluatePredictions(resolved, "test", out, "nnformer");
+    assert.equal(official.units, "voxel");
+
+    fs.rmSync(files[0]);
+    await assert.rejects(evaluatePredictions(resolved, "test", out), /1 prediction file\(s\) missing.*\n.*phantom_00\d\.nii\.gz/);
+  });
+
+  it("refuses a checkpoint that does not exist or has no preprocessing", async () => {
+    assert.throws(() => Predictor.load(path.join(root, "nope.safetensors")), /does not exist/);
+    const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
+    const ckpt = path.join(root, "noplan.safetensors");
+    await saveCheckpoint(ckpt, model.trainableVariables(), { model: "nnformer-micro", config: model.config });
+    model.dispose();
+    assert.throws(() => Predictor.load(ckpt), /records no preprocessing/);
+  });
+});
