@@ -122,8 +122,9 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     inits: ["scratch", "mae"],
     labelFractions: [1],
     seeds: [0],
-    pretrain: { steps: 300, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", evalEvery: 100 },
-    finetune: { steps: 160, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 20, augment: true, foregroundFraction: 0.5 },
+    // the quick study's step budgets (same pretraining and fine-tuning steps; the crop here is 32x64x64)
+    pretrain: { steps: 400, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", maskUnit: [4, 8, 8], evalEvery: 200 },
+    finetune: { steps: 300, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 50, augment: false, foregroundFraction: 0.5 },
     convergenceLevels: [0.2, 0.3],
     eval: { overlap: 0.5, mirror: false },
   },
