@@ -101,12 +101,13 @@ export function formatMaeTable(rows: MaeBenchRow[]): string {
   const sparse = new Map(rows.filter((r) => r.mode === "sparse").map((r) => [r.preset, r.stepMs]));
   const head = ["preset", "mode", "ratio", "crop", "encoder crop", "step ms", "vs sparse"];
   const body = rows.map((r) => [
-    r.preset, r.mode, String(r.ratio), r.crop, r.encoderCrop, r.skipped ? `skipped: ${r.skipped}` : fixed(r.stepMs, 0),
+    r.preset, r.mode, String(r.ratio), r.crop, r.encoderCrop, r.skipped ? "skipped*" : fixed(r.stepMs, 0),
     r.skipped || !sparse.get(r.preset) ? "-" : `${fixed(sparse.get(r.preset)! / r.stepMs, 2)}x`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
-  return [line(head), ...body.map(line)].join("\n");
+  const notes = rows.filter((r) => r.skipped).map((r) => `* ${r.preset} ${r.mode} ${r.ratio}: ${r.skipped}`);
+  return [line(head), ...body.map(line), ...notes].join("\n");
 }
 
 /** Runs the benchmark and writes `<out>` (JSON). */
