@@ -5,10 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildModel, type BuildOptions } from "../registry";
 import type { Ops } from "../layers/ops";
-import { deepSupervisionLoss } from "../losses/dice_ce";
-import { Optimizer, clipByGlobalNorm } from "../train/optim";
-import { makeRng, seedFrom } from "../runtime/random";
-import type { KernelTime } from "./step_bench";
+import { timeTrainingSteps, type KernelTime } from "./step_bench";
 
 export interface ModelStepRow {
   model: string;
@@ -49,8 +46,6 @@ export interface ModelBenchOptions {
   overrides?: object;
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
-
 /** Times training steps of the registered model `name` built with `buildOpts`, running `ops`. */
 export async function benchModelStep(
   name: string,
@@ -60,64 +55,10 @@ export async function benchModelStep(
 ): Promise<{ row: ModelStepRow; kernels?: KernelTime[] }> {
   const batch = options.batch ?? 2;
   const steps = options.steps ?? 3;
-  const warmup = options.warmup ?? 1;
   const model = buildModel(name, buildOpts, options.overrides);
-  const vars = model.trainableVariables();
-  const opt = new Optimizer(vars, { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
-  const [D, H, W] = buildOpts.cropSize;
-  const x = tf.randomNormal([batch, D, H, W, buildOpts.inChannels], 0, 1, "float32", 3) as tf.Tensor5D;
-  const y = tf.tidy(() => tf.floor(tf.randomUniform([batch, D, H, W], 0, buildOpts.numClasses, "float32", 4)).toInt());
-
-  const trainStep = (i: number) => {
-    const rng = makeRng(seedFrom("model-bench", i));
-    const { value, grads } = tf.variableGrads(() => {
-      const out = model.forward(x, { ops, training: true, rng });
-      return deepSupervisionLoss(Array.isArray(out) ? out : [out], [y], { batchDice: true });
-    }, vars);
-    value.dataSync();
-    value.dispose();
-    const clipped = clipByGlobalNorm(grads, 12);
-    opt.apply(clipped.grads, 1e-4);
-    tf.dispose(Object.values(clipped.grads));
-  };
-  const forward = () => {
-    tf.tidy(() => {
-      const out = model.forward(x, { ops, training: false });
-      (Array.isArray(out) ? out[0] : out).dataSync();
-    });
-  };
-
   try {
-    for (let i = 0; i < warmup; i++) trainStep(-1 - i);
-    const stepTimes: number[] = [], cpuTimes: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t = performance.now(), c = process.cpuUsage();
-      trainStep(i);
-      stepTimes.push(performance.now() - t);
-      const dc = process.cpuUsage(c);
-      cpuTimes.push((dc.user + dc.system) / 1000);
-    }
-    forward();
-    const fwdTimes: number[] = [];
-    for (let i = 0; i < Math.max(1, Math.min(steps, 3)); i++) {
-      const t = performance.now();
-      forward();
-      fwdTimes.push(performance.now() - t);
-    }
-    const info = await tf.profile(() => trainStep(1000));
-    let kernels: KernelTime[] | undefined;
-    if (options.profile) {
-      const byName = new Map<string, KernelTime>();
-      for (const k of info.kernels) {
-        const ms = Number(await (k as { kernelTimeMs: number | Promise<number> }).kernelTimeMs) || 0;
-        const e = byName.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
-        e.calls++;
-        e.ms += ms;
-        byName.set(k.name, e);
-      }
-      kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
-    }
-    const stepMs = median(stepTimes);
+    const t = await timeTrainingSteps(model, ops, buildOpts, { batch, steps, warmup: options.warmup ?? 1, profile: options.profile });
+    const [D, H, W] = buildOpts.cropSize;
     const row: ModelStepRow = {
       model: name,
       ops: ops.name,
@@ -125,19 +66,17 @@ export async function benchModelStep(
       batch,
       crop: buildOpts.cropSize.join("x"),
       params: model.numParams(),
-      forwardMs: median(fwdTimes),
-      stepMs,
-      stepCpuMs: median(cpuTimes),
-      voxelsPerS: (batch * D * H * W) / (stepMs / 1000),
-      peakTensorMiB: info.peakBytes / 2 ** 20,
+      forwardMs: t.forwardMs,
+      stepMs: t.stepMs,
+      stepCpuMs: t.stepCpuMs,
+      voxelsPerS: (batch * D * H * W) / (t.stepMs / 1000),
+      peakTensorMiB: t.peakTensorMiB,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       timedSteps: steps,
     };
-    return { row, kernels };
+    return { row, kernels: t.kernels };
   } finally {
-    opt.dispose();
     model.dispose();
-    tf.dispose([x, y]);
   }
 }
 

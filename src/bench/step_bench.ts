@@ -3,6 +3,8 @@
 // FLOPs of the step, counted as 3 × forward, divided by the step time). Not a test: nothing here asserts a time.
 import * as tf from "@tensorflow/tfjs";
 import { NnFormer, NnFormerConfig } from "../models/nnformer";
+import { NnFormerSegmentation } from "../registry";
+import type { SegmentationModel } from "../models/types";
 import { nnFormerForwardMacs } from "../models/nnformer_flops";
 import { Ops } from "../layers/ops";
 import { deepSupervisionLoss } from "../losses/dice_ce";
@@ -52,6 +54,85 @@ export interface KernelTime {
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
 
+export interface TrainingTimes {
+  /** Median wall time of a training step, ms. */
+  stepMs: number;
+  /** Median process CPU time of a step, ms (close to the wall time on a quiet machine). */
+  stepCpuMs: number;
+  /** Median inference forward time, ms. */
+  forwardMs: number;
+  /** Peak tfjs tensor memory during one step, MiB (tf.profile). */
+  peakTensorMiB: number;
+  kernels?: KernelTime[];
+}
+
+/**
+ * Times training steps of any segmentation model on random data: forward (all deep-supervision outputs), Dice+CE,
+ * backward, clip 12, AdamW. Disposes nothing of the model; the caller owns it.
+ */
+export async function timeTrainingSteps(
+  model: SegmentationModel, ops: Ops, data: { cropSize: number[]; inChannels: number; numClasses: number },
+  o: { batch: number; steps: number; warmup: number; profile?: boolean },
+): Promise<TrainingTimes> {
+  const vars = model.trainableVariables();
+  const opt = new Optimizer(vars, { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
+  const [D, H, W] = data.cropSize;
+  const x = tf.randomNormal([o.batch, D, H, W, data.inChannels], 0, 1, "float32", 3) as tf.Tensor5D;
+  const y = tf.tidy(() => tf.floor(tf.randomUniform([o.batch, D, H, W], 0, data.numClasses, "float32", 4)).toInt());
+  const trainStep = (i: number) => {
+    const rng = makeRng(seedFrom("bench", i));
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forward(x, { ops, training: true, rng });
+      return deepSupervisionLoss(Array.isArray(out) ? out : [out], [y], { batchDice: true });
+    }, vars);
+    value.dataSync();
+    value.dispose();
+    const clipped = clipByGlobalNorm(grads, 12);
+    opt.apply(clipped.grads, 1e-4);
+    tf.dispose(Object.values(clipped.grads));
+  };
+  const forward = () =>
+    tf.tidy(() => {
+      const out = model.forward(x, { ops, training: false });
+      (Array.isArray(out) ? out[0] : out).dataSync();
+    });
+  try {
+    for (let i = 0; i < o.warmup; i++) trainStep(-1 - i);
+    const stepTimes: number[] = [], cpuTimes: number[] = [];
+    for (let i = 0; i < o.steps; i++) {
+      const t = performance.now(), c = process.cpuUsage();
+      trainStep(i);
+      stepTimes.push(performance.now() - t);
+      const dc = process.cpuUsage(c);
+      cpuTimes.push((dc.user + dc.system) / 1000);
+    }
+    forward();
+    const fwdTimes: number[] = [];
+    for (let i = 0; i < Math.max(1, Math.min(o.steps, 3)); i++) {
+      const t = performance.now();
+      forward();
+      fwdTimes.push(performance.now() - t);
+    }
+    const info = await tf.profile(() => trainStep(1000));
+    let kernels: KernelTime[] | undefined;
+    if (o.profile) {
+      const byName = new Map<string, KernelTime>();
+      for (const k of info.kernels) {
+        const ms = Number(await (k as { kernelTimeMs: number | Promise<number> }).kernelTimeMs) || 0;
+        const e = byName.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
+        e.calls++;
+        e.ms += ms;
+        byName.set(k.name, e);
+      }
+      kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
+    }
+    return { stepMs: median(stepTimes), stepCpuMs: median(cpuTimes), forwardMs: median(fwdTimes), peakTensorMiB: info.peakBytes / 2 ** 20, kernels };
+  } finally {
+    opt.dispose();
+    tf.dispose([x, y]);
+  }
+}
+
 /** Times `steps` training steps of nnFormer `config` with `ops`. */
 export async function benchNnFormerStep(
   preset: string,
@@ -61,64 +142,11 @@ export async function benchNnFormerStep(
 ): Promise<{ row: StepBenchRow; kernels?: KernelTime[] }> {
   const batch = options.batch ?? 1;
   const steps = options.steps ?? 3;
-  const warmup = options.warmup ?? 1;
-  const model = new NnFormer(config, { seed: 1 });
-  const vars = model.trainableVariables();
-  const opt = new Optimizer(vars, { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
-  const [D, H, W] = config.cropSize;
-  const x = tf.randomNormal([batch, D, H, W, config.inChannels], 0, 1, "float32", 3) as tf.Tensor5D;
-  const y = tf.tidy(() => tf.floor(tf.randomUniform([batch, D, H, W], 0, config.numClasses, "float32", 4)).toInt());
-  const ds = config.deepSupervision;
-
-  const trainStep = (i: number) => {
-    const rng = makeRng(seedFrom("bench", i));
-    const { value, grads } = tf.variableGrads(() => {
-      const out = model.forward(x, { ops, training: true, rng, deepSupervision: ds });
-      return deepSupervisionLoss([out.logits, ...out.aux], [y], { batchDice: true });
-    }, vars);
-    value.dataSync();
-    value.dispose();
-    const clipped = clipByGlobalNorm(grads, 12);
-    opt.apply(clipped.grads, 1e-4);
-    tf.dispose(Object.values(clipped.grads));
-  };
-  const forward = () => {
-    tf.tidy(() => {
-      const out = model.forward(x, { ops, training: false, deepSupervision: ds });
-      out.logits.dataSync();
-    });
-  };
-
+  const model = new NnFormerSegmentation(preset, new NnFormer(config, { seed: 1 }));
   try {
-    for (let i = 0; i < warmup; i++) trainStep(-1 - i);
-    const stepTimes: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t = performance.now();
-      trainStep(i);
-      stepTimes.push(performance.now() - t);
-    }
-    forward();
-    const fwdTimes: number[] = [];
-    for (let i = 0; i < Math.max(1, Math.min(steps, 3)); i++) {
-      const t = performance.now();
-      forward();
-      fwdTimes.push(performance.now() - t);
-    }
-    const info = await tf.profile(() => trainStep(1000));
-    let kernels: KernelTime[] | undefined;
-    if (options.profile) {
-      const byName = new Map<string, KernelTime>();
-      for (const k of info.kernels) {
-        const ms = Number(await (k as any).kernelTimeMs) || 0;
-        const e = byName.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
-        e.calls++;
-        e.ms += ms;
-        byName.set(k.name, e);
-      }
-      kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
-    }
-    const macs = nnFormerForwardMacs(config, { deepSupervision: ds }).total * batch;
-    const stepMs = median(stepTimes);
+    const t = await timeTrainingSteps(model, ops, config, { batch, steps, warmup: options.warmup ?? 1, profile: options.profile });
+    const [D, H, W] = config.cropSize;
+    const macs = nnFormerForwardMacs(config).total * batch;
     const row: StepBenchRow = {
       preset,
       ops: ops.name,
@@ -127,18 +155,16 @@ export async function benchNnFormerStep(
       crop: config.cropSize.join("x"),
       params: model.numParams(),
       forwardGflop: (2 * macs) / 1e9,
-      forwardMs: median(fwdTimes),
-      stepMs,
-      voxelsPerS: (batch * D * H * W) / (stepMs / 1000),
-      effectiveGflops: (3 * 2 * macs) / 1e9 / (stepMs / 1000),
+      forwardMs: t.forwardMs,
+      stepMs: t.stepMs,
+      voxelsPerS: (batch * D * H * W) / (t.stepMs / 1000),
+      effectiveGflops: (3 * 2 * macs) / 1e9 / (t.stepMs / 1000),
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
-      peakTensorMiB: info.peakBytes / 2 ** 20,
+      peakTensorMiB: t.peakTensorMiB,
       timedSteps: steps,
     };
-    return { row, kernels };
+    return { row, kernels: t.kernels };
   } finally {
-    opt.dispose();
     model.dispose();
-    tf.dispose([x, y]);
   }
 }
