@@ -12,7 +12,7 @@ import { runBench } from "../bench/run";
 import { modelNames, type ModelName } from "../registry";
 import * as fs from "fs";
 import { getProfile, StudyProfile } from "../study/profiles";
-import { runLowLabelStudy, writeReports } from "../study/lowlabel";
+import { runLowLabelStudy, writeReports, loadStudyData, pretrainOnceForCli } from "../study/lowlabel";
 import { readResults } from "../study/grid";
 import { formatSeconds } from "../train/fit";
 
@@ -103,7 +103,6 @@ function program(): Command {
       console.log(describeBackend(backend));
       const profile = studyProfile(o);
       const out = o.out ?? path.join("runs", `pretrain-${profile.name}`);
-      const { loadStudyData, pretrainOnceForCli } = await import("../study/lowlabel");
       const data = await loadStudyData(profile, console.log);
       const file = await pretrainOnceForCli(profile, data, out);
       console.log(`pretrained encoder: ${file}`);
