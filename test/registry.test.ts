@@ -34,12 +34,16 @@ function zeroGradNames(model: SegmentationModel): Set<string> {
   const names = new Set<string>();
   if (model instanceof NnFormerSegmentation) {
     const { encoder, decoder } = model.net.plan;
-    encoder.forEach((s, i) => s.blocks.forEach((g, j) => {
-      if (g.tokens === 1) names.add(`model_down.layers.${i}.blocks.${j}.attn.relative_position_bias_table`);
-    }));
-    decoder.forEach((s, j) => s.blocks.forEach((g, b) => {
-      if (g.tokens === 1) names.add(`decoder.layers.${2 - j}.blocks.${b}.attn.relative_position_bias_table`);
-    }));
+    encoder.forEach((s, i) =>
+      s.blocks.forEach((g, j) => {
+        if (g.tokens === 1) names.add(`model_down.layers.${i}.blocks.${j}.attn.relative_position_bias_table`);
+      }),
+    );
+    decoder.forEach((s, j) =>
+      s.blocks.forEach((g, b) => {
+        if (g.tokens === 1) names.add(`decoder.layers.${2 - j}.blocks.${b}.attn.relative_position_bias_table`);
+      }),
+    );
   }
   return names;
 }
@@ -51,20 +55,37 @@ describe("registry", function () {
   });
 
   it("names every Table II model with the settings that differ", () => {
-    for (const n of ["nnformer-tiny", "unet3d-cpu", "unetr-cpu", "unetr-btcv", "swin-unetr-f12", "swin-unetr-f48", "transunet3d-cpu"]) {
+    for (const n of [
+      "nnformer-tiny",
+      "unet3d-cpu",
+      "unetr-cpu",
+      "unetr-btcv",
+      "swin-unetr-f12",
+      "swin-unetr-f48",
+      "transunet3d-cpu",
+    ]) {
       assert.ok(modelNames().includes(n as never), n);
     }
   });
 
   it("refuses an unknown name, listing the registered ones", () => {
-    assert.throws(() => buildModel("unetr-huge", { inChannels: 1, numClasses: 2, cropSize: [64, 64, 64], seed: 0 }), /unknown model "unetr-huge"; registered: nnformer-tiny, .*swin-unetr-f48/);
+    assert.throws(
+      () => buildModel("unetr-huge", { inChannels: 1, numClasses: 2, cropSize: [64, 64, 64], seed: 0 }),
+      /unknown model "unetr-huge"; registered: nnformer-tiny, .*swin-unetr-f48/,
+    );
   });
 
   it("builds the CPU presets from BuildOptions (channels, classes and crop come from the data)", () => {
     const m = buildModel("unet3d-cpu", { inChannels: 2, numClasses: 5, cropSize: [32, 64, 64], seed: 3 });
     assert.equal(m.name, "unet3d-cpu");
-    assert.deepEqual([(m.config as any).inChannels, (m.config as any).numClasses, (m.config as any).cropSize], [2, 5, [32, 64, 64]]);
-    assert.equal(m.numParams(), m.trainableVariables().reduce((n, v) => n + v.size, 0));
+    assert.deepEqual(
+      [(m.config as any).inChannels, (m.config as any).numClasses, (m.config as any).cropSize],
+      [2, 5, [32, 64, 64]],
+    );
+    assert.equal(
+      m.numParams(),
+      m.trainableVariables().reduce((n, v) => n + v.size, 0),
+    );
     m.dispose();
   });
 
@@ -77,7 +98,10 @@ describe("registry", function () {
       const model = entry.build({ inChannels: 1, numClasses: 3, cropSize, seed: 7 }, overrides);
       assert.equal(model.name, name);
       const vars = model.trainableVariables();
-      assert.equal(model.numParams(), vars.reduce((n, v) => n + v.size, 0));
+      assert.equal(
+        model.numParams(),
+        vars.reduce((n, v) => n + v.size, 0),
+      );
       const x = tf.randomNormal([1, ...cropSize, 1], 0, 1, "float32", 11) as tf.Tensor5D;
 
       // forward: full-resolution logits first, finite, same with plain and fast ops
@@ -133,12 +157,22 @@ describe("registry", function () {
 
   it("nnFormer satisfies the interface through the adapter (deep supervision → [full, ½, ¼])", () => {
     const entry = MODELS["nnformer-tiny"];
-    const m = entry.build({ inChannels: 1, numClasses: 3, cropSize: entry.tiny.cropSize, seed: 1 }, entry.tiny.overrides);
+    const m = entry.build(
+      { inChannels: 1, numClasses: 3, cropSize: entry.tiny.cropSize, seed: 1 },
+      entry.tiny.overrides,
+    );
     assert.ok(m instanceof NnFormerSegmentation);
     const x = tf.zeros([1, ...entry.tiny.cropSize, 1]) as tf.Tensor5D;
     const out = m.forward(x, { ops });
     assert.ok(Array.isArray(out) && out.length === 3);
-    assert.deepEqual(out.map((o) => o.shape.slice(1, 4)), [[16, 32, 32], [8, 16, 16], [4, 8, 8]]);
+    assert.deepEqual(
+      out.map((o) => o.shape.slice(1, 4)),
+      [
+        [16, 32, 32],
+        [8, 16, 16],
+        [4, 8, 8],
+      ],
+    );
     tf.dispose([x, ...out]);
     m.dispose();
   });

@@ -27,7 +27,9 @@ async function checkDir(dir: string, opsName: string): Promise<boolean> {
     }
   }
   const raw = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
-  const config = Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith("_"))) as unknown as NnFormerConfig;
+  const config = Object.fromEntries(
+    Object.entries(raw).filter(([k]) => !k.startsWith("_")),
+  ) as unknown as NnFormerConfig;
   const model = new NnFormer(config, { init: "zeros" });
   if (raw._torch_params !== undefined && raw._torch_params !== model.numParams()) {
     console.error(`${dir}: parameter count ${model.numParams()} differs from PyTorch's ${raw._torch_params}`);
@@ -45,7 +47,10 @@ async function checkDir(dir: string, opsName: string): Promise<boolean> {
   const t0 = Date.now();
   const out = model.forward(x, { ops, deepSupervision: io.tensors.has("aux.0") });
   const ms = Date.now() - t0;
-  const outputs: Array<[string, tf.Tensor]> = [["logits", out.logits], ...out.aux.map((a, i) => [`aux.${i}`, a] as [string, tf.Tensor])];
+  const outputs: Array<[string, tf.Tensor]> = [
+    ["logits", out.logits],
+    ...out.aux.map((a, i) => [`aux.${i}`, a] as [string, tf.Tensor]),
+  ];
   let ok = true;
   const parts: string[] = [];
   for (const [name, ours] of outputs) {
@@ -55,7 +60,9 @@ async function checkDir(dir: string, opsName: string): Promise<boolean> {
     if (!(e < TOLERANCE)) ok = false;
     ref.dispose();
   }
-  console.log(`${ok ? "PASS" : "FAIL"} ${dir} (${opsName} ops, ${report.loaded} tensors, ${model.numParams()} params, forward ${ms} ms): ${parts.join("; ")}`);
+  console.log(
+    `${ok ? "PASS" : "FAIL"} ${dir} (${opsName} ops, ${report.loaded} tensors, ${model.numParams()} params, forward ${ms} ms): ${parts.join("; ")}`,
+  );
   tf.dispose([x, out.logits, ...out.aux]);
   model.dispose();
   return ok;
@@ -68,7 +75,9 @@ async function main(): Promise<void> {
   if (opsName !== "plain" && opsName !== "fast") throw new Error(`--ops ${opsName}: use plain or fast`);
   const dirs = args.length ? args : (process.env.NNFORMER_PARITY_DIR ?? "").split(path.delimiter).filter(Boolean);
   if (!dirs.length) {
-    console.error("NNFORMER_PARITY_DIR is not set (nor a folder given): nothing was checked. See scripts/parity/README.md.");
+    console.error(
+      "NNFORMER_PARITY_DIR is not set (nor a folder given): nothing was checked. See scripts/parity/README.md.",
+    );
     process.exit(2);
   }
   console.log(describeBackend(await initBackend()));

@@ -31,15 +31,25 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1
 
 /** Times `steps` MAE pretraining steps of `config` in `mode` (median, after `warmup` untimed steps). */
 export async function benchMaeStep(
-  config: NnFormerConfig, mode: MaskMode,
+  config: NnFormerConfig,
+  mode: MaskMode,
   options: { steps?: number; warmup?: number; ratio?: number; batch?: number; preset?: string; ops?: Ops } = {},
 ): Promise<MaeBenchRow> {
-  const steps = options.steps ?? 3, warmup = options.warmup ?? 1, batch = options.batch ?? 1;
+  const steps = options.steps ?? 3,
+    warmup = options.warmup ?? 1,
+    batch = options.batch ?? 1;
   const ratio = options.ratio ?? (mode === "simmim" ? 0.6 : 0.75);
   const ops = options.ops ?? selectOps(tf.getBackend());
   const row: MaeBenchRow = {
-    preset: options.preset ?? "custom", mode, ratio, backend: tf.getBackend(), batch, crop: config.cropSize.join("x"),
-    encoderCrop: config.cropSize.join("x"), stepMs: NaN, timedSteps: 0,
+    preset: options.preset ?? "custom",
+    mode,
+    ratio,
+    backend: tf.getBackend(),
+    batch,
+    crop: config.cropSize.join("x"),
+    encoderCrop: config.cropSize.join("x"),
+    stepMs: NaN,
+    timedSteps: 0,
   };
   let mae: MaeNnFormer;
   try {
@@ -74,11 +84,18 @@ export async function benchMaeStep(
 }
 
 /** Every masking mode on the tiny preset (and micro): one row each; compact at r 0.75 and 0.875. */
-export async function benchMaeModes(options: { steps?: number; warmup?: number; presets?: Array<"tiny" | "micro"> } = {}): Promise<MaeBenchRow[]> {
+export async function benchMaeModes(
+  options: { steps?: number; warmup?: number; presets?: Array<"tiny" | "micro"> } = {},
+): Promise<MaeBenchRow[]> {
   const presets: Record<string, NnFormerConfig> = { tiny: NNFORMER_TINY, micro: NNFORMER_MICRO };
   const rows: MaeBenchRow[] = [];
   for (const preset of options.presets ?? ["tiny", "micro"]) {
-    const cases: Array<[MaskMode, number]> = [["sparse", 0.75], ["simmim", 0.6], ["compact", 0.75], ["compact", 0.875]];
+    const cases: Array<[MaskMode, number]> = [
+      ["sparse", 0.75],
+      ["simmim", 0.6],
+      ["compact", 0.75],
+      ["compact", 0.875],
+    ];
     for (const [mode, ratio] of cases) {
       rows.push(await benchMaeStep(presets[preset], mode, { ...options, ratio, preset }));
     }

@@ -57,7 +57,12 @@ export async function benchModelStep(
   const steps = options.steps ?? 3;
   const model = buildModel(name, buildOpts, options.overrides);
   try {
-    const t = await timeTrainingSteps(model, ops, buildOpts, { batch, steps, warmup: options.warmup ?? 1, profile: options.profile });
+    const t = await timeTrainingSteps(model, ops, buildOpts, {
+      batch,
+      steps,
+      warmup: options.warmup ?? 1,
+      profile: options.profile,
+    });
     const [D, H, W] = buildOpts.cropSize;
     const row: ModelStepRow = {
       model: name,
@@ -84,12 +89,36 @@ const fixed = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
 
 /** The per-model step table as aligned text. */
 export function formatModelStepTable(rows: ModelStepRow[]): string {
-  const head = ["model", "ops", "backend", "batch", "crop", "params", "fwd ms", "step ms", "step CPU ms", "vox/s", "peak RSS MiB", "peak tensors MiB"];
+  const head = [
+    "model",
+    "ops",
+    "backend",
+    "batch",
+    "crop",
+    "params",
+    "fwd ms",
+    "step ms",
+    "step CPU ms",
+    "vox/s",
+    "peak RSS MiB",
+    "peak tensors MiB",
+  ];
   const body = rows.map((r) => [
-    r.model, r.ops, r.backend, String(r.batch), r.crop, r.params.toLocaleString("en-US"), fixed(r.forwardMs, 0),
-    fixed(r.stepMs, 0), fixed(r.stepCpuMs, 0), Math.round(r.voxelsPerS).toLocaleString("en-US"), fixed(r.peakRssMiB, 0), fixed(r.peakTensorMiB, 0),
+    r.model,
+    r.ops,
+    r.backend,
+    String(r.batch),
+    r.crop,
+    r.params.toLocaleString("en-US"),
+    fixed(r.forwardMs, 0),
+    fixed(r.stepMs, 0),
+    fixed(r.stepCpuMs, 0),
+    Math.round(r.voxelsPerS).toLocaleString("en-US"),
+    fixed(r.peakRssMiB, 0),
+    fixed(r.peakTensorMiB, 0),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(head), ...body.map(line)].join("\n");
 }

@@ -115,13 +115,25 @@ function linearCase(name: string, t: number, ci: number, co: number): Case {
 }
 
 function attentionCase(nW: number, N: number, h: number, d: number): Case {
-  const args = (bias: tf.Tensor) => ({ numWindows: nW, tokens: N, heads: h, scale: d ** -0.5, bias: bias as tf.Tensor3D, mask: null });
+  const args = (bias: tf.Tensor) => ({
+    numWindows: nW,
+    tokens: N,
+    heads: h,
+    scale: d ** -0.5,
+    bias: bias as tf.Tensor3D,
+    mask: null,
+  });
   const C = h * d;
   return {
     op: "windowAttention",
     shape: `${nW} windows x ${N} tokens x ${h} heads, d ${d}`,
     flops: 2 * 2 * nW * h * N * N * d,
-    inputs: [[nW * N, C], [nW * N, C], [nW * N, C], [h, N, N]],
+    inputs: [
+      [nW * N, C],
+      [nW * N, C],
+      [nW * N, C],
+      [h, N, N],
+    ],
     plain: (q, k, v, b) => plainOps.windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, args(b)),
     fast: (q, k, v, b) => fastOps.windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, args(b)),
   };
@@ -129,9 +141,20 @@ function attentionCase(nW: number, N: number, h: number, d: number): Case {
 
 /** The cases; int inputs are created here and disposed by the caller. */
 function cases(): Case[] {
-  const relIndex = tf.tensor1d(Array.from({ length: 64 * 64 }, (_, i) => (i * 37) % 343), "int32");
-  const labels64 = tf.tensor(Array.from({ length: 64 ** 3 }, (_, i) => (i * 7) % 14), [1, 64, 64, 64], "int32");
-  const labels32 = tf.tensor(Array.from({ length: 32 ** 3 }, (_, i) => (i * 7) % 14), [1, 32, 32, 32], "int32");
+  const relIndex = tf.tensor1d(
+    Array.from({ length: 64 * 64 }, (_, i) => (i * 37) % 343),
+    "int32",
+  );
+  const labels64 = tf.tensor(
+    Array.from({ length: 64 ** 3 }, (_, i) => (i * 7) % 14),
+    [1, 64, 64, 64],
+    "int32",
+  );
+  const labels32 = tf.tensor(
+    Array.from({ length: 32 ** 3 }, (_, i) => (i * 7) % 14),
+    [1, 32, 32, 32],
+    "int32",
+  );
   const s1: Conv3dSpec = { stride: [1, 1, 1], padding: [1, 1, 1] };
   const s2: Conv3dSpec = { stride: [2, 2, 2], padding: [1, 1, 1] };
   const lossOpts = { batchDice: false };
@@ -168,7 +191,14 @@ function cases(): Case[] {
       plain: (x, g, b) => plainOps.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
       fast: (x, g, b) => fastOps.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
     },
-    { op: "gelu", shape: "[8192,192]", flops: 0, inputs: [[8192, 192]], plain: (x) => plainOps.gelu(x), fast: (x) => fastOps.gelu(x) },
+    {
+      op: "gelu",
+      shape: "[8192,192]",
+      flops: 0,
+      inputs: [[8192, 192]],
+      plain: (x) => plainOps.gelu(x),
+      fast: (x) => fastOps.gelu(x),
+    },
     {
       op: "roll",
       shape: "[1,32,16,16,48] by (-2,-2,-2)",
@@ -199,7 +229,9 @@ function cases(): Case[] {
 }
 
 function makeInputs(c: Case): tf.Tensor[] {
-  return c.inputs.map((s, i) => (s instanceof tf.Tensor ? s : tf.randomNormal(s, 0, i === 0 ? 1 : 0.1, "float32", 11 + i)));
+  return c.inputs.map((s, i) =>
+    s instanceof tf.Tensor ? s : tf.randomNormal(s, 0, i === 0 ? 1 : 0.1, "float32", 11 + i),
+  );
 }
 
 /** Time plain vs fast fwd+bwd for every case (or the `only` subset) on the current backend. */

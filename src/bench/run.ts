@@ -34,7 +34,16 @@ export const naivePlainOps: Ops = {
   conv3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, spec: Conv3dSpec): tf.Tensor5D {
     return tf.tidy(() => {
       const [pd, ph, pw] = spec.padding;
-      const xp = pd || ph || pw ? (tf.pad(x, [[0, 0], [pd, pd], [ph, ph], [pw, pw], [0, 0]]) as tf.Tensor5D) : x;
+      const xp =
+        pd || ph || pw
+          ? (tf.pad(x, [
+              [0, 0],
+              [pd, pd],
+              [ph, ph],
+              [pw, pw],
+              [0, 0],
+            ]) as tf.Tensor5D)
+          : x;
       const y = tf.conv3d(xp, w, spec.stride, "valid");
       return (b ? tf.add(y, b) : y) as tf.Tensor5D;
     });
@@ -85,11 +94,35 @@ const fixed = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
 
 /** The step table as aligned text. */
 export function formatStepTable(rows: StepBenchRow[]): string {
-  const head = ["preset", "ops", "backend", "batch", "crop", "params", "fwd GFLOP", "fwd ms", "step ms", "vox/s", "eff GFLOP/s", "peak RSS MiB", "peak tensors MiB"];
+  const head = [
+    "preset",
+    "ops",
+    "backend",
+    "batch",
+    "crop",
+    "params",
+    "fwd GFLOP",
+    "fwd ms",
+    "step ms",
+    "vox/s",
+    "eff GFLOP/s",
+    "peak RSS MiB",
+    "peak tensors MiB",
+  ];
   const body = rows.map((r) => [
-    r.preset, r.ops, r.backend, String(r.batch), r.crop, r.params.toLocaleString("en-US"), fixed(r.forwardGflop, 2),
-    fixed(r.forwardMs, 0), fixed(r.stepMs, 0), Math.round(r.voxelsPerS).toLocaleString("en-US"), fixed(r.effectiveGflops, 2),
-    fixed(r.peakRssMiB, 0), fixed(r.peakTensorMiB, 0),
+    r.preset,
+    r.ops,
+    r.backend,
+    String(r.batch),
+    r.crop,
+    r.params.toLocaleString("en-US"),
+    fixed(r.forwardGflop, 2),
+    fixed(r.forwardMs, 0),
+    fixed(r.stepMs, 0),
+    Math.round(r.voxelsPerS).toLocaleString("en-US"),
+    fixed(r.effectiveGflops, 2),
+    fixed(r.peakRssMiB, 0),
+    fixed(r.peakTensorMiB, 0),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
@@ -101,7 +134,12 @@ export function formatMaeTable(rows: MaeBenchRow[]): string {
   const sparse = new Map(rows.filter((r) => r.mode === "sparse").map((r) => [r.preset, r.stepMs]));
   const head = ["preset", "mode", "ratio", "crop", "encoder crop", "step ms", "vs sparse"];
   const body = rows.map((r) => [
-    r.preset, r.mode, String(r.ratio), r.crop, r.encoderCrop, r.skipped ? "skipped*" : fixed(r.stepMs, 0),
+    r.preset,
+    r.mode,
+    String(r.ratio),
+    r.crop,
+    r.encoderCrop,
+    r.skipped ? "skipped*" : fixed(r.stepMs, 0),
     r.skipped || !sparse.get(r.preset) ? "-" : `${fixed(sparse.get(r.preset)! / r.stepMs, 2)}x`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -128,16 +166,27 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     errors: [],
   };
   log(report.backendDetail);
-  log(`cpu: ${report.cpu} x${report.cores}, node ${report.node}, load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  log(
+    `cpu: ${report.cpu} x${report.cores}, node ${report.node}, load average ${os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(" ")}`,
+  );
   for (const preset of o.presets) {
     const config = BENCH_PRESETS[preset];
-    if (!config) throw new Error(`bench: unknown preset "${preset}"; use one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
+    if (!config)
+      throw new Error(`bench: unknown preset "${preset}"; use one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
     for (const kind of o.ops) {
       const ops = kind === "fast" ? fastOps : naivePlainOps;
       const steps = kind === "fast" ? o.steps : o.plainSteps;
       log(`... ${preset} / ${kind}: ${steps} timed step(s) after 1 warm-up`);
       try {
-        const { row, kernels } = await benchNnFormerStep(preset, config, ops, { steps, warmup: 1, batch: o.batch, profile: o.profile });
+        const { row, kernels } = await benchNnFormerStep(preset, config, ops, {
+          steps,
+          warmup: 1,
+          batch: o.batch,
+          profile: o.profile,
+        });
         report.steps.push(row);
         if (kernels) report.kernels[`${preset}/${kind}`] = kernels;
         log(`    step ${fixed(row.stepMs, 0)} ms, ${fixed(row.effectiveGflops, 2)} effective GFLOP/s`);
@@ -150,11 +199,21 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
   }
   const crop = o.modelCrop ?? [32, 64, 64];
   for (const name of o.models ?? []) {
-    log(`... ${name} / fast: ${o.steps} timed step(s) after 1 warm-up, crop ${crop.join("x")}, batch ${o.modelBatch ?? 2}`);
+    log(
+      `... ${name} / fast: ${o.steps} timed step(s) after 1 warm-up, crop ${crop.join("x")}, batch ${o.modelBatch ?? 2}`,
+    );
     try {
-      const { row, kernels } = await benchModelStep(name, { inChannels: 1, numClasses: 14, cropSize: crop, seed: 1 }, fastOps, {
-        steps: o.steps, warmup: 1, batch: o.modelBatch ?? 2, profile: o.profile,
-      });
+      const { row, kernels } = await benchModelStep(
+        name,
+        { inChannels: 1, numClasses: 14, cropSize: crop, seed: 1 },
+        fastOps,
+        {
+          steps: o.steps,
+          warmup: 1,
+          batch: o.modelBatch ?? 2,
+          profile: o.profile,
+        },
+      );
       report.models.push(row);
       if (kernels) report.kernels[`${name}/fast`] = kernels;
       log(`    step ${fixed(row.stepMs, 0)} ms (CPU ${fixed(row.stepCpuMs, 0)} ms)`);
@@ -169,14 +228,24 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     log(formatStepTable(report.steps));
   }
   if (report.models.length) {
-    log(`\ntraining step per model (forward, Dice+CE with deep supervision where the model has it, backward, clip, AdamW), 14 classes; ` +
-      `load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")} (step CPU ms is the time on a quiet machine)`);
+    log(
+      `\ntraining step per model (forward, Dice+CE with deep supervision where the model has it, backward, clip, AdamW), 14 classes; ` +
+        `load average ${os
+          .loadavg()
+          .map((v) => v.toFixed(2))
+          .join(" ")} (step CPU ms is the time on a quiet machine)`,
+    );
     log(formatModelStepTable(report.models));
   }
   for (const [k, rows] of Object.entries(report.kernels)) {
     const total = rows.reduce((s, r) => s + r.ms, 0);
-    log(`\nper-kernel time of one step, ${k} (tf.profile; nested kernels of custom gradients are counted inside their scope):`);
-    for (const r of rows.slice(0, 20)) log(`  ${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${fixed(r.ms, 0).padStart(7)} ms ${fixed((100 * r.ms) / total, 1).padStart(5)} %`);
+    log(
+      `\nper-kernel time of one step, ${k} (tf.profile; nested kernels of custom gradients are counted inside their scope):`,
+    );
+    for (const r of rows.slice(0, 20))
+      log(
+        `  ${r.kernel.padEnd(28)} ${String(r.calls).padStart(6)} calls ${fixed(r.ms, 0).padStart(7)} ms ${fixed((100 * r.ms) / total, 1).padStart(5)} %`,
+      );
   }
   if (o.mae?.length) {
     log("\nMAE pretraining step per masking mode (batch 1, AdamW):");

@@ -71,7 +71,9 @@ export interface TrainingTimes {
  * backward, clip 12, AdamW. Disposes nothing of the model; the caller owns it.
  */
 export async function timeTrainingSteps(
-  model: SegmentationModel, ops: Ops, data: { cropSize: number[]; inChannels: number; numClasses: number },
+  model: SegmentationModel,
+  ops: Ops,
+  data: { cropSize: number[]; inChannels: number; numClasses: number },
   o: { batch: number; steps: number; warmup: number; profile?: boolean },
 ): Promise<TrainingTimes> {
   const vars = model.trainableVariables();
@@ -98,9 +100,11 @@ export async function timeTrainingSteps(
     });
   try {
     for (let i = 0; i < o.warmup; i++) trainStep(-1 - i);
-    const stepTimes: number[] = [], cpuTimes: number[] = [];
+    const stepTimes: number[] = [],
+      cpuTimes: number[] = [];
     for (let i = 0; i < o.steps; i++) {
-      const t = performance.now(), c = process.cpuUsage();
+      const t = performance.now(),
+        c = process.cpuUsage();
       trainStep(i);
       stepTimes.push(performance.now() - t);
       const dc = process.cpuUsage(c);
@@ -126,7 +130,13 @@ export async function timeTrainingSteps(
       }
       kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
     }
-    return { stepMs: median(stepTimes), stepCpuMs: median(cpuTimes), forwardMs: median(fwdTimes), peakTensorMiB: info.peakBytes / 2 ** 20, kernels };
+    return {
+      stepMs: median(stepTimes),
+      stepCpuMs: median(cpuTimes),
+      forwardMs: median(fwdTimes),
+      peakTensorMiB: info.peakBytes / 2 ** 20,
+      kernels,
+    };
   } finally {
     opt.dispose();
     tf.dispose([x, y]);
@@ -144,7 +154,12 @@ export async function benchNnFormerStep(
   const steps = options.steps ?? 3;
   const model = new NnFormerSegmentation(preset, new NnFormer(config, { seed: 1 }));
   try {
-    const t = await timeTrainingSteps(model, ops, config, { batch, steps, warmup: options.warmup ?? 1, profile: options.profile });
+    const t = await timeTrainingSteps(model, ops, config, {
+      batch,
+      steps,
+      warmup: options.warmup ?? 1,
+      profile: options.profile,
+    });
     const [D, H, W] = config.cropSize;
     const macs = nnFormerForwardMacs(config).total * batch;
     const row: StepBenchRow = {

@@ -33,19 +33,27 @@ function program(): Command {
     .option("-m, --manifest <name>", "manifest name or path", "phantom")
     .option("-d, --data-root <dir>", "where to write (default: the manifest's defaultDataRoot)")
     .option("--overwrite", "regenerate cases that already exist", false)
-    .option("--count <n>", "generate N phantoms with their own manifest (<data-root>/manifest.json) instead of the shipped one")
+    .option(
+      "--count <n>",
+      "generate N phantoms with their own manifest (<data-root>/manifest.json) instead of the shipped one",
+    )
     .option("--seed <n>", "phantom seed (with --count)", "0")
     .option("--shape <DxHxW>", "phantom grid (with --count)", "64x64x64")
     .action(async (o) => {
       let manifest = loadManifest(o.manifest);
       if (o.count !== undefined) {
-        if (!o.dataRoot) throw new Error("--count needs --data-root: the folder that receives the cases and manifest.json");
-        const shape = String(o.shape).split("x").map((v) => positiveInt(v, "--shape")) as [number, number, number];
+        if (!o.dataRoot)
+          throw new Error("--count needs --data-root: the folder that receives the cases and manifest.json");
+        const shape = String(o.shape)
+          .split("x")
+          .map((v) => positiveInt(v, "--shape")) as [number, number, number];
         if (shape.length !== 3) throw new Error(`--shape ${o.shape}: give D x H x W, e.g. 64x64x64`);
         const spacing = resolvePhantomConfig({ shape }).spacing;
         manifest = phantomManifestFor(positiveInt(o.count, "--count"), Number(o.seed), shape, spacing, o.dataRoot);
         writeFileAtomic(path.join(o.dataRoot, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-        console.log(`manifest: ${path.join(o.dataRoot, "manifest.json")} (use --manifest ${path.join(o.dataRoot, "manifest.json")})`);
+        console.log(
+          `manifest: ${path.join(o.dataRoot, "manifest.json")} (use --manifest ${path.join(o.dataRoot, "manifest.json")})`,
+        );
       }
       const t0 = Date.now();
       const r = writePhantomDataset(manifest, o.dataRoot, {
@@ -53,7 +61,9 @@ function program(): Command {
         onCase: (i, n, id) => process.stdout.write(`\r  ${i + 1}/${n} ${id}   `),
       });
       process.stdout.write("\n");
-      console.log(`phantoms: ${r.written} written, ${r.kept} already there, in ${r.dataRoot} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      console.log(
+        `phantoms: ${r.written} written, ${r.kept} already there, in ${r.dataRoot} (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      );
     });
 
   cli
@@ -71,18 +81,30 @@ function program(): Command {
       const counts = new Map<number, number>();
       for (const v of c.label!.data) counts.set(v, (counts.get(v) ?? 0) + 1);
       console.log(`case ${c.id}: shape ${c.image.shape.join("x")}, spacing ${c.image.spacing.join("x")} mm`);
-      for (const l of PHANTOM_LABELS) console.log(`  ${l.name.padEnd(14)} ${String(counts.get(l.value) ?? 0).padStart(7)} voxels`);
-      console.log(`splits: ${Object.entries(resolved.splits).map(([k, v]) => `${k} ${v.length}`).join(", ")}`);
+      for (const l of PHANTOM_LABELS)
+        console.log(`  ${l.name.padEnd(14)} ${String(counts.get(l.value) ?? 0).padStart(7)} voxels`);
+      console.log(
+        `splits: ${Object.entries(resolved.splits)
+          .map(([k, v]) => `${k} ${v.length}`)
+          .join(", ")}`,
+      );
     });
 
   const studyOptions = (c: Command) =>
     c
-      .option("-p, --profile <name>", "smoke (seconds), quick (CPU demo, ~15 min) or paper (official settings, GPU)", "quick")
+      .option(
+        "-p, --profile <name>",
+        "smoke (seconds), quick (CPU demo, ~15 min) or paper (official settings, GPU)",
+        "quick",
+      )
       .option("-c, --config <file>", "JSON file with profile fields to override (deep-merged)")
       .option("-o, --out <dir>", "output folder (results.jsonl, runs/, pretrain/, table.md, report.html)")
       .option("--manifest <name>", "dataset manifest name or path (default: the profile's)")
       .option("--data-root <dir>", "data root for the manifest")
-      .option("--models <list>", "registered models to compare, e.g. nnformer-small,unet3d-cpu (mae arm: nnFormer only)")
+      .option(
+        "--models <list>",
+        "registered models to compare, e.g. nnformer-small,unet3d-cpu (mae arm: nnFormer only)",
+      )
       .option("--fractions <list>", "label fractions, e.g. 0.1,0.25,1")
       .option("--seeds <list>", "seeds, e.g. 0,1,2")
       .option("--inits <list>", "initialisations: scratch,mae")
@@ -92,34 +114,52 @@ function program(): Command {
       .option("--mask-mode <mode>", "sparse, simmim or compact")
       .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining");
 
-  studyOptions(cli.command("study").description("run (or resume) the low-label study: pretrain, fine-tune scratch vs MAE at each label fraction and seed, evaluate, report"))
-    .action(async (o) => {
-      await runStudyCommand(o);
-    });
+  studyOptions(
+    cli
+      .command("study")
+      .description(
+        "run (or resume) the low-label study: pretrain, fine-tune scratch vs MAE at each label fraction and seed, evaluate, report",
+      ),
+  ).action(async (o) => {
+    await runStudyCommand(o);
+  });
 
-  studyOptions(cli.command("pretrain").description("MAE pretraining only (the study's pretraining step); writes <out>/pretrain/mae_latest.safetensors"))
-    .action(async (o) => {
-      const backend = await initBackend();
-      console.log(describeBackend(backend));
-      const profile = studyProfile(o);
-      const out = o.out ?? path.join("runs", `pretrain-${profile.name}`);
-      const data = await loadStudyData(profile, console.log);
-      const file = await pretrainOnceForCli(profile, data, out);
-      console.log(`pretrained encoder: ${file}`);
-    });
+  studyOptions(
+    cli
+      .command("pretrain")
+      .description("MAE pretraining only (the study's pretraining step); writes <out>/pretrain/mae_latest.safetensors"),
+  ).action(async (o) => {
+    const backend = await initBackend();
+    console.log(describeBackend(backend));
+    const profile = studyProfile(o);
+    const out = o.out ?? path.join("runs", `pretrain-${profile.name}`);
+    const data = await loadStudyData(profile, console.log);
+    const file = await pretrainOnceForCli(profile, data, out);
+    console.log(`pretrained encoder: ${file}`);
+  });
 
-  studyOptions(cli.command("finetune").description("fine-tune one model (one label fraction, seed and init); a one-cell study with its checkpoints under <out>/runs"))
-    .action(async (o) => {
-      if (!o.fractions) o.fractions = "1";
-      if (!o.seeds) o.seeds = "0";
-      if (!o.inits) o.inits = o.maeCheckpoint ? "mae" : "scratch";
-      await runStudyCommand(o);
-    });
+  studyOptions(
+    cli
+      .command("finetune")
+      .description(
+        "fine-tune one model (one label fraction, seed and init); a one-cell study with its checkpoints under <out>/runs",
+      ),
+  ).action(async (o) => {
+    if (!o.fractions) o.fractions = "1";
+    if (!o.seeds) o.seeds = "0";
+    if (!o.inits) o.inits = o.maeCheckpoint ? "mae" : "scratch";
+    await runStudyCommand(o);
+  });
 
   cli
     .command("predict")
-    .description("segment NIfTI volumes with a fine-tuned checkpoint (sliding window), writing label maps with the source affine")
-    .requiredOption("--checkpoint <file>", "best.safetensors or latest.safetensors of a fine-tuning run (runs/<study>/runs/<cell>/)")
+    .description(
+      "segment NIfTI volumes with a fine-tuned checkpoint (sliding window), writing label maps with the source affine",
+    )
+    .requiredOption(
+      "--checkpoint <file>",
+      "best.safetensors or latest.safetensors of a fine-tuning run (runs/<study>/runs/<cell>/)",
+    )
     .option("--image <file>", "one NIfTI image (.nii or .nii.gz) to segment")
     .option("--manifest <name>", "or: every case of a manifest split")
     .option("--data-root <dir>", "data root for the manifest")
@@ -136,7 +176,14 @@ function program(): Command {
         console.log(`prediction: ${o.out}`);
       } else if (o.manifest) {
         const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
-        const files = await predictSplit(o.checkpoint, resolved, splitName(o.split), o.out, { overlap, mirror: o.mirror }, console.log);
+        const files = await predictSplit(
+          o.checkpoint,
+          resolved,
+          splitName(o.split),
+          o.out,
+          { overlap, mirror: o.mirror },
+          console.log,
+        );
         console.log(`${files.length} predictions in ${o.out}`);
       } else {
         throw new Error("predict: give --image FILE or --manifest NAME (with --split)");
@@ -145,15 +192,22 @@ function program(): Command {
 
   cli
     .command("evaluate")
-    .description("score predictions (<pred>/<case id>.nii.gz) against a manifest split: Dice and HD95 per evaluated class")
+    .description(
+      "score predictions (<pred>/<case id>.nii.gz) against a manifest split: Dice and HD95 per evaluated class",
+    )
     .requiredOption("--pred <dir>", "folder of predictions written by `predict --manifest`")
     .requiredOption("--manifest <name>", "manifest name or path")
     .option("--data-root <dir>", "data root for the manifest")
     .option("--split <name>", "split to score", "test")
-    .option("--convention <name>", "kit (HD95 in mm, undefined values left out) or nnformer (official: HD95 in voxels, 0 when empty)", "kit")
+    .option(
+      "--convention <name>",
+      "kit (HD95 in mm, undefined values left out) or nnformer (official: HD95 in voxels, 0 when empty)",
+      "kit",
+    )
     .option("--json <file>", "also write the scores as JSON")
     .action(async (o) => {
-      if (o.convention !== "kit" && o.convention !== "nnformer") throw new Error(`--convention ${o.convention}: use kit or nnformer`);
+      if (o.convention !== "kit" && o.convention !== "nnformer")
+        throw new Error(`--convention ${o.convention}: use kit or nnformer`);
       const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
       const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention);
       console.log(`Dice\n${formatSummary(r.dice)}\n\nHD95 (${r.units})\n${formatSummary(r.hd95, 2)}`);
@@ -170,7 +224,8 @@ function program(): Command {
     .option("-p, --profile <name>", "profile name for titles and convergence levels", "quick")
     .action((o) => {
       const file = path.join(o.out, "results.jsonl");
-      if (!fs.existsSync(file)) throw new Error(`${file} does not exist; run \`mae-nnformer study --out ${o.out}\` first`);
+      if (!fs.existsSync(file))
+        throw new Error(`${file} does not exist; run \`mae-nnformer study --out ${o.out}\` first`);
       const results = readResults(file);
       const w = writeReports(results, o.out, getProfile(o.profile));
       console.log(w.markdown);
@@ -179,9 +234,17 @@ function program(): Command {
 
   cli
     .command("bench")
-    .description("benchmark nnFormer training steps (fast ops vs plain autodiff), any registered model's step, and ops on the current backend")
-    .option("--presets <list>", "comma-separated nnFormer presets: tiny (crop 64^3, embed 48), small, micro (default tiny, none with --models)")
-    .option("--models <list>", "registered models for the per-model step table, e.g. nnformer-small,unet3d-cpu,unetr-cpu,swin-unetr-f12,transunet3d-cpu")
+    .description(
+      "benchmark nnFormer training steps (fast ops vs plain autodiff), any registered model's step, and ops on the current backend",
+    )
+    .option(
+      "--presets <list>",
+      "comma-separated nnFormer presets: tiny (crop 64^3, embed 48), small, micro (default tiny, none with --models)",
+    )
+    .option(
+      "--models <list>",
+      "registered models for the per-model step table, e.g. nnformer-small,unet3d-cpu,unetr-cpu,swin-unetr-f12,transunet3d-cpu",
+    )
     .option("--crop <DxHxW>", "crop of the per-model benchmark", "32x64x64")
     .option("--model-batch <n>", "batch of the per-model benchmark", "2")
     .option("--ops <list>", "fast, plain or fast,plain", "fast,plain")
@@ -194,14 +257,22 @@ function program(): Command {
     .option("--out <file>", "JSON output", "build/bench/bench.json")
     .action(async (o) => {
       const backend = await initBackend();
-      const crop = String(o.crop).split("x").map((v) => positiveInt(v, "--crop"));
+      const crop = String(o.crop)
+        .split("x")
+        .map((v) => positiveInt(v, "--crop"));
       if (crop.length !== 3) throw new Error(`--crop ${o.crop}: give D x H x W, e.g. 32x64x64`);
       const models = list(o.models, (s) => s, "--models");
-      for (const m of models ?? []) if (!modelNames().includes(m as ModelName)) throw new Error(`--models: unknown model "${m}"; registered: ${modelNames().join(", ")}`);
-      const mae = list(o.mae, (s) => {
-        if (s !== "tiny" && s !== "micro") throw new Error(`--mae: unknown preset "${s}"; use tiny and/or micro`);
-        return s as "tiny" | "micro";
-      }, "--mae");
+      for (const m of models ?? [])
+        if (!modelNames().includes(m as ModelName))
+          throw new Error(`--models: unknown model "${m}"; registered: ${modelNames().join(", ")}`);
+      const mae = list(
+        o.mae,
+        (s) => {
+          if (s !== "tiny" && s !== "micro") throw new Error(`--mae: unknown preset "${s}"; use tiny and/or micro`);
+          return s as "tiny" | "micro";
+        },
+        "--mae",
+      );
       await runBench({
         mae,
         presets: o.presets ? String(o.presets).split(",") : models || mae ? [] : ["tiny"],
@@ -225,7 +296,9 @@ function program(): Command {
     .action(() => {
       for (const name of listManifests()) {
         const m = loadManifest(name);
-        console.log(`${name.padEnd(24)} ${m.modality.padEnd(9)} ${m.cases.length} cases  ${m.description.split(". ")[0]}`);
+        console.log(
+          `${name.padEnd(24)} ${m.modality.padEnd(9)} ${m.cases.length} cases  ${m.description.split(". ")[0]}`,
+        );
       }
     });
 
@@ -233,13 +306,17 @@ function program(): Command {
 }
 
 function splitName(s: string): SplitName {
-  if (!(SPLIT_NAMES as readonly string[]).includes(s)) throw new Error(`--split ${s}: use one of ${SPLIT_NAMES.join(", ")}`);
+  if (!(SPLIT_NAMES as readonly string[]).includes(s))
+    throw new Error(`--split ${s}: use one of ${SPLIT_NAMES.join(", ")}`);
   return s as SplitName;
 }
 
 function list<T>(v: string | undefined, parse: (s: string) => T, flag: string): T[] | undefined {
   if (v === undefined) return undefined;
-  const items = String(v).split(",").map((x) => x.trim()).filter(Boolean);
+  const items = String(v)
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
   if (!items.length) throw new Error(`${flag} is empty; give a comma-separated list`);
   return items.map(parse);
 }
@@ -287,10 +364,13 @@ function studyProfile(o: Record<string, string | undefined>): StudyProfile {
   if (o.pretrainSteps) p.pretrain.steps = num("--pretrain-steps", 1, 1e9, true)(o.pretrainSteps);
   if (o.maskRatio) p.pretrain.maskRatio = num("--mask-ratio", 1e-6, 1 - 1e-6)(o.maskRatio);
   if (o.maskMode) {
-    if (!["sparse", "simmim", "compact"].includes(o.maskMode)) throw new Error(`--mask-mode ${o.maskMode}: use sparse, simmim or compact`);
+    if (!["sparse", "simmim", "compact"].includes(o.maskMode))
+      throw new Error(`--mask-mode ${o.maskMode}: use sparse, simmim or compact`);
     p.pretrain.maskMode = o.maskMode as StudyProfile["pretrain"]["maskMode"];
   }
-  for (const i of p.inits) if (i !== "scratch" && i !== "mae") throw new Error(`--inits: unknown initialisation "${i}"; use scratch and/or mae`);
+  for (const i of p.inits)
+    if (i !== "scratch" && i !== "mae")
+      throw new Error(`--inits: unknown initialisation "${i}"; use scratch and/or mae`);
   return p;
 }
 
@@ -299,7 +379,9 @@ async function runStudyCommand(o: Record<string, string | undefined>): Promise<v
   console.log(describeBackend(backend));
   const profile = studyProfile(o);
   const out = o.out ?? path.join("runs", profile.name);
-  console.log(`profile ${profile.name}: ${profile.models.join(" + ")}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`);
+  console.log(
+    `profile ${profile.name}: ${profile.models.join(" + ")}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`,
+  );
   const r = await runLowLabelStudy(profile, { out, maeCheckpoint: o.maeCheckpoint });
   console.log("\n" + r.markdown);
   console.log(`\nwall time ${formatSeconds(r.seconds)} on ${backend.name}`);

@@ -27,15 +27,26 @@ export interface PredictOptions {
 
 /** A loaded checkpoint ready to predict. */
 export class Predictor {
-  private constructor(readonly model: SegmentationModel, readonly preprocessing: Preprocessing, readonly cropSize: [number, number, number], readonly numClasses: number, readonly source: string) {}
+  private constructor(
+    readonly model: SegmentationModel,
+    readonly preprocessing: Preprocessing,
+    readonly cropSize: [number, number, number],
+    readonly numClasses: number,
+    readonly source: string,
+  ) {}
 
   /** Loads a training checkpoint (best.safetensors / latest.safetensors). */
   static load(file: string): Predictor {
-    if (!fs.existsSync(file)) throw new Error(`checkpoint ${file} does not exist; pass a best.safetensors or latest.safetensors from a fine-tuning run`);
+    if (!fs.existsSync(file))
+      throw new Error(
+        `checkpoint ${file} does not exist; pass a best.safetensors or latest.safetensors from a fine-tuning run`,
+      );
     const { model, info } = loadTrainedModel(file);
     if (!info.preprocessing) {
       model.dispose();
-      throw new Error(`${file}: the checkpoint records no preprocessing, so its intensities cannot be reproduced; it was not written by a fine-tuning run`);
+      throw new Error(
+        `${file}: the checkpoint records no preprocessing, so its intensities cannot be reproduced; it was not written by a fine-tuning run`,
+      );
     }
     const cfg = info.config as { cropSize: [number, number, number]; numClasses: number };
     return new Predictor(model, info.preprocessing as Preprocessing, cfg.cropSize, cfg.numClasses, file);
@@ -53,7 +64,13 @@ export class Predictor {
         tf.dispose(out.slice(1));
         return out[0];
       },
-      { cropSize: this.cropSize, numClasses: this.numClasses, overlap: o.overlap ?? 0.5, mirror: o.mirror ?? false, batchSize: o.batchSize ?? 1 },
+      {
+        cropSize: this.cropSize,
+        numClasses: this.numClasses,
+        overlap: o.overlap ?? 0.5,
+        mirror: o.mirror ?? false,
+        batchSize: o.batchSize ?? 1,
+      },
     );
     return r.labels;
   }
@@ -64,7 +81,12 @@ export class Predictor {
 }
 
 /** Predicts one NIfTI file and writes the label map with the source affine. */
-export async function predictFile(checkpoint: string, imageFile: string, outFile: string, o: PredictOptions = {}): Promise<void> {
+export async function predictFile(
+  checkpoint: string,
+  imageFile: string,
+  outFile: string,
+  o: PredictOptions = {},
+): Promise<void> {
   assertWritableDir(path.dirname(path.resolve(outFile)));
   const p = Predictor.load(checkpoint);
   try {
@@ -76,7 +98,14 @@ export async function predictFile(checkpoint: string, imageFile: string, outFile
 }
 
 /** Predicts every case of a resolved split into `<outDir>/<case id>.nii.gz`; returns the files written. */
-export async function predictSplit(checkpoint: string, resolved: ResolvedManifest, split: keyof ResolvedManifest["splits"], outDir: string, o: PredictOptions = {}, log: (s: string) => void = () => {}): Promise<string[]> {
+export async function predictSplit(
+  checkpoint: string,
+  resolved: ResolvedManifest,
+  split: keyof ResolvedManifest["splits"],
+  outDir: string,
+  o: PredictOptions = {},
+  log: (s: string) => void = () => {},
+): Promise<string[]> {
   assertWritableDir(outDir);
   const p = Predictor.load(checkpoint);
   const files: string[] = [];
@@ -105,19 +134,39 @@ export interface EvaluationResult {
  * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 in voxels, 0 when empty; Dice 1
  * when both are empty); the default reports HD95 in mm and leaves undefined values out of the means.
  */
-export async function evaluatePredictions(resolved: ResolvedManifest, split: keyof ResolvedManifest["splits"], predDir: string, convention: "kit" | "nnformer" = "kit"): Promise<EvaluationResult> {
+export async function evaluatePredictions(
+  resolved: ResolvedManifest,
+  split: keyof ResolvedManifest["splits"],
+  predDir: string,
+  convention: "kit" | "nnformer" = "kit",
+): Promise<EvaluationResult> {
   const m: Manifest = resolved.manifest;
   const names = evaluatedLabelNames(m);
   const classes = names.map((n) => m.labels.find((l) => l.name === n)!.value);
-  const missing = resolved.splits[split].map((c) => path.join(predDir, `${c.id}.nii.gz`)).filter((f) => !fs.existsSync(f));
-  if (missing.length) throw new Error(`${missing.length} prediction file(s) missing in ${predDir}:\n  ${missing.join("\n  ")}\nrun \`mae-nnformer predict\` for the split first`);
+  const missing = resolved.splits[split]
+    .map((c) => path.join(predDir, `${c.id}.nii.gz`))
+    .filter((f) => !fs.existsSync(f));
+  if (missing.length)
+    throw new Error(
+      `${missing.length} prediction file(s) missing in ${predDir}:\n  ${missing.join("\n  ")}\nrun \`mae-nnformer predict\` for the split first`,
+    );
   const rows = [];
   for (const c of resolved.splits[split]) {
     if (!c.label) throw new Error(`case ${c.id} of split ${split} has no label; evaluate needs a labelled split`);
     const ref = await readNifti(c.label, { as: "label" });
     const pred = await readNifti(path.join(predDir, `${c.id}.nii.gz`), { as: "label" });
     checkSameGrid(ref, pred);
-    rows.push(evaluateCase(c.id, pred.data, ref.data, classes, ref.shape, ref.spacing, convention === "nnformer" ? NNFORMER_EVAL : { hd95: { units: "mm" } }));
+    rows.push(
+      evaluateCase(
+        c.id,
+        pred.data,
+        ref.data,
+        classes,
+        ref.shape,
+        ref.spacing,
+        convention === "nnformer" ? NNFORMER_EVAL : { hd95: { units: "mm" } },
+      ),
+    );
   }
   const s = summarizeCases(rows, names);
   return { ...s, units: convention === "nnformer" ? "voxel" : "mm" };
@@ -125,5 +174,8 @@ export async function evaluatePredictions(resolved: ResolvedManifest, split: key
 
 /** Writes an evaluation as JSON (atomically). */
 export function writeEvaluation(file: string, r: EvaluationResult): void {
-  writeFileAtomic(file, JSON.stringify(r, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n");
+  writeFileAtomic(
+    file,
+    JSON.stringify(r, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n",
+  );
 }

@@ -62,7 +62,9 @@ function roundHalfEven(x: number): number {
  */
 export function windowStarts(size: number, crop: number, stepSize: number): number[] {
   if (!(Number.isInteger(size) && Number.isInteger(crop) && crop > 0 && size >= crop)) {
-    throw new Error(`windowStarts: need integer size >= crop > 0, got size ${size}, crop ${crop}; pad the image to the crop first`);
+    throw new Error(
+      `windowStarts: need integer size >= crop > 0, got size ${size}, crop ${crop}; pad the image to the crop first`,
+    );
   }
   if (!(stepSize > 0 && stepSize <= 1)) throw new Error(`windowStarts: stepSize must be in (0, 1], got ${stepSize}`);
   const n = Math.ceil((size - crop) / (crop * stepSize)) + 1;
@@ -79,13 +81,17 @@ export function windowStarts(size: number, crop: number, stepSize: number): numb
 export function gaussianImportanceMap(cropSize: Shape3, sigmaScale = 1 / 8): Float32Array {
   if (!(sigmaScale > 0)) throw new Error(`gaussianImportanceMap: sigmaScale must be positive, got ${sigmaScale}`);
   const axes = cropSize.map((n) => {
-    const c = Math.floor(n / 2), sigma = n * sigmaScale;
+    const c = Math.floor(n / 2),
+      sigma = n * sigmaScale;
     const radius = Math.floor(4 * sigma + 0.5); // scipy's kernel half-width at truncate = 4
-    return Float64Array.from({ length: n }, (_, i) => (Math.abs(i - c) > radius ? 0 : Math.exp(-((i - c) ** 2) / (2 * sigma * sigma))));
+    return Float64Array.from({ length: n }, (_, i) =>
+      Math.abs(i - c) > radius ? 0 : Math.exp(-((i - c) ** 2) / (2 * sigma * sigma)),
+    );
   });
   const [gd, gh, gw] = axes;
   const out = new Float32Array(numVoxels(cropSize));
-  let i = 0, minNonZero = Infinity;
+  let i = 0,
+    minNonZero = Infinity;
   for (let d = 0; d < cropSize[0]; d++) {
     for (let h = 0; h < cropSize[1]; h++) {
       for (let w = 0; w < cropSize[2]; w++, i++) {
@@ -104,7 +110,9 @@ function mirrorAxes(mirror: SlidingWindowOptions["mirror"]): number[] {
   if (mirror === true) return [0, 1, 2];
   const axes = Array.from(mirror);
   if (!axes.every((a) => a === 0 || a === 1 || a === 2) || new Set(axes).size !== axes.length) {
-    throw new Error(`slidingWindowPredict: mirror must be false, true, or distinct spatial axes from 0 (D), 1 (H), 2 (W), got ${JSON.stringify(mirror)}`);
+    throw new Error(
+      `slidingWindowPredict: mirror must be false, true, or distinct spatial axes from 0 (D), 1 (H), 2 (W), got ${JSON.stringify(mirror)}`,
+    );
   }
   return axes;
 }
@@ -118,20 +126,28 @@ function flipCombos(axes: number[]): number[][] {
 
 function checkOptions(image: Volume, o: SlidingWindowOptions): void {
   const fn = "slidingWindowPredict";
-  if (!image || !ArrayBuffer.isView(image.data)) throw new Error(`${fn}: image must be a Volume with a typed-array data`);
-  if (!(Array.isArray(o.cropSize) && o.cropSize.length === 3 && o.cropSize.every((n) => Number.isInteger(n) && n > 0))) {
-    throw new Error(`${fn}: cropSize must be three positive integers [D, H, W] (the training crop), got ${JSON.stringify(o.cropSize)}`);
+  if (!image || !ArrayBuffer.isView(image.data))
+    throw new Error(`${fn}: image must be a Volume with a typed-array data`);
+  if (
+    !(Array.isArray(o.cropSize) && o.cropSize.length === 3 && o.cropSize.every((n) => Number.isInteger(n) && n > 0))
+  ) {
+    throw new Error(
+      `${fn}: cropSize must be three positive integers [D, H, W] (the training crop), got ${JSON.stringify(o.cropSize)}`,
+    );
   }
   if (!(Number.isInteger(o.numClasses) && o.numClasses >= 1 && o.numClasses <= 65536)) {
     throw new Error(`${fn}: numClasses must be an integer in 1..65536 (background included), got ${o.numClasses}`);
   }
   const overlap = o.overlap ?? 0.5;
-  if (!(overlap >= 0 && overlap < 1)) throw new Error(`${fn}: overlap must be in [0, 1) (0.5 in nnFormer), got ${overlap}`);
+  if (!(overlap >= 0 && overlap < 1))
+    throw new Error(`${fn}: overlap must be in [0, 1) (0.5 in nnFormer), got ${overlap}`);
   const bs = o.batchSize ?? 1;
   if (!(Number.isInteger(bs) && bs >= 1)) throw new Error(`${fn}: batchSize must be a positive integer, got ${bs}`);
   const want = numVoxels(image.shape) * image.channels;
   if (image.data.length !== want) {
-    throw new Error(`${fn}: image (${image.source}) has ${image.data.length} values but shape [${image.shape}] x ${image.channels} channel(s) needs ${want}`);
+    throw new Error(
+      `${fn}: image (${image.source}) has ${image.data.length} values but shape [${image.shape}] x ${image.channels} channel(s) needs ${want}`,
+    );
   }
 }
 
@@ -140,10 +156,20 @@ function checkOptions(image: Volume, o: SlidingWindowOptions): void {
  * on the image's grid. The predictor returns logits; softmax is applied here. Leaves no tensors behind.
  */
 export async function slidingWindowPredict(
-  image: Volume, predictor: Predictor, options: SlidingWindowOptions,
+  image: Volume,
+  predictor: Predictor,
+  options: SlidingWindowOptions,
 ): Promise<SlidingWindowResult> {
   checkOptions(image, options);
-  const { cropSize, numClasses: K, overlap = 0.5, gaussian = true, sigmaScale = 1 / 8, batchSize = 1, padValue = 0 } = options;
+  const {
+    cropSize,
+    numClasses: K,
+    overlap = 0.5,
+    gaussian = true,
+    sigmaScale = 1 / 8,
+    batchSize = 1,
+    padValue = 0,
+  } = options;
   const flips = flipCombos(mirrorAxes(options.mirror));
   const C = image.channels;
   const shape: Shape3 = [image.shape[0], image.shape[1], image.shape[2]];
@@ -170,7 +196,15 @@ export async function slidingWindowPredict(
     const batch = windows.slice(b0, b0 + batchSize);
     const B = batch.length;
     batch.forEach((start, b) => {
-      copyBox(work.volume.data, padShape, C, start, cropSize, padValue, input.subarray(b * winVox * C, (b + 1) * winVox * C));
+      copyBox(
+        work.volume.data,
+        padShape,
+        C,
+        start,
+        cropSize,
+        padValue,
+        input.subarray(b * winVox * C, (b + 1) * winVox * C),
+      );
       // the weight sum does not depend on the flips: each window counts once
       for (let d = 0, g = 0; d < cd; d++) {
         for (let h = 0; h < ch; h++) {
@@ -205,7 +239,10 @@ export async function slidingWindowPredict(
 
 /** One predictor call on a [B, d, h, w, C] batch; returns the logits [B, d, h, w, K] downloaded. Disposes both tensors. */
 async function runPredictor(
-  data: Float32Array, shape: [number, number, number, number, number], predictor: Predictor, K: number,
+  data: Float32Array,
+  shape: [number, number, number, number, number],
+  predictor: Predictor,
+  K: number,
 ): Promise<ArrayLike<number>> {
   const x = tf.tensor5d(data.subarray(0, shape[0] * shape[1] * shape[2] * shape[3] * shape[4]), shape);
   let logits: tf.Tensor5D | undefined;
@@ -223,7 +260,14 @@ async function runPredictor(
  * Mirror a batch of windows [B, d, h, w, C] along the flagged spatial axes, src -> dst. We flip on the CPU rather than
  * with tf.reverse: the input has few channels, and undoing the flip on the K-channel output is free in accumulate().
  */
-function flipWindows(src: Float32Array, dst: Float32Array, B: number, crop: Shape3, C: number, flip: [boolean, boolean, boolean]): void {
+function flipWindows(
+  src: Float32Array,
+  dst: Float32Array,
+  B: number,
+  crop: Shape3,
+  C: number,
+  flip: [boolean, boolean, boolean],
+): void {
   const [cd, ch, cw] = crop;
   const rowLen = cw * C;
   for (let b = 0; b < B; b++) {
@@ -234,7 +278,8 @@ function flipWindows(src: Float32Array, dst: Float32Array, B: number, crop: Shap
         const o = ((b * cd + d) * ch + h) * rowLen;
         const i = ((b * cd + sd) * ch + sh) * rowLen;
         if (!flip[2]) dst.set(src.subarray(i, i + rowLen), o);
-        else for (let w = 0; w < cw; w++) for (let c = 0; c < C; c++) dst[o + w * C + c] = src[i + (cw - 1 - w) * C + c];
+        else
+          for (let w = 0; w < cw; w++) for (let c = 0; c < C; c++) dst[o + w * C + c] = src[i + (cw - 1 - w) * C + c];
       }
     }
   }
@@ -245,8 +290,15 @@ function flipWindows(src: Float32Array, dst: Float32Array, B: number, crop: Shap
  * voxel came from (undoing the mirror flip of this pass). acc is the padded [D, H, W, K] sum.
  */
 function accumulate(
-  logits: ArrayLike<number>, batch: Shape3[], crop: Shape3, grid: Shape3, K: number, flip: [boolean, boolean, boolean],
-  weight: Float32Array, scale: number, acc: Float32Array,
+  logits: ArrayLike<number>,
+  batch: Shape3[],
+  crop: Shape3,
+  grid: Shape3,
+  K: number,
+  flip: [boolean, boolean, boolean],
+  weight: Float32Array,
+  scale: number,
+  acc: Float32Array,
 ): void {
   const [cd, ch, cw] = crop;
   const [, PH, PW] = grid;
@@ -276,9 +328,15 @@ function accumulate(
 
 function checkLogits(t: unknown, shape: number[], K: number): asserts t is tf.Tensor5D {
   const want = [...shape.slice(0, 4), K];
-  if (!(t instanceof tf.Tensor) || t.rank !== 5 || !(t.shape as number[]).every((n: number, a: number) => n === want[a])) {
+  if (
+    !(t instanceof tf.Tensor) ||
+    t.rank !== 5 ||
+    !(t.shape as number[]).every((n: number, a: number) => n === want[a])
+  ) {
     const got = t instanceof tf.Tensor ? `a tensor of shape [${t.shape}]` : String(t);
-    throw new Error(`slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; check numClasses and that the model keeps the crop size`);
+    throw new Error(
+      `slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; check numClasses and that the model keeps the crop size`,
+    );
   }
 }
 
@@ -287,7 +345,8 @@ function argmax(p: Float32Array, K: number): Uint8Array | Uint16Array {
   const n = p.length / K;
   const out = K <= 256 ? new Uint8Array(n) : new Uint16Array(n);
   for (let v = 0, o = 0; v < n; v++, o += K) {
-    let best = 0, bv = p[o];
+    let best = 0,
+      bv = p[o];
     for (let k = 1; k < K; k++) {
       if (p[o + k] > bv) {
         bv = p[o + k];
@@ -306,14 +365,20 @@ function argmax(p: Float32Array, K: number): Uint8Array | Uint16Array {
 export function predictToNifti(file: string, labels: Uint8Array | Uint16Array, reference: Volume): void {
   const n = numVoxels(reference.shape);
   if (labels.length !== n) {
-    throw new Error(`predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid [${reference.shape}] has ${n}; put the prediction back on the reference grid first`);
+    throw new Error(
+      `predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid [${reference.shape}] has ${n}; put the prediction back on the reference grid first`,
+    );
   }
-  writeNifti(file, {
-    data: labels,
-    shape: [reference.shape[0], reference.shape[1], reference.shape[2]],
-    channels: 1,
-    spacing: [reference.spacing[0], reference.spacing[1], reference.spacing[2]],
-    affine: reference.affine.map((row) => [...row]),
-    source: `prediction for ${reference.source}`,
-  }, { description: "mae-nnformer prediction" });
+  writeNifti(
+    file,
+    {
+      data: labels,
+      shape: [reference.shape[0], reference.shape[1], reference.shape[2]],
+      channels: 1,
+      spacing: [reference.spacing[0], reference.spacing[1], reference.spacing[2]],
+      affine: reference.affine.map((row) => [...row]),
+      source: `prediction for ${reference.source}`,
+    },
+    { description: "mae-nnformer prediction" },
+  );
 }

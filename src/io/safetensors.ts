@@ -10,7 +10,18 @@ import { writeFileAtomic } from "../runtime/files";
 export const SAFETENSORS_READ_DTYPES = ["F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
 export type SafeDtype = (typeof SAFETENSORS_READ_DTYPES)[number];
 
-const BYTES: Record<SafeDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const BYTES: Record<SafeDtype, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 /** One tensor as read: its stored dtype and shape, and values widened to Float32Array (floats) or Int32Array (ints). */
 export interface SafeTensor {
@@ -36,7 +47,9 @@ const LITTLE_ENDIAN_HOST = os.endianness() === "LE";
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
@@ -71,7 +84,8 @@ function decode(dtype: SafeDtype, raw: Uint8Array, n: number, where: string): Fl
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = dv.getBigInt64(8 * i, true);
-        if (v > 2147483647n || v < -2147483648n) throw new Error(`${where}: I64 value ${v} at element ${i} does not fit in int32`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new Error(`${where}: I64 value ${v} at element ${i} does not fit in int32`);
         out[i] = Number(v);
       }
       return out;
@@ -96,11 +110,16 @@ function decode(dtype: SafeDtype, raw: Uint8Array, n: number, where: string): Fl
 
 /** Parses safetensors bytes; `source` names the file in every error. */
 export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): SafetensorsFile {
-  if (bytes.length < 8) throw new Error(`${source}: truncated safetensors file (${bytes.length} bytes; the 8-byte header length is missing)`);
+  if (bytes.length < 8)
+    throw new Error(
+      `${source}: truncated safetensors file (${bytes.length} bytes; the 8-byte header length is missing)`,
+    );
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = dv.getBigUint64(0, true);
   if (n > BigInt(bytes.length - 8)) {
-    throw new Error(`${source}: header length ${n} runs past the end of the file (${bytes.length} bytes): truncated or not a safetensors file`);
+    throw new Error(
+      `${source}: header length ${n} runs past the end of the file (${bytes.length} bytes): truncated or not a safetensors file`,
+    );
   }
   const headerEnd = 8 + Number(n);
   let header: unknown;
@@ -109,7 +128,8 @@ export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): Safete
   } catch (e) {
     throw new Error(`${source}: bad header JSON (${(e as Error).message})`);
   }
-  if (!header || typeof header !== "object" || Array.isArray(header)) throw new Error(`${source}: bad header JSON (not an object)`);
+  if (!header || typeof header !== "object" || Array.isArray(header))
+    throw new Error(`${source}: bad header JSON (not an object)`);
   const dataLen = bytes.length - headerEnd;
   const tensors = new Map<string, SafeTensor>();
   let metadata: Record<string, string> = {};
@@ -125,7 +145,9 @@ export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): Safete
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== "object") throw new Error(`${where}: header entry is not an object`);
     if (!SAFETENSORS_READ_DTYPES.includes(e.dtype as SafeDtype)) {
-      throw new Error(`${where}: unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${SAFETENSORS_READ_DTYPES.join(", ")})`);
+      throw new Error(
+        `${where}: unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${SAFETENSORS_READ_DTYPES.join(", ")})`,
+      );
     }
     const dtype = e.dtype as SafeDtype;
     if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) {
@@ -133,18 +155,31 @@ export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): Safete
     }
     const shape = e.shape as number[];
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((v) => Number.isInteger(v) && v >= 0) || off[0] > off[1]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((v) => Number.isInteger(v) && v >= 0) ||
+      off[0] > off[1]
+    ) {
       throw new Error(`${where}: data_offsets ${JSON.stringify(off)} must be two integers 0 ≤ begin ≤ end`);
     }
     const [b, end] = off as [number, number];
     if (end > dataLen) {
-      throw new Error(`${where}: data_offsets [${b}, ${end}] out of range: the data section has ${dataLen} bytes (file truncated?)`);
+      throw new Error(
+        `${where}: data_offsets [${b}, ${end}] out of range: the data section has ${dataLen} bytes (file truncated?)`,
+      );
     }
     const count = numel(shape);
     if (end - b !== count * BYTES[dtype]) {
-      throw new Error(`${where}: data_offsets span ${end - b} bytes but shape [${shape}] of ${dtype} needs ${count * BYTES[dtype]}`);
+      throw new Error(
+        `${where}: data_offsets span ${end - b} bytes but shape [${shape}] of ${dtype} needs ${count * BYTES[dtype]}`,
+      );
     }
-    tensors.set(name, { dtype, shape, data: decode(dtype, bytes.subarray(headerEnd + b, headerEnd + end), count, where) });
+    tensors.set(name, {
+      dtype,
+      shape,
+      data: decode(dtype, bytes.subarray(headerEnd + b, headerEnd + end), count, where),
+    });
   }
   return { tensors, metadata };
 }
@@ -161,7 +196,10 @@ export function readSafetensors(file: string): SafetensorsFile {
 }
 
 /** Serialises tensors (in the given order) and string metadata. */
-export function serializeSafetensors(tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Map<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -169,7 +207,8 @@ export function serializeSafetensors(tensors: Map<string, TensorToWrite>, metada
   for (const [name, t] of tensors) {
     if (name === "__metadata__") throw new Error("safetensors: '__metadata__' is reserved and cannot name a tensor");
     const n = numel(t.shape);
-    if (t.data.length !== n) throw new Error(`safetensors: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
+    if (t.data.length !== n)
+      throw new Error(`safetensors: tensor '${name}' has ${t.data.length} values for shape [${t.shape}]`);
     const bytes = n * BYTES[t.dtype];
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     parts.push([t, offset]);
@@ -185,7 +224,8 @@ export function serializeSafetensors(tensors: Map<string, TensorToWrite>, metada
   const base = 8 + json.length;
   for (const [t, off] of parts) {
     const at = base + off;
-    if (t.dtype === "F32" && LITTLE_ENDIAN_HOST && t.data instanceof Float32Array) out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    if (t.dtype === "F32" && LITTLE_ENDIAN_HOST && t.data instanceof Float32Array)
+      out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
     else if (t.dtype === "F32") for (let i = 0; i < t.data.length; i++) dv.setFloat32(at + 4 * i, t.data[i], true);
     else if (t.dtype === "I32") for (let i = 0; i < t.data.length; i++) dv.setInt32(at + 4 * i, t.data[i], true);
     else for (let i = 0; i < t.data.length; i++) dv.setBigInt64(at + 8 * i, BigInt(t.data[i]), true);
@@ -194,6 +234,10 @@ export function serializeSafetensors(tensors: Map<string, TensorToWrite>, metada
 }
 
 /** Writes a .safetensors file atomically. */
-export function writeSafetensors(file: string, tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(file, serializeSafetensors(tensors, metadata));
 }

@@ -28,7 +28,12 @@ export type NormAct = { slope: number } | null;
  * PyTorch), then γ·x̂ + β when affine weights are given. Plain tf ops and autodiff: the reference formulation (and
  * what plainOps models run); instanceNormAct is the fast one.
  */
-export function instanceNorm3dPlain(x: tf.Tensor5D, gamma: tf.Tensor1D | null = null, beta: tf.Tensor1D | null = null, eps = IN_EPS): tf.Tensor5D {
+export function instanceNorm3dPlain(
+  x: tf.Tensor5D,
+  gamma: tf.Tensor1D | null = null,
+  beta: tf.Tensor1D | null = null,
+  eps = IN_EPS,
+): tf.Tensor5D {
   const [B, D, H, W, C] = x.shape;
   const x3 = tf.reshape(x, [B, D * H * W, C]); // [B, S, C]
   const mean = tf.mean(x3, 1, true); // [B, 1, C]
@@ -41,7 +46,12 @@ export function instanceNorm3dPlain(x: tf.Tensor5D, gamma: tf.Tensor1D | null = 
 }
 
 /** InstanceNorm3d (see instanceNorm3dPlain) with the hand-written gradient of instanceNormAct. */
-export function instanceNorm3d(x: tf.Tensor5D, gamma: tf.Tensor1D | null = null, beta: tf.Tensor1D | null = null, eps = IN_EPS): tf.Tensor5D {
+export function instanceNorm3d(
+  x: tf.Tensor5D,
+  gamma: tf.Tensor1D | null = null,
+  beta: tf.Tensor1D | null = null,
+  eps = IN_EPS,
+): tf.Tensor5D {
   return instanceNormAct(x, gamma, beta, null, eps);
 }
 
@@ -71,7 +81,10 @@ function channelAffine(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | 
   const C = x.shape[x.rank - 1];
   const filter = gamma ? tf.reshape(gamma, [1, 1, C, 1]) : tf.ones([1, 1, C, 1]);
   const y = tf.fused.depthwiseConv2d({
-    x: tf.reshape(x, [1, x.size / C, 1, C]) as tf.Tensor4D, filter: filter as tf.Tensor4D, strides: 1, pad: "valid",
+    x: tf.reshape(x, [1, x.size / C, 1, C]) as tf.Tensor4D,
+    filter: filter as tf.Tensor4D,
+    strides: 1,
+    pad: "valid",
     bias: beta ?? undefined,
   });
   return tf.reshape(y, x.shape);
@@ -95,7 +108,11 @@ function leakyValue(z: tf.Tensor, slope: number): tf.Tensor {
  * Same values and gradients as instanceNorm3dPlain + tf.leakyRelu (test/layers/conv_blocks3d.test.ts).
  */
 export function instanceNormAct(
-  x: tf.Tensor5D, gamma: tf.Tensor1D | null, beta: tf.Tensor1D | null, act: NormAct, eps = IN_EPS,
+  x: tf.Tensor5D,
+  gamma: tf.Tensor1D | null,
+  beta: tf.Tensor1D | null,
+  act: NormAct,
+  eps = IN_EPS,
 ): tf.Tensor5D {
   const [B, D, H, W, C] = x.shape;
   const S = D * H * W;
@@ -117,26 +134,33 @@ export function instanceNormAct(
       value: tf.reshape(y, x.shape) as tf.Tensor5D,
       // tf.tidy: tfjs runs a customGrad's gradFunc outside any tidy, so its temporaries would live until the end of
       // the whole backward pass
-      gradFunc: (dy, saved) => tf.tidy(() => {
-        const [xh, rs] = saved;
-        const gs = g ? saved[2] : null;
-        let dz = tf.reshape(dy, [B, S, C]) as tf.Tensor;
-        if (act !== null) dz = tf.mul(dz, tf.step(tf.reshape(saved[saved.length - 1], [B, S, C]), act.slope)); // 1 where z > 0, else the slope
-        const u = spatialSum(dz as tf.Tensor3D); // [B, 1, C]
-        const t = spatialSum(tf.mul(dz, xh) as tf.Tensor3D); // [B, 1, C]
-        const k = gs ? tf.mul(rs, gs) : rs;
-        const dx = tf.sub(tf.mul(dz, k), tf.add(tf.mul(u, tf.div(k, S)), tf.mul(xh, tf.mul(t, tf.div(k, S)))));
-        const grads: tf.Tensor[] = [tf.reshape(dx, x.shape)];
-        if (g) grads.push(tf.reshape(tf.sum(t, [0, 1]), [C]));
-        if (b) grads.push(tf.reshape(tf.sum(u, [0, 1]), [C]));
-        return grads;
-      }),
+      gradFunc: (dy, saved) =>
+        tf.tidy(() => {
+          const [xh, rs] = saved;
+          const gs = g ? saved[2] : null;
+          let dz = tf.reshape(dy, [B, S, C]) as tf.Tensor;
+          if (act !== null) dz = tf.mul(dz, tf.step(tf.reshape(saved[saved.length - 1], [B, S, C]), act.slope)); // 1 where z > 0, else the slope
+          const u = spatialSum(dz as tf.Tensor3D); // [B, 1, C]
+          const t = spatialSum(tf.mul(dz, xh) as tf.Tensor3D); // [B, 1, C]
+          const k = gs ? tf.mul(rs, gs) : rs;
+          const dx = tf.sub(tf.mul(dz, k), tf.add(tf.mul(u, tf.div(k, S)), tf.mul(xh, tf.mul(t, tf.div(k, S)))));
+          const grads: tf.Tensor[] = [tf.reshape(dx, x.shape)];
+          if (g) grads.push(tf.reshape(tf.sum(t, [0, 1]), [C]));
+          if (b) grads.push(tf.reshape(tf.sum(u, [0, 1]), [C]));
+          return grads;
+        }),
     };
   });
 }
 
 /** InstanceNorm + activation for a model: the custom-gradient op with fast ops, the plain formulation otherwise. */
-export function normAct(ctx: NetContext, x: tf.Tensor5D, gamma: tf.Tensor1D | null, beta: tf.Tensor1D | null, act: NormAct): tf.Tensor5D {
+export function normAct(
+  ctx: NetContext,
+  x: tf.Tensor5D,
+  gamma: tf.Tensor1D | null,
+  beta: tf.Tensor1D | null,
+  act: NormAct,
+): tf.Tensor5D {
   if (ctx.ops.name === "fast") return instanceNormAct(x, gamma, beta, act);
   const y = instanceNorm3dPlain(x, gamma, beta);
   return act === null ? y : act.slope === 0 ? tf.relu(y) : tf.leakyRelu(y, act.slope);
@@ -150,7 +174,8 @@ export const LEAKY: NormAct = { slope: LEAKY_SLOPE };
  * dx = dy·step(y, slope) and the input need not be kept for the backward (the output is kept anyway by the next layer).
  */
 export function leakyRelu<T extends tf.Tensor>(x: T, slope = LEAKY_SLOPE): T {
-  if (!(slope > 0)) throw new Error(`leakyRelu: slope ${slope} must be > 0 (the gradient reads the sign of the output)`);
+  if (!(slope > 0))
+    throw new Error(`leakyRelu: slope ${slope} must be > 0 (the gradient reads the sign of the output)`);
   return customOp<T>([x], ([xi], save) => {
     const y = leakyValue(xi, slope) as T;
     save([y]);
@@ -167,7 +192,14 @@ export function samePadding(k: number, s: number): number {
  * Conv3d `${name}.weight` [kD, kH, kW, Ci, Co] (+ `${name}.bias` if present). A 1×1×1 stride-1 conv runs as a
  * linear layer on the voxel matrix (same values, much faster on wasm).
  */
-export function conv(ctx: NetContext, x: tf.Tensor5D, name: string, stride: Triple, padding: Triple, inputGrad = true): tf.Tensor5D {
+export function conv(
+  ctx: NetContext,
+  x: tf.Tensor5D,
+  name: string,
+  stride: Triple,
+  padding: Triple,
+  inputGrad = true,
+): tf.Tensor5D {
   const w = ctx.p(`${name}.weight`) as tf.Tensor5D;
   const b = ctx.has(`${name}.bias`) ? (ctx.p(`${name}.bias`) as tf.Tensor1D) : null;
   const [kD, kH, kW, ci, co] = w.shape;
@@ -192,15 +224,18 @@ export function convT(ctx: NetContext, x: tf.Tensor5D, name: string): tf.Tensor5
  */
 export function concatChannels(a: tf.Tensor5D, b: tf.Tensor5D, ops?: Ops): tf.Tensor5D {
   if (!ops || ops.name !== "fast") return tf.concat([a, b], 4) as tf.Tensor5D;
-  const ca = a.shape[4], cb = b.shape[4], c = ca + cb;
+  const ca = a.shape[4],
+    cb = b.shape[4],
+    c = ca + cb;
   const select = (from: number, n: number) =>
     cachedConstant(`select-cols:${c}:${from}:${n}`, () => tf.tensor2d(selectionMatrix(c, from, n), [c, n]));
   return customOp<tf.Tensor5D>([a, b], ([ai, bi]) => ({
     value: tf.concat([ai, bi], 4) as tf.Tensor5D,
-    gradFunc: (dy) => tf.tidy(() => {
-      const d2 = tf.reshape(dy, [-1, c]) as tf.Tensor2D; // [P, Ca + Cb]
-      return [tf.reshape(tf.matMul(d2, select(0, ca)), a.shape), tf.reshape(tf.matMul(d2, select(ca, cb)), b.shape)];
-    }),
+    gradFunc: (dy) =>
+      tf.tidy(() => {
+        const d2 = tf.reshape(dy, [-1, c]) as tf.Tensor2D; // [P, Ca + Cb]
+        return [tf.reshape(tf.matMul(d2, select(0, ca)), a.shape), tf.reshape(tf.matMul(d2, select(ca, cb)), b.shape)];
+      }),
   }));
 }
 
@@ -240,7 +275,13 @@ export function basicBlockSpec(L: SpecList, name: string, cin: number, cout: num
 
 export function basicBlock(ctx: NetContext, x: tf.Tensor5D, name: string, stride = 1, inputGrad = true): tf.Tensor5D {
   const k = (ctx.p(`${name}.conv1.conv.weight`) as tf.Tensor5D).shape[0];
-  const y = normAct(ctx, conv(ctx, x, `${name}.conv1.conv`, cube(stride), cube(samePadding(k, stride)), inputGrad), null, null, LEAKY);
+  const y = normAct(
+    ctx,
+    conv(ctx, x, `${name}.conv1.conv`, cube(stride), cube(samePadding(k, stride)), inputGrad),
+    null,
+    null,
+    LEAKY,
+  );
   return normAct(ctx, conv(ctx, y, `${name}.conv2.conv`, cube(1), cube(samePadding(k, 1))), null, null, LEAKY);
 }
 

@@ -48,7 +48,14 @@ export function linear(ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix
 }
 
 /** Linear with the output columns [part·C, (part+1)·C) of a fused weight (qkv / kv), so big activations are never sliced. */
-function linearPart(ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix: string, part: number, C: number): tf.Tensor2D {
+function linearPart(
+  ctx: BlockContext,
+  x: tf.Tensor2D,
+  p: ParamGetter,
+  prefix: string,
+  part: number,
+  C: number,
+): tf.Tensor2D {
   const w = p(`${prefix}.weight`) as tf.Tensor2D; // [C, k·C]
   const b = p(`${prefix}.bias`) as tf.Tensor1D; // [k·C]
   return ctx.ops.linear(x, tf.slice(w, [0, part * C], [C, C]), tf.slice(b, [part * C], [C]));
@@ -56,9 +63,19 @@ function linearPart(ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix: s
 
 /** Conv3d with PyTorch padding; weight [kD, kH, kW, Ci, Co]. */
 export function conv3d(
-  ctx: BlockContext, x: tf.Tensor5D, p: ParamGetter, prefix: string, stride: Triple, padding: Triple, inputGrad = true,
+  ctx: BlockContext,
+  x: tf.Tensor5D,
+  p: ParamGetter,
+  prefix: string,
+  stride: Triple,
+  padding: Triple,
+  inputGrad = true,
 ): tf.Tensor5D {
-  return ctx.ops.conv3d(x, p(`${prefix}.weight`) as tf.Tensor5D, p(`${prefix}.bias`) as tf.Tensor1D, { stride, padding, inputGrad });
+  return ctx.ops.conv3d(x, p(`${prefix}.weight`) as tf.Tensor5D, p(`${prefix}.bias`) as tf.Tensor1D, {
+    stride,
+    padding,
+    inputGrad,
+  });
 }
 
 /**
@@ -67,7 +84,10 @@ export function conv3d(
  */
 export function dropPath(ctx: BlockContext, x: tf.Tensor2D, rate: number): tf.Tensor2D {
   if (!ctx.training || rate <= 0) return x;
-  if (!ctx.rng) throw new Error(`forward(training: true) needs opts.rng for drop path (rate ${rate}); pass makeRng(seed) or set dropPathRate 0`);
+  if (!ctx.rng)
+    throw new Error(
+      `forward(training: true) needs opts.rng for drop path (rate ${rate}); pass makeRng(seed) or set dropPathRate 0`,
+    );
   const keep = 1 - rate;
   const m = new Float32Array(ctx.batch);
   for (let b = 0; b < ctx.batch; b++) m[b] = ctx.rng() < keep ? 1 / keep : 0;
@@ -102,7 +122,13 @@ function gatherWithPadRow(t: tf.Tensor2D, idx: Int32Array, pad: boolean): tf.Ten
  * scatter, and no index tensor has to outlive the forward (the backward makes its own from the cached Int32Array).
  * Pure data movement, identical for plain and fast ops, so it does not go through Ops.gatherRows.
  */
-export function permuteRows(x: tf.Tensor2D, fwd: Int32Array, fwdPad: boolean, bwd: Int32Array, bwdPad: boolean): tf.Tensor2D {
+export function permuteRows(
+  x: tf.Tensor2D,
+  fwd: Int32Array,
+  fwdPad: boolean,
+  bwd: Int32Array,
+  bwdPad: boolean,
+): tf.Tensor2D {
   const f = tf.customGrad((...args: unknown[]) => ({
     value: gatherWithPadRow(args[0] as tf.Tensor2D, fwd, fwdPad),
     gradFunc: (dy: tf.Tensor) => gatherWithPadRow(dy as tf.Tensor2D, bwd, bwdPad),
@@ -130,7 +156,11 @@ function relativeBias(ctx: BlockContext, table: tf.Tensor2D, index: tf.Tensor1D,
   return tf.reshape(tf.transpose(rows), [heads, N, N]);
 }
 
-function combineMasks(batch: number, shift: tf.Tensor3D | null, key: tf.Tensor3D | null | undefined): tf.Tensor3D | null {
+function combineMasks(
+  batch: number,
+  shift: tf.Tensor3D | null,
+  key: tf.Tensor3D | null | undefined,
+): tf.Tensor3D | null {
   if (!key) return shift;
   if (!shift) return key;
   const [nW, N] = shift.shape;
@@ -139,8 +169,14 @@ function combineMasks(batch: number, shift: tf.Tensor3D | null, key: tf.Tensor3D
 }
 
 function attend(
-  ctx: BlockContext, q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, g: WindowGeometry, heads: number,
-  table: tf.Tensor2D, extras: AttentionExtras,
+  ctx: BlockContext,
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  g: WindowGeometry,
+  heads: number,
+  table: tf.Tensor2D,
+  extras: AttentionExtras,
 ): tf.Tensor2D {
   const C = q.shape[1];
   return ctx.ops.windowAttention(q, k, v, {
@@ -163,8 +199,14 @@ function mlp(ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix: string):
  * The output projection runs after the window merge (per-token linear, same values; skips the padding rows).
  */
 export function transformerBlock(
-  ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix: string, g: WindowGeometry, heads: number,
-  dropRate: number, extras: AttentionExtras,
+  ctx: BlockContext,
+  x: tf.Tensor2D,
+  p: ParamGetter,
+  prefix: string,
+  g: WindowGeometry,
+  heads: number,
+  dropRate: number,
+  extras: AttentionExtras,
 ): tf.Tensor2D {
   const C = x.shape[1];
   const idx = ctx.indices(g, ctx.batch);
@@ -175,7 +217,10 @@ export function transformerBlock(
   const table = p(`${prefix}.attn.relative_position_bias_table`) as tf.Tensor2D;
   const a = fromWindows(attend(ctx, q, k, v, g, heads, table, extras), idx); // [B·L, C]
   const y = tf.add(x, dropPath(ctx, linear(ctx, a, p, `${prefix}.attn.proj`), dropRate)) as tf.Tensor2D;
-  return tf.add(y, dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate)) as tf.Tensor2D;
+  return tf.add(
+    y,
+    dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate),
+  ) as tf.Tensor2D;
 }
 
 /**
@@ -183,8 +228,16 @@ export function transformerBlock(
  * LN1(x_up) itself (no query projection), never shifted; residual base x = x_up + skip.
  */
 export function skipAttentionBlock(
-  ctx: BlockContext, x: tf.Tensor2D, xUp: tf.Tensor2D, skip: tf.Tensor2D, p: ParamGetter, prefix: string,
-  g: WindowGeometry, heads: number, dropRate: number, extras: AttentionExtras,
+  ctx: BlockContext,
+  x: tf.Tensor2D,
+  xUp: tf.Tensor2D,
+  skip: tf.Tensor2D,
+  p: ParamGetter,
+  prefix: string,
+  g: WindowGeometry,
+  heads: number,
+  dropRate: number,
+  extras: AttentionExtras,
 ): tf.Tensor2D {
   const C = x.shape[1];
   const idx = ctx.indices(g, ctx.batch);
@@ -195,7 +248,10 @@ export function skipAttentionBlock(
   const table = p(`${prefix}.attn.relative_position_bias_table`) as tf.Tensor2D;
   const a = fromWindows(attend(ctx, q, k, v, g, heads, table, extras), idx);
   const y = tf.add(x, dropPath(ctx, linear(ctx, a, p, `${prefix}.attn.proj`), dropRate)) as tf.Tensor2D;
-  return tf.add(y, dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate)) as tf.Tensor2D;
+  return tf.add(
+    y,
+    dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate),
+  ) as tf.Tensor2D;
 }
 
 /** Cached gather indices per (geometry, batch). */

@@ -50,18 +50,51 @@ export class SpecList {
 
   /** nn.Linear(cin, cout, bias). */
   linear(name: string, cin: number, cout: number, bias = true, init: WeightInit = "uniform"): void {
-    this.push({ name: `${name}.weight`, shape: [cin, cout], torchShape: [cout, cin], kind: "linear", init, fanIn: cin });
-    if (bias) this.push({ name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: init === "uniform" ? "uniform" : "zeros", fanIn: cin });
+    this.push({
+      name: `${name}.weight`,
+      shape: [cin, cout],
+      torchShape: [cout, cin],
+      kind: "linear",
+      init,
+      fanIn: cin,
+    });
+    if (bias)
+      this.push({
+        name: `${name}.bias`,
+        shape: [cout],
+        torchShape: [cout],
+        kind: "vector",
+        init: init === "uniform" ? "uniform" : "zeros",
+        fanIn: cin,
+      });
   }
 
   /** nn.Conv3d(cin, cout, k, bias); zeroGrad marks a bias that a following InstanceNorm cancels. */
-  conv(name: string, cin: number, cout: number, k: Triple, opts: { bias: boolean; init?: WeightInit; zeroGradBias?: boolean }): void {
+  conv(
+    name: string,
+    cin: number,
+    cout: number,
+    k: Triple,
+    opts: { bias: boolean; init?: WeightInit; zeroGradBias?: boolean },
+  ): void {
     const fanIn = cin * prod(k);
     const init = opts.init ?? "uniform";
-    this.push({ name: `${name}.weight`, shape: [...k, cin, cout], torchShape: [cout, cin, ...k], kind: "conv", init, fanIn });
+    this.push({
+      name: `${name}.weight`,
+      shape: [...k, cin, cout],
+      torchShape: [cout, cin, ...k],
+      kind: "conv",
+      init,
+      fanIn,
+    });
     if (opts.bias) {
       this.push({
-        name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: init === "uniform" ? "uniform" : "zeros", fanIn,
+        name: `${name}.bias`,
+        shape: [cout],
+        torchShape: [cout],
+        kind: "vector",
+        init: init === "uniform" ? "uniform" : "zeros",
+        fanIn,
         ...(opts.zeroGradBias ? { zeroGrad: true } : {}),
       });
     }
@@ -71,8 +104,23 @@ export class SpecList {
   convT(name: string, cin: number, cout: number, k: Triple, opts: { bias: boolean; init?: WeightInit }): void {
     const fanIn = cout * prod(k);
     const init = opts.init ?? "uniform";
-    this.push({ name: `${name}.weight`, shape: [...k, cout, cin], torchShape: [cin, cout, ...k], kind: "convT", init, fanIn });
-    if (opts.bias) this.push({ name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: init === "uniform" ? "uniform" : "zeros", fanIn });
+    this.push({
+      name: `${name}.weight`,
+      shape: [...k, cout, cin],
+      torchShape: [cin, cout, ...k],
+      kind: "convT",
+      init,
+      fanIn,
+    });
+    if (opts.bias)
+      this.push({
+        name: `${name}.bias`,
+        shape: [cout],
+        torchShape: [cout],
+        kind: "vector",
+        init: init === "uniform" ? "uniform" : "zeros",
+        fanIn,
+      });
   }
 
   /** nn.LayerNorm(C) or an affine InstanceNorm3d(C): weight 1, bias 0. */

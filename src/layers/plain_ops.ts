@@ -21,7 +21,13 @@ function linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null): tf.Tenso
 /** Zero-pad x [B, D, H, W, C] by p before and `extra` after each spatial axis. */
 function padSpatial(x: tf.Tensor5D, p: Triple, extra: Triple = [0, 0, 0]): tf.Tensor5D {
   if (p.every((v, i) => v === 0 && extra[i] === 0)) return x;
-  return tf.pad(x, [[0, 0], [p[0], p[0] + extra[0]], [p[1], p[1] + extra[1]], [p[2], p[2] + extra[2]], [0, 0]]);
+  return tf.pad(x, [
+    [0, 0],
+    [p[0], p[0] + extra[0]],
+    [p[1], p[1] + extra[1]],
+    [p[2], p[2] + extra[2]],
+    [0, 0],
+  ]);
 }
 
 /** Planes k, k+s, ..., k+s·(n-1) along axis 1 of t viewed as [A, L, R] (needs L ≥ k + s·n). */
@@ -75,14 +81,25 @@ function conv3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, spec: Con
 /** Pad trailing planes (output padding) on each spatial axis of y [B, D, H, W, C]. */
 function padTrailing(y: tf.Tensor5D, extra: Triple): tf.Tensor5D {
   if (extra.every((v) => v === 0)) return y;
-  return tf.pad(y, [[0, 0], [0, extra[0]], [0, extra[1]], [0, extra[2]], [0, 0]]);
+  return tf.pad(y, [
+    [0, 0],
+    [0, extra[0]],
+    [0, extra[1]],
+    [0, extra[2]],
+    [0, 0],
+  ]);
 }
 
 /**
  * Depth-to-space of z [B·D·H·W, (a, b, c, Co)] to [B, D·kD, H·kH, W·kW, Co] by two rank-4 transposes.
  * Shared with fastOps (its autodiff, the inverse transposes, is already cheap).
  */
-export function depthToSpace3d(z: tf.Tensor2D, dims: [number, number, number, number], k: Triple, co: number): tf.Tensor5D {
+export function depthToSpace3d(
+  z: tf.Tensor2D,
+  dims: [number, number, number, number],
+  k: Triple,
+  co: number,
+): tf.Tensor5D {
   const [B, D, H, W] = dims;
   const [kD, kH, kW] = k;
   const z1 = tf.transpose(z.reshape([B * D, H * W, kD, kH * kW * co]), [0, 2, 1, 3]); // [(B,D), kD, (H,W), (kH,kW,Co)]
@@ -102,7 +119,12 @@ function checkConvTranspose(x: tf.Tensor5D, w: tf.Tensor5D): void {
   }
 }
 
-function convTranspose3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, outputPadding: Triple = [0, 0, 0]): tf.Tensor5D {
+function convTranspose3d(
+  x: tf.Tensor5D,
+  w: tf.Tensor5D,
+  b: tf.Tensor1D | null,
+  outputPadding: Triple = [0, 0, 0],
+): tf.Tensor5D {
   checkConvTranspose(x, w);
   const [B, D, H, W, Ci] = x.shape;
   const [kD, kH, kW, Co] = w.shape;
@@ -117,12 +139,21 @@ export function windowMask(mask: tf.Tensor3D, numWindows: number): tf.Tensor3D {
   if (nMask === numWindows) return mask;
   // concat rather than tf.tile: wasm's Tile kernel costs ~70 ns per element
   if (numWindows % nMask === 0) return tf.concat(new Array<tf.Tensor3D>(numWindows / nMask).fill(mask), 0);
-  return tf.tidy(() => tf.gather(mask, tf.tensor1d(Array.from({ length: numWindows }, (_, w) => w % nMask), "int32")));
+  return tf.tidy(() =>
+    tf.gather(
+      mask,
+      tf.tensor1d(
+        Array.from({ length: numWindows }, (_, w) => w % nMask),
+        "int32",
+      ),
+    ),
+  );
 }
 
 export function checkAttention(q: tf.Tensor2D, args: WindowAttentionArgs): void {
   const { numWindows: nW, tokens: N, heads } = args;
-  if (q.shape[0] !== nW * N) throw new Error(`windowAttention: q has ${q.shape[0]} rows, expected numWindows·tokens = ${nW * N}`);
+  if (q.shape[0] !== nW * N)
+    throw new Error(`windowAttention: q has ${q.shape[0]} rows, expected numWindows·tokens = ${nW * N}`);
   if (q.shape[1] % heads !== 0) throw new Error(`windowAttention: C=${q.shape[1]} is not divisible by heads=${heads}`);
   if (args.bias && (args.bias.shape[0] !== heads || args.bias.shape[1] !== N || args.bias.shape[2] !== N)) {
     throw new Error(`windowAttention: bias must be [heads, N, N] = [${heads}, ${N}, ${N}], got [${args.bias.shape}]`);

@@ -90,10 +90,19 @@ export function vitBlock(ctx: NetContext, x: tf.Tensor2D, name: string, batch: n
   const k = qkvPart(ctx, h, `${name}.attn.qkv`, 1, E);
   const v = qkvPart(ctx, h, `${name}.attn.qkv`, 2, E);
   const a = ctx.ops.windowAttention(q, k, v, {
-    numWindows: batch, tokens: T / batch, heads, scale: Math.pow(E / heads, -0.5), bias: null, mask: null,
+    numWindows: batch,
+    tokens: T / batch,
+    heads,
+    scale: Math.pow(E / heads, -0.5),
+    bias: null,
+    mask: null,
   });
   const y = tf.add(x, linear(ctx, a, `${name}.attn.out_proj`)) as tf.Tensor2D;
-  const m = linear(ctx, ctx.ops.gelu(linear(ctx, layerNorm(ctx, y, `${name}.norm2`), `${name}.mlp.linear1`)), `${name}.mlp.linear2`);
+  const m = linear(
+    ctx,
+    ctx.ops.gelu(linear(ctx, layerNorm(ctx, y, `${name}.norm2`), `${name}.mlp.linear1`)),
+    `${name}.mlp.linear2`,
+  );
   return tf.add(y, m) as tf.Tensor2D;
 }
 
@@ -104,7 +113,11 @@ export function vitEncode(ctx: NetContext, x: tf.Tensor5D, prefix: string, s: Vi
   const L = s.grid[0] * s.grid[1] * s.grid[2];
   const w = ctx.p(`${prefix}.patch_embedding.patch_embeddings.weight`) as tf.Tensor5D; // [pD, pH, pW, Cin, E]
   const K = s.patch[0] * s.patch[1] * s.patch[2] * s.inChannels;
-  const emb = ctx.ops.linear(patchify(x, s.patch), tf.reshape(w, [K, E]), ctx.p(`${prefix}.patch_embedding.patch_embeddings.bias`) as tf.Tensor1D); // [B·L, E]
+  const emb = ctx.ops.linear(
+    patchify(x, s.patch),
+    tf.reshape(w, [K, E]),
+    ctx.p(`${prefix}.patch_embedding.patch_embeddings.bias`) as tf.Tensor1D,
+  ); // [B·L, E]
   const pos = tf.reshape(ctx.p(`${prefix}.patch_embedding.position_embeddings`), [1, L * E]);
   let t = tf.reshape(tf.add(tf.reshape(emb, [B, L * E]), pos), [B * L, E]) as tf.Tensor2D; // [B·L, E]
   const hidden: tf.Tensor2D[] = [];

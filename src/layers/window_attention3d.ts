@@ -21,17 +21,27 @@ export function rpbTableRows(w: Triple): number {
  */
 export function officialRelativePositionIndex(w: Triple): Int32Array {
   const N = windowTokens(w);
-  const cs = new Int32Array(N), ch = new Int32Array(N), cw = new Int32Array(N);
+  const cs = new Int32Array(N),
+    ch = new Int32Array(N),
+    cw = new Int32Array(N);
   let t = 0;
-  for (let a = 0; a < w[0]; a++) for (let b = 0; b < w[1]; b++) for (let c = 0; c < w[2]; c++, t++) {
-    cs[t] = a; ch[t] = b; cw[t] = c;
-  }
+  for (let a = 0; a < w[0]; a++)
+    for (let b = 0; b < w[1]; b++)
+      for (let c = 0; c < w[2]; c++, t++) {
+        cs[t] = a;
+        ch[t] = b;
+        cw[t] = c;
+      }
   const out = new Int32Array(N * N);
-  const mS = 3 * w[1] - 1, mH = 2 * w[1] - 1; // sic: w1 in both multipliers
-  for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) {
-    const ds = cs[i] - cs[j] + w[0] - 1, dh = ch[i] - ch[j] + w[1] - 1, dw = cw[i] - cw[j] + w[2] - 1;
-    out[i * N + j] = ds * mS + dh * mH + dw;
-  }
+  const mS = 3 * w[1] - 1,
+    mH = 2 * w[1] - 1; // sic: w1 in both multipliers
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < N; j++) {
+      const ds = cs[i] - cs[j] + w[0] - 1,
+        dh = ch[i] - ch[j] + w[1] - 1,
+        dw = cw[i] - cw[j] + w[2] - 1;
+      out[i * N + j] = ds * mS + dh * mH + dw;
+    }
   return out;
 }
 
@@ -60,7 +70,11 @@ export interface WindowGeometry {
  * min(grid) on every axis and the shift 0; window must be cubic) or "equal" (ACDC: shift 0 only when grid == window).
  */
 export function blockGeometry(
-  grid: Triple, window: Triple, shifted: boolean, rule: "min" | "equal", shiftMasked: boolean,
+  grid: Triple,
+  window: Triple,
+  shifted: boolean,
+  rule: "min" | "equal",
+  shiftMasked: boolean,
 ): WindowGeometry {
   let w: Triple = [...window] as Triple;
   let shift: Triple = shifted ? [Math.floor(w[0] / 2), Math.floor(w[1] / 2), Math.floor(w[2] / 2)] : [0, 0, 0];
@@ -90,14 +104,19 @@ export function shiftMask(g: WindowGeometry): Float32Array {
   const label = new Int32Array(N);
   const nb = [P[0] / w[0], P[1] / w[1], P[2] / w[2]];
   let win = 0;
-  for (let bs = 0; bs < nb[0]; bs++) for (let bh = 0; bh < nb[1]; bh++) for (let bw = 0; bw < nb[2]; bw++, win++) {
-    let t = 0;
-    for (let i = 0; i < w[0]; i++) for (let j = 0; j < w[1]; j++) for (let k = 0; k < w[2]; k++, t++) {
-      label[t] = region(bs * w[0] + i, 0) * 9 + region(bh * w[1] + j, 1) * 3 + region(bw * w[2] + k, 2);
-    }
-    const base = win * N * N;
-    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) out[base + i * N + j] = label[i] === label[j] ? 0 : -100;
-  }
+  for (let bs = 0; bs < nb[0]; bs++)
+    for (let bh = 0; bh < nb[1]; bh++)
+      for (let bw = 0; bw < nb[2]; bw++, win++) {
+        let t = 0;
+        for (let i = 0; i < w[0]; i++)
+          for (let j = 0; j < w[1]; j++)
+            for (let k = 0; k < w[2]; k++, t++) {
+              label[t] = region(bs * w[0] + i, 0) * 9 + region(bh * w[1] + j, 1) * 3 + region(bw * w[2] + k, 2);
+            }
+        const base = win * N * N;
+        for (let i = 0; i < N; i++)
+          for (let j = 0; j < N; j++) out[base + i * N + j] = label[i] === label[j] ? 0 : -100;
+      }
   return out;
 }
 
@@ -113,11 +132,17 @@ export function partitionIndex(g: WindowGeometry, batch: number, padRow: number)
   const out = new Int32Array(batch * numWindows * N);
   let o = 0;
   for (let b = 0; b < batch; b++)
-    for (let bs = 0; bs < P[0] / w[0]; bs++) for (let bh = 0; bh < P[1] / w[1]; bh++) for (let bw = 0; bw < P[2] / w[2]; bw++)
-      for (let i = 0; i < w[0]; i++) for (let j = 0; j < w[1]; j++) for (let k = 0; k < w[2]; k++) {
-        const s = (bs * w[0] + i + sh[0]) % P[0], h = (bh * w[1] + j + sh[1]) % P[1], x = (bw * w[2] + k + sh[2]) % P[2];
-        out[o++] = s < G[0] && h < G[1] && x < G[2] ? b * L + (s * G[1] + h) * G[2] + x : padRow;
-      }
+    for (let bs = 0; bs < P[0] / w[0]; bs++)
+      for (let bh = 0; bh < P[1] / w[1]; bh++)
+        for (let bw = 0; bw < P[2] / w[2]; bw++)
+          for (let i = 0; i < w[0]; i++)
+            for (let j = 0; j < w[1]; j++)
+              for (let k = 0; k < w[2]; k++) {
+                const s = (bs * w[0] + i + sh[0]) % P[0],
+                  h = (bh * w[1] + j + sh[1]) % P[1],
+                  x = (bw * w[2] + k + sh[2]) % P[2];
+                out[o++] = s < G[0] && h < G[1] && x < G[2] ? b * L + (s * G[1] + h) * G[2] + x : padRow;
+              }
   return out;
 }
 
@@ -129,13 +154,17 @@ export function mergeIndex(g: WindowGeometry, batch: number): Int32Array {
   const out = new Int32Array(batch * G[0] * G[1] * G[2]);
   let o = 0;
   for (let b = 0; b < batch; b++)
-    for (let s = 0; s < G[0]; s++) for (let h = 0; h < G[1]; h++) for (let x = 0; x < G[2]; x++) {
-      // rolled back by +shift: token q sat at window position p = (q − shift) mod P
-      const ps = (s - sh[0] + P[0]) % P[0], ph = (h - sh[1] + P[1]) % P[1], px = (x - sh[2] + P[2]) % P[2];
-      const win = (Math.floor(ps / w[0]) * nb[1] + Math.floor(ph / w[1])) * nb[2] + Math.floor(px / w[2]);
-      const t = ((ps % w[0]) * w[1] + (ph % w[1])) * w[2] + (px % w[2]);
-      out[o++] = (b * numWindows + win) * N + t;
-    }
+    for (let s = 0; s < G[0]; s++)
+      for (let h = 0; h < G[1]; h++)
+        for (let x = 0; x < G[2]; x++) {
+          // rolled back by +shift: token q sat at window position p = (q − shift) mod P
+          const ps = (s - sh[0] + P[0]) % P[0],
+            ph = (h - sh[1] + P[1]) % P[1],
+            px = (x - sh[2] + P[2]) % P[2];
+          const win = (Math.floor(ps / w[0]) * nb[1] + Math.floor(ph / w[1])) * nb[2] + Math.floor(px / w[2]);
+          const t = ((ps % w[0]) * w[1] + (ph % w[1])) * w[2] + (px % w[2]);
+          out[o++] = (b * numWindows + win) * N + t;
+        }
   return out;
 }
 
@@ -144,14 +173,20 @@ export function mergeIndex(g: WindowGeometry, batch: number): Int32Array {
  * when its source token is not visible. `visible` is [B·S·H·W] (1 visible, 0 masked); padding tokens count as visible
  * (as in the official code, where they join attention). Add the shift mask yourself if the block has one.
  */
-export function keyMaskFromVisibility(g: WindowGeometry, batch: number, visible: ArrayLike<number>, value = -1e9): Float32Array {
+export function keyMaskFromVisibility(
+  g: WindowGeometry,
+  batch: number,
+  visible: ArrayLike<number>,
+  value = -1e9,
+): Float32Array {
   const L = g.grid[0] * g.grid[1] * g.grid[2];
   if (visible.length !== batch * L) {
     throw new Error(`keyMaskFromVisibility: visible has ${visible.length} entries, expected B·S·H·W = ${batch * L}`);
   }
   const padRow = batch * L;
   const idx = partitionIndex(g, batch, padRow);
-  const N = g.tokens, nW = batch * g.numWindows;
+  const N = g.tokens,
+    nW = batch * g.numWindows;
   const out = new Float32Array(nW * N * N);
   for (let win = 0; win < nW; win++) {
     for (let j = 0; j < N; j++) {

@@ -41,14 +41,17 @@ interface Prepared {
 export function targetOneHot(target: tf.Tensor, p: number, k: number): tf.Tensor2D {
   if (target.size === p * k && k > 1) return r2(tf.cast(target, "float32"), [p, k]);
   if (target.size !== p) {
-    throw new Error(`dice_ce: target of shape [${target.shape}] matches neither ${p} labels nor a [${p}, ${k}] one-hot map`);
+    throw new Error(
+      `dice_ce: target of shape [${target.shape}] matches neither ${p} labels nor a [${p}, ${k}] one-hot map`,
+    );
   }
   const labels = tf.cast(target.reshape([p]), "int32") as tf.Tensor1D;
   return tf.oneHot(labels, k).toFloat() as tf.Tensor2D;
 }
 
 function prepare(logits: tf.Tensor, target: tf.Tensor, opts: DiceCeOptions): Prepared {
-  if (logits.rank !== 2 && logits.rank !== 5) throw new Error(`dice_ce: logits must be [B,D,H,W,K] or [P,K], got [${logits.shape}]`);
+  if (logits.rank !== 2 && logits.rank !== 5)
+    throw new Error(`dice_ce: logits must be [B,D,H,W,K] or [P,K], got [${logits.shape}]`);
   const k = logits.shape[logits.rank - 1];
   const p = logits.size / k;
   const excl = opts.excludeBackground ?? true;
@@ -84,7 +87,10 @@ function diceGamma(a: tf.Tensor2D, c: tf.Tensor2D, y: tf.Tensor2D, g: number): t
 /** Dice-class mask [1, K]: 1 for the classes in the Dice mean. */
 function classMask(k: number, first: number): tf.Tensor2D {
   return cachedConstant(`diceClasses:${k}:${first}`, () =>
-    tf.tensor2d(Array.from({ length: k }, (_, c) => (c >= first ? 1 : 0)), [1, k]),
+    tf.tensor2d(
+      Array.from({ length: k }, (_, c) => (c >= first ? 1 : 0)),
+      [1, k],
+    ),
   );
 }
 
@@ -170,7 +176,8 @@ export function nearestDownsample(target: tf.Tensor, size: Triple): tf.Tensor {
     const factors = [0, 0, 0] as Triple;
     for (let a = 0; a < 3; a++) {
       const f = target.shape[a + 1] / size[a];
-      if (!Number.isInteger(f) || f < 1) throw new Error(`nearestDownsample: ${target.shape[a + 1]} -> ${size[a]} is not an integer factor`);
+      if (!Number.isInteger(f) || f < 1)
+        throw new Error(`nearestDownsample: ${target.shape[a + 1]} -> ${size[a]} is not an integer factor`);
       factors[a] = f;
     }
     if (factors.every((f) => f === 1)) return target;
@@ -200,9 +207,14 @@ export interface DeepSupervisionOptions extends DiceCeOptions {
  * Σ_i w_i · loss(outputs[i], targets[i]), outputs full resolution first. Give one target per output, or a single
  * full-resolution label map (rank 4 or 5), which is nearest-downsampled to each output's size.
  */
-export function deepSupervisionLoss(outputs: tf.Tensor[], targets: tf.Tensor[], opts: DeepSupervisionOptions): tf.Scalar {
+export function deepSupervisionLoss(
+  outputs: tf.Tensor[],
+  targets: tf.Tensor[],
+  opts: DeepSupervisionOptions,
+): tf.Scalar {
   const weights = opts.weights ?? deepSupervisionWeights(outputs.length);
-  if (weights.length !== outputs.length) throw new Error(`deepSupervisionLoss: ${weights.length} weights for ${outputs.length} outputs`);
+  if (weights.length !== outputs.length)
+    throw new Error(`deepSupervisionLoss: ${weights.length} weights for ${outputs.length} outputs`);
   if (targets.length !== outputs.length && targets.length !== 1) {
     throw new Error(`deepSupervisionLoss: give 1 target or one per output (${outputs.length}), got ${targets.length}`);
   }

@@ -5,7 +5,13 @@
 // Written atomically (writeFileAtomic), like every checkpoint of the kit.
 import * as tf from "@tensorflow/tfjs";
 import { version as KIT_VERSION } from "../../package.json";
-import { parseSafetensors, readSafetensors, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from "../io/safetensors";
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  type SafetensorsFile,
+  type TensorToWrite,
+} from "../io/safetensors";
 import { writeFileAtomic } from "../runtime/files";
 import type { NnFormerConfig } from "../models/nnformer";
 import { diffConfigs } from "../models/weights_io";
@@ -34,15 +40,23 @@ export interface MaeCheckpointInfo {
   metadata: Record<string, string>;
 }
 
-const OPT_M = "optimizer.m/", OPT_S = "optimizer.s/";
+const OPT_M = "optimizer.m/",
+  OPT_S = "optimizer.s/";
 
 /** Saves the model, its settings and (optionally) fit and optimizer state, atomically. */
 export function saveMaeCheckpoint(
-  file: string, model: MaeNnFormer,
-  info: { preprocessing: Preprocessing; fitState?: FitState; train?: Record<string, unknown>; optimizer?: NamedOptimizerState },
+  file: string,
+  model: MaeNnFormer,
+  info: {
+    preprocessing: Preprocessing;
+    fitState?: FitState;
+    train?: Record<string, unknown>;
+    optimizer?: NamedOptimizerState;
+  },
 ): void {
   const tensors = new Map<string, TensorToWrite>();
-  for (const [name, v] of model.namedParams()) tensors.set(name, { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array });
+  for (const [name, v] of model.namedParams())
+    tensors.set(name, { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array });
   const named = model.namedParams();
   if (info.optimizer) {
     for (const [name, slot] of Object.entries(info.optimizer.slots)) {
@@ -75,16 +89,22 @@ function parseJson<T>(m: Record<string, string>, key: string, source: string): T
   try {
     return JSON.parse(m[key]) as T;
   } catch (e) {
-    throw new Error(`${source}: __metadata__.${key} is missing or not valid JSON (${(e as Error).message}); is this an MAE checkpoint of this kit?`);
+    throw new Error(
+      `${source}: __metadata__.${key} is missing or not valid JSON (${(e as Error).message}); is this an MAE checkpoint of this kit?`,
+    );
   }
 }
 
 /** Reads a checkpoint's settings (no tensors are made). Throws for files that are not MAE checkpoints. */
-export function readMaeCheckpointInfo(src: string | Uint8Array | SafetensorsFile): MaeCheckpointInfo & { file: SafetensorsFile; source: string } {
+export function readMaeCheckpointInfo(
+  src: string | Uint8Array | SafetensorsFile,
+): MaeCheckpointInfo & { file: SafetensorsFile; source: string } {
   const { file, name } = asFile(src);
   const m = file.metadata;
   if (m.format !== MAE_CHECKPOINT_FORMAT) {
-    throw new Error(`${name}: not an MAE checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)}); segmentation checkpoints load with loadNnFormerCheckpoint`);
+    throw new Error(
+      `${name}: not an MAE checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)}); segmentation checkpoints load with loadNnFormerCheckpoint`,
+    );
   }
   let optimizer: NamedOptimizerState | null = null;
   if (m.optimizer_step !== undefined) {
@@ -98,7 +118,9 @@ export function readMaeCheckpointInfo(src: string | Uint8Array | SafetensorsFile
     optimizer = { step: Number(m.optimizer_step), slots };
   }
   return {
-    file, source: name, metadata: m,
+    file,
+    source: name,
+    metadata: m,
     config: parseJson<NnFormerConfig>(m, "config", name),
     mae: parseJson<MaeConfig>(m, "mae", name),
     preprocessing: parseJson<Preprocessing>(m, "preprocessing", name),
@@ -109,25 +131,40 @@ export function readMaeCheckpointInfo(src: string | Uint8Array | SafetensorsFile
 }
 
 /** Loads a checkpoint's weights into an existing model; throws naming config / MAE-setting differences or damaged tensors. */
-export function restoreMaeCheckpoint(model: MaeNnFormer, src: string | Uint8Array | SafetensorsFile): MaeCheckpointInfo {
+export function restoreMaeCheckpoint(
+  model: MaeNnFormer,
+  src: string | Uint8Array | SafetensorsFile,
+): MaeCheckpointInfo {
   const info = readMaeCheckpointInfo(src);
   const diff = diffConfigs(info.config, model.config);
   const maeDiff = Object.keys({ ...info.mae, ...model.mae })
-    .filter((k) => JSON.stringify((info.mae as unknown as Record<string, unknown>)[k]) !== JSON.stringify((model.mae as unknown as Record<string, unknown>)[k]))
-    .map((k) => `mae.${k}: checkpoint ${JSON.stringify((info.mae as unknown as Record<string, unknown>)[k])}, model ${JSON.stringify((model.mae as unknown as Record<string, unknown>)[k])}`);
+    .filter(
+      (k) =>
+        JSON.stringify((info.mae as unknown as Record<string, unknown>)[k]) !==
+        JSON.stringify((model.mae as unknown as Record<string, unknown>)[k]),
+    )
+    .map(
+      (k) =>
+        `mae.${k}: checkpoint ${JSON.stringify((info.mae as unknown as Record<string, unknown>)[k])}, model ${JSON.stringify((model.mae as unknown as Record<string, unknown>)[k])}`,
+    );
   if (diff.length || maeDiff.length) {
-    throw new Error(`${info.source}: checkpoint was saved for another MAE model; differing fields:\n  ${[...diff, ...maeDiff].join("\n  ")}\nBuild the model from the checkpoint (loadMaeCheckpoint) or use the same settings`);
+    throw new Error(
+      `${info.source}: checkpoint was saved for another MAE model; differing fields:\n  ${[...diff, ...maeDiff].join("\n  ")}\nBuild the model from the checkpoint (loadMaeCheckpoint) or use the same settings`,
+    );
   }
   const named = model.namedParams();
   const problems: string[] = [];
   for (const [name, v] of named) {
     const t = info.file.tensors.get(name);
     if (!t) problems.push(`missing ${name}`);
-    else if (t.shape.length !== v.shape.length || t.shape.some((n, i) => n !== v.shape[i])) problems.push(`mis-shaped ${name} [${t.shape}] (expected [${v.shape}])`);
+    else if (t.shape.length !== v.shape.length || t.shape.some((n, i) => n !== v.shape[i]))
+      problems.push(`mis-shaped ${name} [${t.shape}] (expected [${v.shape}])`);
   }
-  for (const name of info.file.tensors.keys()) if (!named.has(name) && !name.startsWith("optimizer.")) problems.push(`unknown ${name}`);
+  for (const name of info.file.tensors.keys())
+    if (!named.has(name) && !name.startsWith("optimizer.")) problems.push(`unknown ${name}`);
   if (problems.length) throw new Error(`${info.source}: damaged MAE checkpoint:\n  ${problems.join("\n  ")}`);
-  for (const [name, v] of named) tf.tidy(() => v.assign(tf.tensor(info.file.tensors.get(name)!.data as Float32Array, v.shape)));
+  for (const [name, v] of named)
+    tf.tidy(() => v.assign(tf.tensor(info.file.tensors.get(name)!.data as Float32Array, v.shape)));
   return info;
 }
 
@@ -144,7 +181,10 @@ export function loadMaeCheckpoint(src: string | Uint8Array): MaeCheckpointInfo &
 }
 
 /** Optimizer.state() (keyed by tf variable names) → keyed by parameter names. */
-export function nameOptimizerState(model: MaeNnFormer, state: { step: number; slots: Record<string, { m: Float32Array; s?: Float32Array }> }): NamedOptimizerState {
+export function nameOptimizerState(
+  model: MaeNnFormer,
+  state: { step: number; slots: Record<string, { m: Float32Array; s?: Float32Array }> },
+): NamedOptimizerState {
   const byVar = new Map([...model.namedParams()].map(([n, v]) => [v.name, n]));
   const slots: NamedOptimizerState["slots"] = {};
   for (const [vn, slot] of Object.entries(state.slots)) slots[byVar.get(vn) ?? vn] = slot;
@@ -152,7 +192,10 @@ export function nameOptimizerState(model: MaeNnFormer, state: { step: number; sl
 }
 
 /** The reverse: parameter names → this model's tf variable names (for Optimizer.setState / fit's resume). */
-export function optimizerStateForModel(model: MaeNnFormer, named: NamedOptimizerState): { step: number; slots: Record<string, { m: Float32Array; s?: Float32Array }> } {
+export function optimizerStateForModel(
+  model: MaeNnFormer,
+  named: NamedOptimizerState,
+): { step: number; slots: Record<string, { m: Float32Array; s?: Float32Array }> } {
   const slots: Record<string, { m: Float32Array; s?: Float32Array }> = {};
   for (const [n, v] of model.namedParams()) if (named.slots[n]) slots[v.name] = named.slots[n];
   return { step: named.step, slots };

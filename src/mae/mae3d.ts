@@ -19,11 +19,28 @@ import type { Ops, Triple } from "../layers/ops";
 import { LN_EPS } from "../layers/nnformer_blocks";
 import { selectOps } from "../layers/fast_ops";
 import { officialRelativePositionIndex } from "../layers/window_attention3d";
-import { NnFormer, type NnFormerConfig, type NnFormerEncoding, planNnFormer, validateNnFormerConfig } from "../models/nnformer";
+import {
+  NnFormer,
+  type NnFormerConfig,
+  type NnFormerEncoding,
+  planNnFormer,
+  validateNnFormerConfig,
+} from "../models/nnformer";
 import { makeRng, normal, seedFrom, type Rng } from "../runtime/random";
 import {
-  MaskConfig, MaskSample, checkCompactPlans, checkMaskConfig, compactCrop, compactGather, compactGroup, compactScatterIndex,
-  defaultMaskConfig, drawMask, sparseEncoderHooks, voxelVisibility, visibilityAt,
+  MaskConfig,
+  MaskSample,
+  checkCompactPlans,
+  checkMaskConfig,
+  compactCrop,
+  compactGather,
+  compactGroup,
+  compactScatterIndex,
+  defaultMaskConfig,
+  drawMask,
+  sparseEncoderHooks,
+  voxelVisibility,
+  visibilityAt,
 } from "./masking";
 
 export interface MaeConfig {
@@ -54,11 +71,16 @@ export function checkMaeConfig(m: MaeConfig, c: NnFormerConfig): void {
   checkMaskConfig(m.mask, c);
   const d = m.decoderDims as unknown;
   if (!(Array.isArray(d) && d.length === 4 && d.every((n) => Number.isInteger(n) && n > 0))) {
-    throw new Error(`mae.decoderDims = ${JSON.stringify(d)}: give 4 positive widths, one per encoder stage 0..3, e.g. ${JSON.stringify(defaultMaeConfig(c).decoderDims)}`);
+    throw new Error(
+      `mae.decoderDims = ${JSON.stringify(d)}: give 4 positive widths, one per encoder stage 0..3, e.g. ${JSON.stringify(defaultMaeConfig(c).decoderDims)}`,
+    );
   }
-  if (!["none", "patch", "unit"].includes(m.normPix)) throw new Error(`mae.normPix = ${JSON.stringify(m.normPix)}: use "none", "patch" or "unit"`);
+  if (!["none", "patch", "unit"].includes(m.normPix))
+    throw new Error(`mae.normPix = ${JSON.stringify(m.normPix)}: use "none", "patch" or "unit"`);
   if (!(m.normPixEps >= 1e-2)) {
-    throw new Error(`mae.normPixEps = ${m.normPixEps}: use at least 1e-2; CT air blocks have ~0 variance and a smaller eps turns their noise into huge targets`);
+    throw new Error(
+      `mae.normPixEps = ${m.normPixEps}: use at least 1e-2; CT air blocks have ~0 variance and a smaller eps turns their noise into huge targets`,
+    );
   }
 }
 
@@ -79,26 +101,44 @@ export function maskedMse(pred: tf.Tensor5D, target: tf.Tensor5D, masked: tf.Ten
 }
 
 /** Per-block normalised targets (x − μ_block)/√(σ²_block + eps) of crops [B, D, H, W, C], per channel. */
-export function normPixTargets(x: Float32Array, batch: number, crop: Triple, channels: number, block: Triple, eps: number): Float32Array {
+export function normPixTargets(
+  x: Float32Array,
+  batch: number,
+  crop: Triple,
+  channels: number,
+  block: Triple,
+  eps: number,
+): Float32Array {
   const out = new Float32Array(x.length);
-  const C = channels, nb = crop.map((n, a) => n / block[a]);
-  if (nb.some((n) => !Number.isInteger(n))) throw new Error(`normPixTargets: block ${JSON.stringify(block)} does not tile the crop ${JSON.stringify(crop)}`);
+  const C = channels,
+    nb = crop.map((n, a) => n / block[a]);
+  if (nb.some((n) => !Number.isInteger(n)))
+    throw new Error(`normPixTargets: block ${JSON.stringify(block)} does not tile the crop ${JSON.stringify(crop)}`);
   const count = block[0] * block[1] * block[2];
   const at = (b: number, d: number, h: number, w: number) => (((b * crop[0] + d) * crop[1] + h) * crop[2] + w) * C;
   for (let b = 0; b < batch; b++)
-    for (let bd = 0; bd < nb[0]; bd++) for (let bh = 0; bh < nb[1]; bh++) for (let bw = 0; bw < nb[2]; bw++)
-      for (let c = 0; c < C; c++) {
-        let s = 0, ss = 0;
-        for (let i = 0; i < block[0]; i++) for (let j = 0; j < block[1]; j++) for (let k = 0; k < block[2]; k++) {
-          const v = x[at(b, bd * block[0] + i, bh * block[1] + j, bw * block[2] + k) + c];
-          s += v; ss += v * v;
-        }
-        const mean = s / count, inv = 1 / Math.sqrt(Math.max(0, ss / count - mean * mean) + eps);
-        for (let i = 0; i < block[0]; i++) for (let j = 0; j < block[1]; j++) for (let k = 0; k < block[2]; k++) {
-          const o = at(b, bd * block[0] + i, bh * block[1] + j, bw * block[2] + k) + c;
-          out[o] = (x[o] - mean) * inv;
-        }
-      }
+    for (let bd = 0; bd < nb[0]; bd++)
+      for (let bh = 0; bh < nb[1]; bh++)
+        for (let bw = 0; bw < nb[2]; bw++)
+          for (let c = 0; c < C; c++) {
+            let s = 0,
+              ss = 0;
+            for (let i = 0; i < block[0]; i++)
+              for (let j = 0; j < block[1]; j++)
+                for (let k = 0; k < block[2]; k++) {
+                  const v = x[at(b, bd * block[0] + i, bh * block[1] + j, bw * block[2] + k) + c];
+                  s += v;
+                  ss += v * v;
+                }
+            const mean = s / count,
+              inv = 1 / Math.sqrt(Math.max(0, ss / count - mean * mean) + eps);
+            for (let i = 0; i < block[0]; i++)
+              for (let j = 0; j < block[1]; j++)
+                for (let k = 0; k < block[2]; k++) {
+                  const o = at(b, bd * block[0] + i, bh * block[1] + j, bw * block[2] + k) + c;
+                  out[o] = (x[o] - mean) * inv;
+                }
+          }
   return out;
 }
 
@@ -133,10 +173,15 @@ function initMae(name: string, shape: number[], rng: Rng): Float32Array {
   const out = new Float32Array(n);
   if (/norm\d\.weight$/.test(name)) out.fill(1);
   else if (/norm\d\.bias$/.test(name)) out.fill(0);
-  else if (/mask_token/.test(name)) for (let i = 0; i < n; i++) out[i] = Math.max(-0.04, Math.min(0.04, normal(rng, 0, 0.02)));
+  else if (/mask_token/.test(name))
+    for (let i = 0; i < n; i++) out[i] = Math.max(-0.04, Math.min(0.04, normal(rng, 0, 0.02)));
   else {
     // PyTorch default U(±1/√fan_in) for weights and biases; fan_in = in-features (linear) or Ci·k (transposed conv)
-    const fanIn = /\.weight$/.test(name) ? (shape.length === 2 ? shape[0] : shape[4] * shape[0] * shape[1] * shape[2]) : 0;
+    const fanIn = /\.weight$/.test(name)
+      ? shape.length === 2
+        ? shape[0]
+        : shape[4] * shape[0] * shape[1] * shape[2]
+      : 0;
     const bound = 1 / Math.sqrt(fanIn || shape[0]);
     for (let i = 0; i < n; i++) out[i] = (2 * rng() - 1) * bound;
   }
@@ -162,7 +207,11 @@ export class MaeNnFormer {
   private readonly derived: DerivedTable[] = [];
   private disposed = false;
 
-  constructor(config: NnFormerConfig, over: MaeOverrides = {}, opts: { seed?: number; init?: "pytorch" | "zeros" } = {}) {
+  constructor(
+    config: NnFormerConfig,
+    over: MaeOverrides = {},
+    opts: { seed?: number; init?: "pytorch" | "zeros" } = {},
+  ) {
     validateNnFormerConfig(config);
     const mae = defaultMaeConfig(config, over);
     checkMaeConfig(mae, config);
@@ -173,7 +222,12 @@ export class MaeNnFormer {
     this.encoder = new NnFormer(this.config, { seed, init: opts.init });
     const id = maeCounter++;
     for (const [name, shape] of maeParamShapes(this.config, this.mae)) {
-      const t = tf.tensor(opts.init === "zeros" ? new Float32Array(prod(shape)) : initMae(name, shape, makeRng(seedFrom("mae", seed, name))), shape);
+      const t = tf.tensor(
+        opts.init === "zeros"
+          ? new Float32Array(prod(shape))
+          : initMae(name, shape, makeRng(seedFrom("mae", seed, name))),
+        shape,
+      );
       this.params.set(name, tf.variable(t, true, `mae${id}/${name}`));
       t.dispose();
     }
@@ -190,21 +244,27 @@ export class MaeNnFormer {
   // units are packed), the known approximation of UM-MAE (it uses a coordinate MLP instead). Validated: the compact
   // crop must build an nnFormer (windows divide its grids) and each stage cell must map onto whole units or groups.
   private buildCompactEncoder(): NnFormer {
-    const c = this.config, m = this.mae.mask;
+    const c = this.config,
+      m = this.mae.mask;
     const group = compactGroup(m.ratio);
     const cCrop = compactCrop(c.cropSize, group);
     const cc: NnFormerConfig = { ...c, cropSize: cCrop };
     try {
       validateNnFormerConfig(cc);
     } catch (e) {
-      throw new Error(`mask.mode "compact": the compact crop ${JSON.stringify(cCrop)} (crop ${JSON.stringify(c.cropSize)} ÷ group ${JSON.stringify(group)}) cannot hold this encoder: ${(e as Error).message}. Use a larger crop or mode "sparse"`);
+      throw new Error(
+        `mask.mode "compact": the compact crop ${JSON.stringify(cCrop)} (crop ${JSON.stringify(c.cropSize)} ÷ group ${JSON.stringify(group)}) cannot hold this encoder: ${(e as Error).message}. Use a larger crop or mode "sparse"`,
+      );
     }
     const model = new NnFormer(cc, { init: "zeros" });
     checkCompactPlans(this.encoder.plan, model.plan, c.cropSize, cCrop, m.unit, group);
     for (const [name, v] of [...model.params]) {
       model.params.delete(name);
       const full = this.encoder.params.get(name);
-      if (!name.startsWith(ENCODER_PREFIX) || !full) { v.dispose(); continue; }
+      if (!name.startsWith(ENCODER_PREFIX) || !full) {
+        v.dispose();
+        continue;
+      }
       if (full.shape.every((n, i) => n === v.shape[i])) {
         v.dispose();
         model.params.set(name, full);
@@ -213,11 +273,17 @@ export class MaeNnFormer {
       // an RPB table whose effective window shrank: map compact rows to full rows at the same offset
       const where = /model_down\.layers\.(\d+)\.blocks\.(\d+)\./.exec(name);
       if (!where || !name.endsWith("relative_position_bias_table")) {
-        throw new Error(`compact mode: ${name} has shape [${v.shape}] on the compact crop but [${full.shape}] on the full crop; only position-bias tables may differ`);
+        throw new Error(
+          `compact mode: ${name} has shape [${v.shape}] on the compact crop but [${full.shape}] on the full crop; only position-bias tables may differ`,
+        );
       }
       const [si, bi] = [Number(where[1]), Number(where[2])];
-      const wc = model.plan.encoder[si].blocks[bi].window, wf = this.encoder.plan.encoder[si].blocks[bi].window;
-      if (wc.some((w, a) => w > wf[a])) throw new Error(`compact mode: stage ${si} window ${JSON.stringify(wc)} on the compact crop is larger than ${JSON.stringify(wf)} on the full crop`);
+      const wc = model.plan.encoder[si].blocks[bi].window,
+        wf = this.encoder.plan.encoder[si].blocks[bi].window;
+      if (wc.some((w, a) => w > wf[a]))
+        throw new Error(
+          `compact mode: stage ${si} window ${JSON.stringify(wc)} on the compact crop is larger than ${JSON.stringify(wf)} on the full crop`,
+        );
       this.derived.push({ name, rows: tf.tensor1d(subWindowRows(wc, wf, v.shape[0]), "int32") });
       v.dispose();
     }
@@ -251,7 +317,12 @@ export class MaeNnFormer {
   }
 
   /** Runs the encoder on the masked input; returns the full-grid skips and per-stage active masks (null = all active). */
-  encode(x: tf.Tensor5D, s: MaskSample, ops: Ops, xData?: Float32Array): { enc: NnFormerEncoding; active: Array<Uint8Array | null> } {
+  encode(
+    x: tf.Tensor5D,
+    s: MaskSample,
+    ops: Ops,
+    xData?: Float32Array,
+  ): { enc: NnFormerEncoding; active: Array<Uint8Array | null> } {
     this.checkSample(s, x);
     const c = this.config;
     const grids = this.encoder.plan.encoder.map((st) => st.grid);
@@ -300,30 +371,49 @@ export class MaeNnFormer {
 
   /** The densify decoder + head: reconstruction [B, D, H, W, C] from full-grid skips. */
   decode(enc: NnFormerEncoding, active: Array<Uint8Array | null>, ops: Ops): tf.Tensor5D {
-    const c = this.config, B = enc.batch;
+    const c = this.config,
+      B = enc.batch;
     return tf.tidy(() => {
       let h: tf.Tensor2D | null = null;
       for (let s = 3; s >= 0; s--) {
-        let f = ops.layerNorm(enc.skips[s], this.p(`mae_decoder.norm${s}.weight`) as tf.Tensor1D, this.p(`mae_decoder.norm${s}.bias`) as tf.Tensor1D, LN_EPS);
+        let f = ops.layerNorm(
+          enc.skips[s],
+          this.p(`mae_decoder.norm${s}.weight`) as tf.Tensor1D,
+          this.p(`mae_decoder.norm${s}.bias`) as tf.Tensor1D,
+          LN_EPS,
+        );
         const a = active[s];
         if (a && a.some((v) => !v)) {
           const m = tf.tensor2d(Float32Array.from(a), [a.length, 1]);
           const token = tf.reshape(this.p(`mae_decoder.mask_token${s}`), [1, -1]);
           f = tf.add(tf.mul(f, m), tf.mul(tf.sub(1, m), token)) as tf.Tensor2D;
         }
-        f = ops.linear(f, this.p(`mae_decoder.proj${s}.weight`) as tf.Tensor2D, this.p(`mae_decoder.proj${s}.bias`) as tf.Tensor1D);
+        f = ops.linear(
+          f,
+          this.p(`mae_decoder.proj${s}.weight`) as tf.Tensor2D,
+          this.p(`mae_decoder.proj${s}.bias`) as tf.Tensor1D,
+        );
         if (h) f = tf.add(f, h) as tf.Tensor2D;
         f = ops.gelu(f);
         const grid = enc.grids[s];
         const f5 = tf.reshape(f, [B, ...grid, this.mae.decoderDims[s]]) as tf.Tensor5D; // [B, S, H, W, d_s]
         if (s === 0) {
           // head: prod(patch)·C values per token, unpatchified (kernel = stride = patch)
-          return ops.convTranspose3d(f5, this.p("mae_decoder.head.weight") as tf.Tensor5D, this.p("mae_decoder.head.bias") as tf.Tensor1D);
+          return ops.convTranspose3d(
+            f5,
+            this.p("mae_decoder.head.weight") as tf.Tensor5D,
+            this.p("mae_decoder.head.bias") as tf.Tensor1D,
+          );
         }
         const below = enc.grids[s - 1];
         const k = c.downStrides[s - 1];
         const outPad = below.map((n, ax) => n - grid[ax] * k[ax]) as Triple;
-        const up = ops.convTranspose3d(f5, this.p(`mae_decoder.up${s}.weight`) as tf.Tensor5D, this.p(`mae_decoder.up${s}.bias`) as tf.Tensor1D, outPad);
+        const up = ops.convTranspose3d(
+          f5,
+          this.p(`mae_decoder.up${s}.weight`) as tf.Tensor5D,
+          this.p(`mae_decoder.up${s}.bias`) as tf.Tensor1D,
+          outPad,
+        );
         h = tf.reshape(up, [-1, this.mae.decoderDims[s - 1]]) as tf.Tensor2D; // [B·S'·H'·W', d_{s−1}]
       }
       throw new Error("unreachable");
@@ -350,7 +440,8 @@ export class MaeNnFormer {
 
   /** The regression target of a batch (normalised input, or per-block normalised with normPix). */
   target(x: Float32Array, s: MaskSample): Float32Array {
-    const c = this.config, m = this.mae;
+    const c = this.config,
+      m = this.mae;
     if (m.normPix === "none") return x;
     const block = m.normPix === "patch" ? c.patchSize : m.mask.unit;
     return normPixTargets(x, s.batch, c.cropSize, c.inChannels, block, m.normPixEps);
@@ -358,22 +449,31 @@ export class MaeNnFormer {
 
   /** MAE loss of a batch: MSE on masked voxels of the (optionally normPix) target. */
   loss(batch: MaeBatch, ops: Ops): tf.Scalar {
-    const c = this.config, s = batch.mask;
+    const c = this.config,
+      s = batch.mask;
     return tf.tidy(() => {
       const shape: [number, number, number, number, number] = [s.batch, ...c.cropSize, c.inChannels];
       const x = tf.tensor5d(batch.x, shape);
       const pred = this.forward(x, s, ops, batch.x);
       const target = batch.x === this.target(batch.x, s) ? x : tf.tensor5d(this.target(batch.x, s), shape);
-      const masked = tf.tensor5d(Float32Array.from(voxelVisibility(s), (v) => 1 - v), [s.batch, ...c.cropSize, 1]);
+      const masked = tf.tensor5d(
+        Float32Array.from(voxelVisibility(s), (v) => 1 - v),
+        [s.batch, ...c.cropSize, 1],
+      );
       return maskedMse(pred, target, masked);
     });
   }
 
   private checkSample(s: MaskSample, x: tf.Tensor5D): void {
     const c = this.config;
-    if (s.mode !== this.mae.mask.mode) throw new Error(`MAE: mask drawn for mode "${s.mode}" but the model pretrains in "${this.mae.mask.mode}"; use model.drawMask`);
+    if (s.mode !== this.mae.mask.mode)
+      throw new Error(
+        `MAE: mask drawn for mode "${s.mode}" but the model pretrains in "${this.mae.mask.mode}"; use model.drawMask`,
+      );
     if (s.crop.some((n, a) => n !== c.cropSize[a]) || s.unit.some((n, a) => n !== this.mae.mask.unit[a])) {
-      throw new Error(`MAE: mask for crop ${JSON.stringify(s.crop)} / unit ${JSON.stringify(s.unit)} does not match the model (crop ${JSON.stringify(c.cropSize)}, unit ${JSON.stringify(this.mae.mask.unit)})`);
+      throw new Error(
+        `MAE: mask for crop ${JSON.stringify(s.crop)} / unit ${JSON.stringify(s.unit)} does not match the model (crop ${JSON.stringify(c.cropSize)}, unit ${JSON.stringify(this.mae.mask.unit)})`,
+      );
     }
     if (x.shape[0] !== s.batch) throw new Error(`MAE: input batch ${x.shape[0]} but the mask has ${s.batch} samples`);
   }
@@ -413,7 +513,9 @@ function checkDecoderGrids(c: NnFormerConfig): void {
     grids[s - 1].forEach((n, a) => {
       const pad = n - grids[s][a] * k[a];
       if (pad < 0 || pad >= k[a]) {
-        throw new Error(`MAE decoder: stage ${s} grid ${JSON.stringify(grids[s])} cannot be up-sampled by ${JSON.stringify(k)} onto stage ${s - 1} grid ${JSON.stringify(grids[s - 1])}; use a crop that is a multiple of patch × 8`);
+        throw new Error(
+          `MAE decoder: stage ${s} grid ${JSON.stringify(grids[s])} cannot be up-sampled by ${JSON.stringify(k)} onto stage ${s - 1} grid ${JSON.stringify(grids[s - 1])}; use a crop that is a multiple of patch × 8`,
+        );
       }
     });
   }
@@ -428,15 +530,22 @@ export function subWindowRows(small: Triple, full: Triple, rows: number): Int32A
   const N = small[0] * small[1] * small[2];
   const out = new Int32Array(rows);
   const seen = new Uint8Array(rows);
-  const coord = (t: number) => [Math.floor(t / (small[1] * small[2])), Math.floor(t / small[2]) % small[1], t % small[2]];
-  const mS = 3 * full[1] - 1, mH = 2 * full[1] - 1; // the official formula (w1 twice), as in officialRelativePositionIndex
+  const coord = (t: number) => [
+    Math.floor(t / (small[1] * small[2])),
+    Math.floor(t / small[2]) % small[1],
+    t % small[2],
+  ];
+  const mS = 3 * full[1] - 1,
+    mH = 2 * full[1] - 1; // the official formula (w1 twice), as in officialRelativePositionIndex
   for (let i = 0; i < N; i++) {
     const ci = coord(i);
     for (let j = 0; j < N; j++) {
       const r = idx[i * N + j];
       if (seen[r]) continue;
       const cj = coord(j);
-      const ds = ci[0] - cj[0] + full[0] - 1, dh = ci[1] - cj[1] + full[1] - 1, dw = ci[2] - cj[2] + full[2] - 1;
+      const ds = ci[0] - cj[0] + full[0] - 1,
+        dh = ci[1] - cj[1] + full[1] - 1,
+        dw = ci[2] - cj[2] + full[2] - 1;
       out[r] = ds * mS + dh * mH + dw;
       seen[r] = 1;
     }

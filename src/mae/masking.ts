@@ -50,7 +50,9 @@ export function maskUnitGrid(crop: Triple, unit: Triple): Triple {
 export function compactGroup(ratio: number): Triple {
   if (Math.abs(ratio - 0.75) < 1e-9) return [1, 2, 2];
   if (Math.abs(ratio - 0.875) < 1e-9) return [2, 2, 2];
-  throw new Error(`mask.ratio = ${ratio}: compact mode keeps exactly 1 unit of every group, so the ratio must be 0.75 (1 of each 1×2×2 group) or 0.875 (1 of each 2×2×2); use one of those, or mode "sparse" for other ratios`);
+  throw new Error(
+    `mask.ratio = ${ratio}: compact mode keeps exactly 1 unit of every group, so the ratio must be 0.75 (1 of each 1×2×2 group) or 0.875 (1 of each 2×2×2); use one of those, or mode "sparse" for other ratios`,
+  );
 }
 
 /** Visible units per sample: round((1 − r)·N). */
@@ -73,26 +75,47 @@ export function checkMaskConfig(m: MaskConfig, c: NnFormerConfig): void {
   }
   const u = m.unit as unknown;
   if (!(Array.isArray(u) && u.length === 3 && u.every((n) => Number.isInteger(n) && n > 0))) {
-    bad("unit", u, `give three positive voxel sizes [D, H, W], e.g. ${fmt(defaultMaskUnit(c))} (patch × stage-0 window)`);
+    bad(
+      "unit",
+      u,
+      `give three positive voxel sizes [D, H, W], e.g. ${fmt(defaultMaskUnit(c))} (patch × stage-0 window)`,
+    );
   }
   m.unit.forEach((n, a) => {
     if (n % c.patchSize[a]) {
-      bad("unit", m.unit, `axis ${a}: ${n} is not a multiple of the embedding patch ${fmt(c.patchSize)}; a unit must cover whole tokens, e.g. ${fmt(defaultMaskUnit(c))}`);
+      bad(
+        "unit",
+        m.unit,
+        `axis ${a}: ${n} is not a multiple of the embedding patch ${fmt(c.patchSize)}; a unit must cover whole tokens, e.g. ${fmt(defaultMaskUnit(c))}`,
+      );
     }
     if (c.cropSize[a] % n) {
-      bad("unit", m.unit, `axis ${a}: ${n} does not divide the crop ${fmt(c.cropSize)}; choose units that tile the crop, e.g. ${fmt(defaultMaskUnit(c))}`);
+      bad(
+        "unit",
+        m.unit,
+        `axis ${a}: ${n} does not divide the crop ${fmt(c.cropSize)}; choose units that tile the crop, e.g. ${fmt(defaultMaskUnit(c))}`,
+      );
     }
   });
   const grid = maskUnitGrid(c.cropSize, m.unit);
   const N = prod(grid);
   const k = visibleCount(m.ratio, N);
   if (k < 1 || k >= N) {
-    bad("ratio", m.ratio, `with ${N} mask units of ${fmt(m.unit)} per crop it keeps ${k} visible; need between 1 and ${N - 1}: change the ratio or use smaller units`);
+    bad(
+      "ratio",
+      m.ratio,
+      `with ${N} mask units of ${fmt(m.unit)} per crop it keeps ${k} visible; need between 1 and ${N - 1}: change the ratio or use smaller units`,
+    );
   }
   if (m.mode === "compact") {
     const g = compactGroup(m.ratio);
     grid.forEach((n, a) => {
-      if (n % g[a]) bad("unit", m.unit, `compact mode groups units ${g.join("×")}, but the unit grid ${fmt(grid)} is not divisible on axis ${a}; use units of half the size or a larger crop`);
+      if (n % g[a])
+        bad(
+          "unit",
+          m.unit,
+          `compact mode groups units ${g.join("×")}, but the unit grid ${fmt(grid)} is not divisible on axis ${a}; use units of half the size or a larger crop`,
+        );
     });
   }
 }
@@ -120,7 +143,8 @@ export interface MaskSample {
  * round((1 − ratio)·N) units visible. Returns [B·N], 1 visible.
  */
 export function randomMasking(rng: Rng, grid: Triple, ratio: number, batch = 1): Uint8Array {
-  if (!(ratio > 0 && ratio < 1)) throw new Error(`randomMasking: ratio = ${ratio}: use a fraction strictly between 0 and 1, e.g. 0.75`);
+  if (!(ratio > 0 && ratio < 1))
+    throw new Error(`randomMasking: ratio = ${ratio}: use a fraction strictly between 0 and 1, e.g. 0.75`);
   const N = prod(grid);
   const k = visibleCount(ratio, N);
   const out = new Uint8Array(batch * N);
@@ -129,7 +153,9 @@ export function randomMasking(rng: Rng, grid: Triple, ratio: number, batch = 1):
     for (let i = 0; i < N; i++) order[i] = i;
     for (let i = N - 1; i > 0; i--) {
       const j = Math.floor(rng() * (i + 1));
-      const t = order[i]; order[i] = order[j]; order[j] = t;
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
     }
     for (let i = 0; i < k; i++) out[b * N + order[i]] = 1;
   }
@@ -137,21 +163,33 @@ export function randomMasking(rng: Rng, grid: Triple, ratio: number, batch = 1):
 }
 
 /** UM-MAE uniform sampling: exactly one random unit of every group is visible. */
-export function uniformMasking(rng: Rng, grid: Triple, group: Triple, batch = 1): { visible: Uint8Array; kept: Int32Array; groupGrid: Triple } {
+export function uniformMasking(
+  rng: Rng,
+  grid: Triple,
+  group: Triple,
+  batch = 1,
+): { visible: Uint8Array; kept: Int32Array; groupGrid: Triple } {
   const gg = grid.map((n, a) => n / group[a]) as Triple;
-  if (gg.some((n) => !Number.isInteger(n))) throw new Error(`uniformMasking: unit grid ${fmt(grid)} is not divisible by the group ${fmt(group)}`);
-  const N = prod(grid), G = prod(gg), per = prod(group);
+  if (gg.some((n) => !Number.isInteger(n)))
+    throw new Error(`uniformMasking: unit grid ${fmt(grid)} is not divisible by the group ${fmt(group)}`);
+  const N = prod(grid),
+    G = prod(gg),
+    per = prod(group);
   const visible = new Uint8Array(batch * N);
   const kept = new Int32Array(batch * G);
   for (let b = 0; b < batch; b++) {
     let gi = 0;
-    for (let d = 0; d < gg[0]; d++) for (let h = 0; h < gg[1]; h++) for (let w = 0; w < gg[2]; w++, gi++) {
-      const r = Math.min(per - 1, Math.floor(rng() * per));
-      const od = Math.floor(r / (group[1] * group[2])), oh = Math.floor(r / group[2]) % group[1], ow = r % group[2];
-      const u = ((d * group[0] + od) * grid[1] + h * group[1] + oh) * grid[2] + w * group[2] + ow;
-      visible[b * N + u] = 1;
-      kept[b * G + gi] = u;
-    }
+    for (let d = 0; d < gg[0]; d++)
+      for (let h = 0; h < gg[1]; h++)
+        for (let w = 0; w < gg[2]; w++, gi++) {
+          const r = Math.min(per - 1, Math.floor(rng() * per));
+          const od = Math.floor(r / (group[1] * group[2])),
+            oh = Math.floor(r / group[2]) % group[1],
+            ow = r % group[2];
+          const u = ((d * group[0] + od) * grid[1] + h * group[1] + oh) * grid[2] + w * group[2] + ow;
+          visible[b * N + u] = 1;
+          kept[b * G + gi] = u;
+        }
   }
   return { visible, kept, groupGrid: gg };
 }
@@ -159,7 +197,14 @@ export function uniformMasking(rng: Rng, grid: Triple, group: Triple, batch = 1)
 /** Draws the batch's mask for the configured mode (random for sparse/simmim, uniform for compact). */
 export function drawMask(rng: Rng, m: MaskConfig, crop: Triple, batch: number): MaskSample {
   const unitGrid = maskUnitGrid(crop, m.unit);
-  const base = { mode: m.mode, ratio: m.ratio, batch, crop: [...crop] as Triple, unit: [...m.unit] as Triple, unitGrid };
+  const base = {
+    mode: m.mode,
+    ratio: m.ratio,
+    batch,
+    crop: [...crop] as Triple,
+    unit: [...m.unit] as Triple,
+    unitGrid,
+  };
   if (m.mode === "compact") {
     const group = compactGroup(m.ratio);
     const { visible, kept, groupGrid } = uniformMasking(rng, unitGrid, group, batch);
@@ -179,27 +224,35 @@ export function visibilityAt(s: MaskSample, grid: Triple): Uint8Array {
   const { crop, unit, unitGrid: ug, batch } = s;
   // per axis: the unit range [lo, hi) each cell overlaps
   const ranges = grid.map((n, a) => {
-    const lo = new Int32Array(n), hi = new Int32Array(n);
+    const lo = new Int32Array(n),
+      hi = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const v0 = Math.floor((i * crop[a]) / n), v1 = Math.ceil(((i + 1) * crop[a]) / n);
+      const v0 = Math.floor((i * crop[a]) / n),
+        v1 = Math.ceil(((i + 1) * crop[a]) / n);
       lo[i] = Math.floor(v0 / unit[a]);
       hi[i] = Math.max(lo[i] + 1, Math.ceil(v1 / unit[a]));
     }
     return { lo, hi };
   });
-  const L = prod(grid), N = prod(ug);
+  const L = prod(grid),
+    N = prod(ug);
   const out = new Uint8Array(batch * L);
   for (let b = 0; b < batch; b++) {
     let o = b * L;
-    for (let d = 0; d < grid[0]; d++) for (let h = 0; h < grid[1]; h++) for (let w = 0; w < grid[2]; w++, o++) {
-      let any = 0;
-      for (let ud = ranges[0].lo[d]; ud < ranges[0].hi[d] && !any; ud++)
-        for (let uh = ranges[1].lo[h]; uh < ranges[1].hi[h] && !any; uh++)
-          for (let uw = ranges[2].lo[w]; uw < ranges[2].hi[w]; uw++) {
-            if (s.visible[b * N + (ud * ug[1] + uh) * ug[2] + uw]) { any = 1; break; }
-          }
-      out[o] = any;
-    }
+    for (let d = 0; d < grid[0]; d++)
+      for (let h = 0; h < grid[1]; h++)
+        for (let w = 0; w < grid[2]; w++, o++) {
+          let any = 0;
+          for (let ud = ranges[0].lo[d]; ud < ranges[0].hi[d] && !any; ud++)
+            for (let uh = ranges[1].lo[h]; uh < ranges[1].hi[h] && !any; uh++)
+              for (let uw = ranges[2].lo[w]; uw < ranges[2].hi[w]; uw++) {
+                if (s.visible[b * N + (ud * ug[1] + uh) * ug[2] + uw]) {
+                  any = 1;
+                  break;
+                }
+              }
+          out[o] = any;
+        }
   }
   return out;
 }
@@ -213,10 +266,13 @@ export function voxelVisibility(s: MaskSample): Uint8Array {
 export function maskVolume(x: Float32Array, s: MaskSample, channels = 1): Float32Array {
   const vis = voxelVisibility(s);
   if (x.length !== vis.length * channels) {
-    throw new Error(`maskVolume: x has ${x.length} values, expected B·D·H·W·C = ${vis.length}·${channels} for crop ${fmt(s.crop)}`);
+    throw new Error(
+      `maskVolume: x has ${x.length} values, expected B·D·H·W·C = ${vis.length}·${channels} for crop ${fmt(s.crop)}`,
+    );
   }
   const out = new Float32Array(x.length);
-  for (let i = 0; i < vis.length; i++) if (vis[i]) for (let c = 0; c < channels; c++) out[i * channels + c] = x[i * channels + c];
+  for (let i = 0; i < vis.length; i++)
+    if (vis[i]) for (let c = 0; c < channels; c++) out[i * channels + c] = x[i * channels + c];
   return out;
 }
 
@@ -304,15 +360,21 @@ export function compactGather(x: Float32Array, s: MaskSample, channels = 1): Flo
   const rowOut = unit[2] * C;
   for (let b = 0; b < batch; b++) {
     let gi = 0;
-    for (let gd = 0; gd < groupGrid[0]; gd++) for (let gh = 0; gh < groupGrid[1]; gh++) for (let gw = 0; gw < groupGrid[2]; gw++, gi++) {
-      const u = kept[b * G + gi];
-      const ud = Math.floor(u / (ug[1] * ug[2])), uh = Math.floor(u / ug[2]) % ug[1], uw = u % ug[2];
-      for (let i = 0; i < unit[0]; i++) for (let j = 0; j < unit[1]; j++) {
-        const src = (((b * crop[0] + ud * unit[0] + i) * crop[1] + uh * unit[1] + j) * crop[2] + uw * unit[2]) * C;
-        const dst = (((b * cc[0] + gd * unit[0] + i) * cc[1] + gh * unit[1] + j) * cc[2] + gw * unit[2]) * C;
-        out.set(x.subarray(src, src + rowOut), dst);
-      }
-    }
+    for (let gd = 0; gd < groupGrid[0]; gd++)
+      for (let gh = 0; gh < groupGrid[1]; gh++)
+        for (let gw = 0; gw < groupGrid[2]; gw++, gi++) {
+          const u = kept[b * G + gi];
+          const ud = Math.floor(u / (ug[1] * ug[2])),
+            uh = Math.floor(u / ug[2]) % ug[1],
+            uw = u % ug[2];
+          for (let i = 0; i < unit[0]; i++)
+            for (let j = 0; j < unit[1]; j++) {
+              const src =
+                (((b * crop[0] + ud * unit[0] + i) * crop[1] + uh * unit[1] + j) * crop[2] + uw * unit[2]) * C;
+              const dst = (((b * cc[0] + gd * unit[0] + i) * cc[1] + gh * unit[1] + j) * cc[2] + gw * unit[2]) * C;
+              out.set(x.subarray(src, src + rowOut), dst);
+            }
+        }
   }
   return out;
 }
@@ -325,7 +387,9 @@ export function compactGather(x: Float32Array, s: MaskSample, channels = 1): Flo
 export function compactCellKind(cell: Triple, unit: Triple, group: Triple): "fine" | "coarse" | "mixed" {
   const fine = cell.every((c, a) => c <= unit[a] && unit[a] % c === 0);
   if (fine) return "fine";
-  const coarse = cell.every((c, a) => group[a] === 1 ? (c <= unit[a] ? unit[a] % c === 0 : c % unit[a] === 0) : c % (unit[a] * group[a]) === 0);
+  const coarse = cell.every((c, a) =>
+    group[a] === 1 ? (c <= unit[a] ? unit[a] % c === 0 : c % unit[a] === 0) : c % (unit[a] * group[a]) === 0,
+  );
   return coarse ? "coarse" : "mixed";
 }
 
@@ -340,40 +404,60 @@ export function compactScatterIndex(s: MaskSample, fullGrid: Triple, compactGrid
   const cell = crop.map((n, a) => n / fullGrid[a]) as Triple;
   const kind = compactCellKind(cell, unit, group);
   if (kind === "mixed") {
-    throw new Error(`compact mode: grid ${fmt(fullGrid)} has cells of ${fmt(cell)} voxels that neither fit inside one mask unit ${fmt(unit)} nor span whole ${fmt(group)} groups; choose a unit that is a multiple of that cell or a divisor of it`);
+    throw new Error(
+      `compact mode: grid ${fmt(fullGrid)} has cells of ${fmt(cell)} voxels that neither fit inside one mask unit ${fmt(unit)} nor span whole ${fmt(group)} groups; choose a unit that is a multiple of that cell or a divisor of it`,
+    );
   }
-  const Lf = prod(fullGrid), Lc = prod(compactGrid), N = prod(ug);
+  const Lf = prod(fullGrid),
+    Lc = prod(compactGrid),
+    N = prod(ug);
   const out = new Int32Array(batch * Lf);
   for (let b = 0; b < batch; b++) {
     let o = b * Lf;
-    for (let d = 0; d < fullGrid[0]; d++) for (let h = 0; h < fullGrid[1]; h++) for (let w = 0; w < fullGrid[2]; w++, o++) {
-      const p = [d, h, w];
-      let q: number[];
-      if (kind === "fine") {
-        const lo = p.map((i, a) => i * cell[a]);
-        const u = lo.map((v, a) => Math.floor(v / unit[a]));
-        if (!s.visible[b * N + (u[0] * ug[1] + u[1]) * ug[2] + u[2]]) { out[o] = -1; continue; }
-        // the kept unit of group G sits at compact unit G; same offset inside the unit
-        q = lo.map((v, a) => (Math.floor(u[a] / group[a]) * unit[a] + (v - u[a] * unit[a])) / cell[a]);
-      } else {
-        q = p.map((i, a) => Math.floor(i / group[a]));
-      }
-      out[o] = b * Lc + (q[0] * compactGrid[1] + q[1]) * compactGrid[2] + q[2];
-    }
+    for (let d = 0; d < fullGrid[0]; d++)
+      for (let h = 0; h < fullGrid[1]; h++)
+        for (let w = 0; w < fullGrid[2]; w++, o++) {
+          const p = [d, h, w];
+          let q: number[];
+          if (kind === "fine") {
+            const lo = p.map((i, a) => i * cell[a]);
+            const u = lo.map((v, a) => Math.floor(v / unit[a]));
+            if (!s.visible[b * N + (u[0] * ug[1] + u[1]) * ug[2] + u[2]]) {
+              out[o] = -1;
+              continue;
+            }
+            // the kept unit of group G sits at compact unit G; same offset inside the unit
+            q = lo.map((v, a) => (Math.floor(u[a] / group[a]) * unit[a] + (v - u[a] * unit[a])) / cell[a]);
+          } else {
+            q = p.map((i, a) => Math.floor(i / group[a]));
+          }
+          out[o] = b * Lc + (q[0] * compactGrid[1] + q[1]) * compactGrid[2] + q[2];
+        }
   }
   return out;
 }
 
 /** The encoder plan of a compact model must keep per-stage cells equal to the full model's (crop ÷ grid). */
-export function checkCompactPlans(full: NnFormerPlan, compact: NnFormerPlan, crop: Triple, cCrop: Triple, unit: Triple, group: Triple): void {
+export function checkCompactPlans(
+  full: NnFormerPlan,
+  compact: NnFormerPlan,
+  crop: Triple,
+  cCrop: Triple,
+  unit: Triple,
+  group: Triple,
+): void {
   full.encoder.forEach((s, i) => {
     const cf = crop.map((n, a) => n / s.grid[a]);
     const cc = cCrop.map((n, a) => n / compact.encoder[i].grid[a]);
     if (cf.some((v, a) => v !== cc[a])) {
-      throw new Error(`compact mode: encoder stage ${i} has cells of ${fmt(cf)} voxels on the full crop but ${fmt(cc)} on the compact crop ${fmt(cCrop)}; the compact crop must stay divisible by the total stride on every axis (use a larger crop)`);
+      throw new Error(
+        `compact mode: encoder stage ${i} has cells of ${fmt(cf)} voxels on the full crop but ${fmt(cc)} on the compact crop ${fmt(cCrop)}; the compact crop must stay divisible by the total stride on every axis (use a larger crop)`,
+      );
     }
     if (compactCellKind(cf as Triple, unit, group) === "mixed") {
-      throw new Error(`compact mode: encoder stage ${i} cells ${fmt(cf)} neither fit inside one mask unit ${fmt(unit)} nor span whole ${fmt(group)} groups of units; use mask units that are a multiple (or a divisor) of each stage cell`);
+      throw new Error(
+        `compact mode: encoder stage ${i} cells ${fmt(cf)} neither fit inside one mask unit ${fmt(unit)} nor span whole ${fmt(group)} groups of units; use mask units that are a multiple (or a divisor) of each stage cell`,
+      );
     }
   });
 }

@@ -10,7 +10,15 @@ import * as tf from "@tensorflow/tfjs";
 import type { Ops } from "../layers/ops";
 import { selectOps } from "../layers/fast_ops";
 import type { NnFormerConfig } from "../models/nnformer";
-import { fit, type FitOptions, type FitResult, type FitState, type StepRecord, type TrainConfig, type TrainTask } from "../train/fit";
+import {
+  fit,
+  type FitOptions,
+  type FitResult,
+  type FitState,
+  type StepRecord,
+  type TrainConfig,
+  type TrainTask,
+} from "../train/fit";
 import { ADAMW_MAE, defaultRule, type Optimizer } from "../train/optim";
 import { makeRng, seedFrom, type Rng } from "../runtime/random";
 import { AUGMENT_OFF, augment, type AugmentConfig } from "../data/augment";
@@ -22,8 +30,20 @@ import type { Shape3, Volume } from "../data/volume";
 import { MaeNnFormer, type MaeOverrides } from "./mae3d";
 import type { MaskSample } from "./masking";
 import { voxelVisibility } from "./masking";
-import { applyPreprocessing, bodyMask, checkPreprocessingMatch, computePreprocessing, type Preprocessing } from "../data/preprocess";
-import { nameOptimizerState, optimizerStateForModel, readMaeCheckpointInfo, restoreMaeCheckpoint, saveMaeCheckpoint } from "./checkpoint";
+import {
+  applyPreprocessing,
+  bodyMask,
+  checkPreprocessingMatch,
+  computePreprocessing,
+  type Preprocessing,
+} from "../data/preprocess";
+import {
+  nameOptimizerState,
+  optimizerStateForModel,
+  readMaeCheckpointInfo,
+  restoreMaeCheckpoint,
+  saveMaeCheckpoint,
+} from "./checkpoint";
 
 /** Where pretraining volumes come from. Labels are never used. */
 export type PretrainData =
@@ -36,7 +56,12 @@ export type PretrainData =
 
 /** Spatial augmentation of mae3d.md §4.3: mirroring on all axes, mild rotation and scaling; intensity augmentation off. */
 export const MAE_AUGMENT: AugmentConfig = {
-  ...AUGMENT_OFF, flipProb: [0.5, 0.5, 0.5], rotateProb: 0.2, rotateDeg: [15, 15, 15], scaleProb: 0.2, scaleRange: [0.7, 1.4],
+  ...AUGMENT_OFF,
+  flipProb: [0.5, 0.5, 0.5],
+  rotateProb: 0.2,
+  rotateDeg: [15, 15, 15],
+  scaleProb: 0.2,
+  scaleRange: [0.7, 1.4],
 };
 
 export interface PretrainOptions {
@@ -91,20 +116,37 @@ export interface PretrainResult {
 }
 
 /** Loads (or generates) the raw volumes of a data source, split into training and held-out cases. */
-export async function loadPretrainVolumes(data: PretrainData): Promise<{ modality: string; train: Volume[]; heldOut: Volume[]; description: string }> {
+export async function loadPretrainVolumes(
+  data: PretrainData,
+): Promise<{ modality: string; train: Volume[]; heldOut: Volume[]; description: string }> {
   if (data.kind === "volumes") {
-    return { modality: data.modality, train: data.train, heldOut: data.heldOut, description: `${data.train.length} + ${data.heldOut.length} volumes in memory` };
+    return {
+      modality: data.modality,
+      train: data.train,
+      heldOut: data.heldOut,
+      description: `${data.train.length} + ${data.heldOut.length} volumes in memory`,
+    };
   }
   const split = (vols: Volume[], k: number, what: string) => {
     if (!(Number.isInteger(k) && k >= 1 && k < vols.length)) {
-      throw new Error(`data.heldOut = ${k}: ${what} has ${vols.length} cases; hold out between 1 and ${vols.length - 1}`);
+      throw new Error(
+        `data.heldOut = ${k}: ${what} has ${vols.length} cases; hold out between 1 and ${vols.length - 1}`,
+      );
     }
     return { train: vols.slice(0, vols.length - k), heldOut: vols.slice(vols.length - k) };
   };
   if (data.kind === "phantom") {
-    if (!(Number.isInteger(data.count) && data.count >= 2)) throw new Error(`data.count = ${data.count}: generate at least 2 phantoms (one is held out)`);
-    const vols = Array.from({ length: data.count }, (_, i) => generatePhantom(data.seed, i, data.shape ? { shape: data.shape } : {}).image);
-    return { modality: "CT", ...split(vols, data.heldOut ?? 1, "the phantom set"), description: `phantoms seed ${data.seed} × ${data.count}${data.shape ? ` at ${data.shape.join("x")}` : ""}` };
+    if (!(Number.isInteger(data.count) && data.count >= 2))
+      throw new Error(`data.count = ${data.count}: generate at least 2 phantoms (one is held out)`);
+    const vols = Array.from(
+      { length: data.count },
+      (_, i) => generatePhantom(data.seed, i, data.shape ? { shape: data.shape } : {}).image,
+    );
+    return {
+      modality: "CT",
+      ...split(vols, data.heldOut ?? 1, "the phantom set"),
+      description: `phantoms seed ${data.seed} × ${data.count}${data.shape ? ` at ${data.shape.join("x")}` : ""}`,
+    };
   }
   const manifest = loadManifest(data.manifest);
   const which: SplitName = data.split ?? "unlabeled";
@@ -112,7 +154,11 @@ export async function loadPretrainVolumes(data: PretrainData): Promise<{ modalit
   const cases = await loadSplit(resolved, which);
   const vols = cases.map((c) => c.image);
   const k = data.heldOut ?? Math.max(1, Math.round(vols.length / 10));
-  return { modality: manifest.modality, ...split(vols, k, `split "${which}" of ${manifest.name}`), description: `${manifest.name}/${which} (${vols.length} cases)` };
+  return {
+    modality: manifest.modality,
+    ...split(vols, k, `split "${which}" of ${manifest.name}`),
+    description: `${manifest.name}/${which} (${vols.length} cases)`,
+  };
 }
 
 /** The pretraining task: batches, loss, held-out evaluation and checkpoints for fit(). */
@@ -125,9 +171,23 @@ export class MaePretrainTask implements TrainTask {
   private readonly meanBaseline: number;
 
   constructor(
-    readonly mae: MaeNnFormer, readonly preprocessing: Preprocessing, train: Volume<Float32Array>[], heldOut: Volume<Float32Array>[],
-    readonly opts: { batchSize: number; evalCrops: number; seed: number; augment: AugmentConfig; bodyFraction: number; padValue: number; ops: Ops; outDir?: string; trainInfo: Record<string, unknown> },
-    rawTrain: Volume[], rawHeldOut: Volume[],
+    readonly mae: MaeNnFormer,
+    readonly preprocessing: Preprocessing,
+    train: Volume<Float32Array>[],
+    heldOut: Volume<Float32Array>[],
+    readonly opts: {
+      batchSize: number;
+      evalCrops: number;
+      seed: number;
+      augment: AugmentConfig;
+      bodyFraction: number;
+      padValue: number;
+      ops: Ops;
+      outDir?: string;
+      trainInfo: Record<string, unknown>;
+    },
+    rawTrain: Volume[],
+    rawHeldOut: Volume[],
   ) {
     this.train = train.map((vol, i) => ({ vol, body: foregroundIndex(bodyOf(rawTrain[i], preprocessing)) }));
     const held = heldOut.map((vol, i) => ({ vol, body: foregroundIndex(bodyOf(rawHeldOut[i], preprocessing)) }));
@@ -138,24 +198,41 @@ export class MaePretrainTask implements TrainTask {
       return { x, mask: mae.drawMask(rng, 1) };
     });
     // baseline: predict the held-out mean target at every masked voxel (the loss of a model that learnt nothing)
-    let s = 0, n = 0;
+    let s = 0,
+      n = 0;
     const targets = this.evalBatches.map((b) => ({ t: mae.target(b.x, b.mask), vis: voxelVisibility(b.mask) }));
     const C = mae.config.inChannels;
-    for (const { t, vis } of targets) for (let v = 0; v < vis.length; v++) if (!vis[v]) for (let c = 0; c < C; c++) { s += t[v * C + c]; n++; }
+    for (const { t, vis } of targets)
+      for (let v = 0; v < vis.length; v++)
+        if (!vis[v])
+          for (let c = 0; c < C; c++) {
+            s += t[v * C + c];
+            n++;
+          }
     const mean = s / Math.max(1, n);
     let ss = 0;
-    for (const { t, vis } of targets) for (let v = 0; v < vis.length; v++) if (!vis[v]) for (let c = 0; c < C; c++) ss += (t[v * C + c] - mean) ** 2;
+    for (const { t, vis } of targets)
+      for (let v = 0; v < vis.length; v++) if (!vis[v]) for (let c = 0; c < C; c++) ss += (t[v * C + c] - mean) ** 2;
     this.meanBaseline = ss / Math.max(1, n);
   }
 
   /** B crops [B, D, H, W, C] from random cases, optionally augmented. */
-  private crops(rng: Rng, pool: Array<{ vol: Volume<Float32Array>; body: ForegroundIndex }>, batch: number, aug: AugmentConfig | null): Float32Array {
-    const crop = this.mae.config.cropSize, C = this.mae.config.inChannels;
+  private crops(
+    rng: Rng,
+    pool: Array<{ vol: Volume<Float32Array>; body: ForegroundIndex }>,
+    batch: number,
+    aug: AugmentConfig | null,
+  ): Float32Array {
+    const crop = this.mae.config.cropSize,
+      C = this.mae.config.inChannels;
     const size = crop[0] * crop[1] * crop[2] * C;
     const out = new Float32Array(batch * size);
     for (let b = 0; b < batch; b++) {
       const item = pool[Math.floor(rng() * pool.length)];
-      const start = sampleCropStart(rng, item.vol.shape, crop, { label: item.body, foregroundProb: this.opts.bodyFraction });
+      const start = sampleCropStart(rng, item.vol.shape, crop, {
+        label: item.body,
+        foregroundProb: this.opts.bodyFraction,
+      });
       let img = extractCrop(item.vol, null, start, crop, { imagePad: this.opts.padValue }).image;
       if (aug) img = augment(rng, img, null, aug).image;
       out.set(img.data, b * size);
@@ -194,7 +271,9 @@ export class MaePretrainTask implements TrainTask {
     if (!this.opts.outDir) return;
     const file = path.join(this.opts.outDir, `mae_${tag}.safetensors`);
     saveMaeCheckpoint(file, this.mae, {
-      preprocessing: this.preprocessing, fitState: state, train: this.opts.trainInfo,
+      preprocessing: this.preprocessing,
+      fitState: state,
+      train: this.opts.trainInfo,
       optimizer: nameOptimizerState(this.mae, await optimizer.state()),
     });
     if (!this.checkpoints.includes(file)) this.checkpoints.push(file);
@@ -203,7 +282,8 @@ export class MaePretrainTask implements TrainTask {
 
 function bodyOf(raw: Volume, p: Preprocessing): Volume<Uint8Array> {
   if (p.intensity.kind === "ct") return bodyMask(raw);
-  const n = raw.data.length / raw.channels, m = new Uint8Array(n);
+  const n = raw.data.length / raw.channels,
+    m = new Uint8Array(n);
   for (let i = 0; i < n; i++) m[i] = raw.data[i * raw.channels] !== 0 ? 1 : 0;
   return { ...raw, data: m, channels: 1 };
 }
@@ -220,24 +300,44 @@ function padValueOf(p: Preprocessing): number {
  */
 export async function pretrainMae(options: PretrainOptions): Promise<PretrainResult> {
   const o = {
-    batchSize: 2, lr: 3e-4, minLr: 1e-6, warmupFraction: 0.05, clipNorm: 1, evalEvery: 0, evalCrops: 4, seed: 0,
-    augment: MAE_AUGMENT, bodyFraction: 0.5, ...options,
+    batchSize: 2,
+    lr: 3e-4,
+    minLr: 1e-6,
+    warmupFraction: 0.05,
+    clipNorm: 1,
+    evalEvery: 0,
+    evalCrops: 4,
+    seed: 0,
+    augment: MAE_AUGMENT,
+    bodyFraction: 0.5,
+    ...options,
   };
-  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`batchSize = ${o.batchSize}: use a positive integer (MAE: 2–8)`);
-  if (!(o.warmupFraction >= 0 && o.warmupFraction < 1)) throw new Error(`warmupFraction = ${o.warmupFraction}: use a fraction in [0, 1), e.g. 0.05`);
-  if (!(Number.isInteger(o.evalCrops) && o.evalCrops >= 1)) throw new Error(`evalCrops = ${o.evalCrops}: use at least 1`);
+  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1))
+    throw new Error(`batchSize = ${o.batchSize}: use a positive integer (MAE: 2–8)`);
+  if (!(o.warmupFraction >= 0 && o.warmupFraction < 1))
+    throw new Error(`warmupFraction = ${o.warmupFraction}: use a fraction in [0, 1), e.g. 0.05`);
+  if (!(Number.isInteger(o.evalCrops) && o.evalCrops >= 1))
+    throw new Error(`evalCrops = ${o.evalCrops}: use at least 1`);
   const ops = o.ops ?? selectOps(tf.getBackend());
-  const resumeFile = o.resume === true ? (o.outDir ? path.join(o.outDir, "mae_latest.safetensors") : undefined) : o.resume || undefined;
-  if (o.resume === true && !resumeFile) throw new Error("resume: true needs outDir (it resumes from outDir/mae_latest.safetensors)");
-  if (resumeFile && !fs.existsSync(resumeFile)) throw new Error(`resume: checkpoint ${resumeFile} does not exist; start without resume or point at mae_latest.safetensors`);
+  const resumeFile =
+    o.resume === true ? (o.outDir ? path.join(o.outDir, "mae_latest.safetensors") : undefined) : o.resume || undefined;
+  if (o.resume === true && !resumeFile)
+    throw new Error("resume: true needs outDir (it resumes from outDir/mae_latest.safetensors)");
+  if (resumeFile && !fs.existsSync(resumeFile))
+    throw new Error(
+      `resume: checkpoint ${resumeFile} does not exist; start without resume or point at mae_latest.safetensors`,
+    );
 
   const data = await loadPretrainVolumes(o.data);
-  if (data.train.length === 0 || data.heldOut.length === 0) throw new Error("pretrainMae: need at least one training and one held-out volume");
+  if (data.train.length === 0 || data.heldOut.length === 0)
+    throw new Error("pretrainMae: need at least one training and one held-out volume");
   const info = resumeFile ? readMaeCheckpointInfo(resumeFile) : null;
   let preprocessing = o.preprocessing ?? info?.preprocessing ?? computePreprocessing(data.train, data.modality);
   if (info) checkPreprocessingMatch(info.preprocessing, preprocessing);
   if (preprocessing.channels !== o.model.inChannels) {
-    throw new Error(`preprocessing has ${preprocessing.channels} channel(s) but model.inChannels is ${o.model.inChannels}; make them agree`);
+    throw new Error(
+      `preprocessing has ${preprocessing.channels} channel(s) but model.inChannels is ${o.model.inChannels}; make them agree`,
+    );
   }
   const train = data.train.map((v) => applyPreprocessing(v, preprocessing));
   const heldOut = data.heldOut.map((v) => applyPreprocessing(v, preprocessing));
@@ -251,15 +351,27 @@ export async function pretrainMae(options: PretrainOptions): Promise<PretrainRes
     seed: o.seed,
   };
   const trainInfo: Record<string, unknown> = {
-    maxSteps: o.maxSteps, batchSize: o.batchSize, lr: o.lr, minLr: o.minLr, warmupSteps: config.schedule.warmupSteps,
-    clipNorm: o.clipNorm, evalEvery: o.evalEvery, seed: o.seed, augment: o.augment, bodyFraction: o.bodyFraction,
+    maxSteps: o.maxSteps,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    minLr: o.minLr,
+    warmupSteps: config.schedule.warmupSteps,
+    clipNorm: o.clipNorm,
+    evalEvery: o.evalEvery,
+    seed: o.seed,
+    augment: o.augment,
+    bodyFraction: o.bodyFraction,
     data: data.description,
   };
   if (info?.train) {
     const keys = ["maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "clipNorm", "seed", "data"];
-    const diff = keys.filter((k) => JSON.stringify(info.train![k]) !== JSON.stringify(trainInfo[k]))
+    const diff = keys
+      .filter((k) => JSON.stringify(info.train![k]) !== JSON.stringify(trainInfo[k]))
       .map((k) => `${k}: checkpoint ${JSON.stringify(info.train![k])}, now ${JSON.stringify(trainInfo[k])}`);
-    if (diff.length) throw new Error(`resume: ${resumeFile} was written by a run with other settings, so the schedule would not continue:\n  ${diff.join("\n  ")}`);
+    if (diff.length)
+      throw new Error(
+        `resume: ${resumeFile} was written by a run with other settings, so the schedule would not continue:\n  ${diff.join("\n  ")}`,
+      );
   }
 
   const mae = new MaeNnFormer(o.model, o.mae ?? {}, { seed: o.seed });
@@ -268,12 +380,30 @@ export async function pretrainMae(options: PretrainOptions): Promise<PretrainRes
     if (info) {
       restoreMaeCheckpoint(mae, info.file);
       if (!info.fitState) throw new Error(`resume: ${resumeFile} has no fit state (it was not written by pretrainMae)`);
-      resume = { state: info.fitState, optimizer: info.optimizer ? optimizerStateForModel(mae, info.optimizer) : undefined };
+      resume = {
+        state: info.fitState,
+        optimizer: info.optimizer ? optimizerStateForModel(mae, info.optimizer) : undefined,
+      };
     }
-    const task = new MaePretrainTask(mae, preprocessing, train, heldOut, {
-      batchSize: o.batchSize, evalCrops: o.evalCrops, seed: o.seed, augment: o.augment, bodyFraction: o.bodyFraction,
-      padValue: padValueOf(preprocessing), ops, outDir: o.outDir, trainInfo,
-    }, data.train, data.heldOut);
+    const task = new MaePretrainTask(
+      mae,
+      preprocessing,
+      train,
+      heldOut,
+      {
+        batchSize: o.batchSize,
+        evalCrops: o.evalCrops,
+        seed: o.seed,
+        augment: o.augment,
+        bodyFraction: o.bodyFraction,
+        padValue: padValueOf(preprocessing),
+        ops,
+        outDir: o.outDir,
+        trainInfo,
+      },
+      data.train,
+      data.heldOut,
+    );
     const result = await fit(task, config, {
       resume,
       progress: o.progress,

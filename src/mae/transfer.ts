@@ -24,8 +24,19 @@ export interface TransferReport {
 const ENCODER_PREFIX = "model_down.";
 /** Config fields that decide the encoder's tensors and windows. */
 const ENCODER_FIELDS: Array<keyof NnFormerConfig> = [
-  "inChannels", "cropSize", "patchSize", "embedDim", "depths", "numHeads", "windowSizes", "embedStrides", "downKernels",
-  "downStrides", "downPaddings", "globalRule", "mlpRatio",
+  "inChannels",
+  "cropSize",
+  "patchSize",
+  "embedDim",
+  "depths",
+  "numHeads",
+  "windowSizes",
+  "embedStrides",
+  "downKernels",
+  "downStrides",
+  "downPaddings",
+  "globalRule",
+  "mlpRatio",
 ];
 
 interface SourceTensor {
@@ -39,7 +50,8 @@ interface SourceTensor {
  * differs from the checkpoint's). `check: "report"` returns the report instead of throwing (still copying nothing).
  */
 export function transferEncoder(
-  source: string | Uint8Array | MaeNnFormer, target: NnFormer,
+  source: string | Uint8Array | MaeNnFormer,
+  target: NnFormer,
   opts: { preprocessing?: Preprocessing; check?: "throw" | "report" } = {},
 ): TransferReport {
   let srcConfig: NnFormerConfig;
@@ -49,9 +61,13 @@ export function transferEncoder(
   if (source instanceof MaeNnFormer) {
     where = "MAE model";
     srcConfig = source.config;
-    for (const [n, v] of source.encoderParams()) tensors.set(n, { shape: v.shape, read: () => v.dataSync() as Float32Array });
+    for (const [n, v] of source.encoderParams())
+      tensors.set(n, { shape: v.shape, read: () => v.dataSync() as Float32Array });
     skipped.push(...source.params.keys());
-    if (opts.preprocessing) throw new Error("transferEncoder: preprocessing can only be checked against a checkpoint (an in-memory MAE does not carry its plan); pass the checkpoint file");
+    if (opts.preprocessing)
+      throw new Error(
+        "transferEncoder: preprocessing can only be checked against a checkpoint (an in-memory MAE does not carry its plan); pass the checkpoint file",
+      );
   } else {
     const info = readMaeCheckpointInfo(source);
     where = info.source;
@@ -64,7 +80,8 @@ export function transferEncoder(
   }
   const report: TransferReport = { transferred: [], skipped, mismatched: [] };
   const reasons: string[] = [];
-  const srcPlan = planNnFormer(srcConfig), dstPlan = target.plan;
+  const srcPlan = planNnFormer(srcConfig),
+    dstPlan = target.plan;
   const targetEncoder = [...target.params].filter(([n]) => n.startsWith(ENCODER_PREFIX));
   for (const [name, v] of targetEncoder) {
     const t = tensors.get(name);
@@ -80,10 +97,13 @@ export function transferEncoder(
     }
     const m = /^model_down\.layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table$/.exec(name);
     if (m) {
-      const ws = srcPlan.encoder[+m[1]]?.blocks[+m[2]]?.window, wt = dstPlan.encoder[+m[1]].blocks[+m[2]].window;
+      const ws = srcPlan.encoder[+m[1]]?.blocks[+m[2]]?.window,
+        wt = dstPlan.encoder[+m[1]].blocks[+m[2]].window;
       if (!ws || ws.some((w, a) => w !== wt[a])) {
         report.mismatched.push(name);
-        reasons.push(`${name}: effective window ${JSON.stringify(ws)} in the source, ${JSON.stringify(wt)} in the target`);
+        reasons.push(
+          `${name}: effective window ${JSON.stringify(ws)} in the source, ${JSON.stringify(wt)} in the target`,
+        );
         continue;
       }
     }
@@ -97,8 +117,9 @@ export function transferEncoder(
   }
   if (report.mismatched.length) {
     if (opts.check === "report") return report;
-    const fields = ENCODER_FIELDS.filter((f) => JSON.stringify(srcConfig[f]) !== JSON.stringify(target.config[f]))
-      .map((f) => `${f}: pretrained ${JSON.stringify(srcConfig[f])}, target ${JSON.stringify(target.config[f])}`);
+    const fields = ENCODER_FIELDS.filter((f) => JSON.stringify(srcConfig[f]) !== JSON.stringify(target.config[f])).map(
+      (f) => `${f}: pretrained ${JSON.stringify(srcConfig[f])}, target ${JSON.stringify(target.config[f])}`,
+    );
     const windows = (p: ReturnType<typeof planNnFormer>) => JSON.stringify(p.encoder.map((s) => s.blocks[0].window));
     throw new Error(
       `transferEncoder: refusing a partial transfer from ${where}: ${report.mismatched.length} encoder tensor(s) do not match:\n  ` +

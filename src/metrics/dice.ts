@@ -27,7 +27,9 @@ export interface OverlapCounts {
 export function classLabels(spec: ClassSpec): number[] {
   const labels = typeof spec === "number" ? [spec] : Array.from(spec);
   if (labels.length === 0 || !labels.every((v) => Number.isInteger(v))) {
-    throw new Error(`class ${JSON.stringify(spec)} must be an integer label or a non-empty list of integer labels, e.g. 1 or [2, 3]`);
+    throw new Error(
+      `class ${JSON.stringify(spec)} must be an integer label or a non-empty list of integer labels, e.g. 1 or [2, 3]`,
+    );
   }
   return labels;
 }
@@ -42,7 +44,9 @@ function checkPair(fn: string, pred: LabelMap, ref: LabelMap): void {
     throw new Error(`${fn}: pred and ref must be label arrays (typed arrays of class values)`);
   }
   if (pred.length !== ref.length) {
-    throw new Error(`${fn}: pred has ${pred.length} voxels but ref has ${ref.length}; both must be on the same grid (resample or uncrop the prediction first)`);
+    throw new Error(
+      `${fn}: pred has ${pred.length} voxels but ref has ${ref.length}; both must be on the same grid (resample or uncrop the prediction first)`,
+    );
   }
 }
 
@@ -54,9 +58,11 @@ export function overlapCounts(pred: LabelMap, ref: LabelMap, classes: readonly C
   const fn = "overlapCounts";
   checkPair(fn, pred, ref);
   const n = pred.length;
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let i = 0; i < n; i++) {
-    const p = pred[i], r = ref[i];
+    const p = pred[i],
+      r = ref[i];
     if (p < lo) lo = p;
     if (p > hi) hi = p;
     if (r < lo) lo = r;
@@ -67,9 +73,14 @@ export function overlapCounts(pred: LabelMap, ref: LabelMap, classes: readonly C
   if (!Number.isInteger(lo) || !Number.isInteger(hi)) {
     // NaN fails both comparisons above and leaves lo/hi infinite; fractions fail the integer check
     for (let i = 0; i < n; i++) {
-      for (const [name, a] of [["pred", pred], ["ref", ref]] as const) {
+      for (const [name, a] of [
+        ["pred", pred],
+        ["ref", ref],
+      ] as const) {
         if (!Number.isInteger(a[i])) {
-          throw new Error(`${fn}: ${name}[${i}] = ${a[i]} is not an integer label; pass a label map (argmax or round the prediction first)`);
+          throw new Error(
+            `${fn}: ${name}[${i}] = ${a[i]} is not an integer label; pass a label map (argmax or round the prediction first)`,
+          );
         }
       }
     }
@@ -93,7 +104,8 @@ export function overlapCounts(pred: LabelMap, ref: LabelMap, classes: readonly C
     const inClass = new Set(labels.map((v) => v - lo));
     const out: OverlapCounts = { pred: 0, ref: 0, intersection: 0 };
     for (const [k, c] of joint) {
-      const pIn = inClass.has(Math.floor(k / R)), rIn = inClass.has(k % R);
+      const pIn = inClass.has(Math.floor(k / R)),
+        rIn = inClass.has(k % R);
       if (pIn) out.pred += c;
       if (rIn) out.ref += c;
       if (pIn && rIn) out.intersection += c;
@@ -113,17 +125,25 @@ export function diceFromCounts(c: OverlapCounts, bothEmpty: "nan" | 1 = "nan"): 
  * Dice per class of a predicted and a reference label map (same grid), in the order of `classes`.
  * Both empty -> NaN (default) or 1 with `{ bothEmpty: 1 }`; exactly one empty -> 0.
  */
-export function diceScores(pred: LabelMap, ref: LabelMap, classes: readonly ClassSpec[], options: DiceOptions = {}): number[] {
+export function diceScores(
+  pred: LabelMap,
+  ref: LabelMap,
+  classes: readonly ClassSpec[],
+  options: DiceOptions = {},
+): number[] {
   const { bothEmpty = "nan" } = options;
   if (bothEmpty !== "nan" && bothEmpty !== 1) {
-    throw new Error(`diceScores: bothEmpty must be "nan" (skip in means) or 1 (official nnFormer), got ${JSON.stringify(bothEmpty)}`);
+    throw new Error(
+      `diceScores: bothEmpty must be "nan" (skip in means) or 1 (official nnFormer), got ${JSON.stringify(bothEmpty)}`,
+    );
   }
   return overlapCounts(pred, ref, classes).map((c) => diceFromCounts(c, bothEmpty));
 }
 
 /** Mean of the non-NaN values; NaN when there are none. */
 export function nanMean(values: ArrayLike<number>): number {
-  let s = 0, n = 0;
+  let s = 0,
+    n = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!Number.isNaN(v)) {

@@ -42,12 +42,20 @@ function checkShape(fn: string, shape: Shape3, n: number): void {
     throw new Error(`${fn}: shape must be three positive integers [D, H, W], got ${JSON.stringify(shape)}`);
   }
   if (shape[0] * shape[1] * shape[2] !== n) {
-    throw new Error(`${fn}: masks have ${n} voxels but shape [${shape}] needs ${shape[0] * shape[1] * shape[2]}; pass the volume's shape`);
+    throw new Error(
+      `${fn}: masks have ${n} voxels but shape [${shape}] needs ${shape[0] * shape[1] * shape[2]}; pass the volume's shape`,
+    );
   }
 }
 
 function checkSpacing(fn: string, spacing: unknown): asserts spacing is Shape3 {
-  if (!(Array.isArray(spacing) && spacing.length === 3 && spacing.every((s) => typeof s === "number" && Number.isFinite(s) && s > 0))) {
+  if (
+    !(
+      Array.isArray(spacing) &&
+      spacing.length === 3 &&
+      spacing.every((s) => typeof s === "number" && Number.isFinite(s) && s > 0)
+    )
+  ) {
     throw new Error(
       `${fn}: spacing must be three positive voxel sizes in mm [D, H, W], got ${JSON.stringify(spacing)}; ` +
         `pass the reference volume's spacing, or units: "voxel" for the official nnFormer (voxel-unit) HD95`,
@@ -70,8 +78,18 @@ export function surfaceMask(mask: LabelMap, shape: Shape3): Uint8Array {
       for (let w = 0; w < W; w++, i++) {
         if (!mask[i]) continue;
         if (
-          d === 0 || d === D - 1 || h === 0 || h === H - 1 || w === 0 || w === W - 1 ||
-          !mask[i - HW] || !mask[i + HW] || !mask[i - W] || !mask[i + W] || !mask[i - 1] || !mask[i + 1]
+          d === 0 ||
+          d === D - 1 ||
+          h === 0 ||
+          h === H - 1 ||
+          w === 0 ||
+          w === W - 1 ||
+          !mask[i - HW] ||
+          !mask[i + HW] ||
+          !mask[i - W] ||
+          !mask[i + W] ||
+          !mask[i - 1] ||
+          !mask[i + 1]
         ) {
           out[i] = 1;
         }
@@ -103,7 +121,8 @@ function edt1d(f: Float64Array, n: number, step: number, out: Float64Array, v: I
       const xv = v[k] * step;
       // where the parabola from q overtakes the one from v[k]
       s = (fq + xq * xq - (f[v[k]] + xv * xv)) / (2 * (xq - xv));
-      if (s <= z[k]) k--; // z[0] = -INF stops this at k = 0
+      if (s <= z[k])
+        k--; // z[0] = -INF stops this at k = 0
       else break;
     }
     k++;
@@ -137,7 +156,9 @@ export function squaredEdt(sites: LabelMap, shape: Shape3, spacing: Shape3): Flo
   const g = new Float64Array(n);
   for (let i = 0; i < n; i++) g[i] = sites[i] ? 0 : INF;
   const L = Math.max(D, H, W);
-  const f = new Float64Array(L), out = new Float64Array(L), z = new Float64Array(L + 1);
+  const f = new Float64Array(L),
+    out = new Float64Array(L),
+    z = new Float64Array(L + 1);
   const v = new Int32Array(L);
   // one pass along an axis of length len with stride, over every line start
   const pass = (len: number, stride: number, step: number, starts: (visit: (s: number) => void) => void) => {
@@ -227,8 +248,10 @@ interface ResolvedHd95 {
 
 function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): ResolvedHd95 {
   const { units = "mm", percentile: q = 95 } = options;
-  if (units !== "mm" && units !== "voxel") throw new Error(`${fn}: units must be "mm" or "voxel", got ${JSON.stringify(units)}`);
-  if (!(typeof q === "number" && q >= 0 && q <= 100)) throw new Error(`${fn}: percentile must be in [0, 100], got ${q}`);
+  if (units !== "mm" && units !== "voxel")
+    throw new Error(`${fn}: units must be "mm" or "voxel", got ${JSON.stringify(units)}`);
+  if (!(typeof q === "number" && q >= 0 && q <= 100))
+    throw new Error(`${fn}: percentile must be in [0, 100], got ${q}`);
   let spacing: Shape3 = [1, 1, 1];
   if (units === "mm") {
     checkSpacing(fn, options.spacing);
@@ -240,24 +263,33 @@ function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): Resolv
     if (v === "nan") return NaN;
     if (v === "diagonal") return Math.hypot(shape[0] * spacing[0], shape[1] * spacing[1], shape[2] * spacing[2]);
     if (typeof v === "number" && !Number.isNaN(v)) return v;
-    throw new Error(`${fn}: ${name} must be "nan", a number${name === "oneEmpty" ? ' or "diagonal"' : ""}, got ${JSON.stringify(v)}`);
+    throw new Error(
+      `${fn}: ${name} must be "nan", a number${name === "oneEmpty" ? ' or "diagonal"' : ""}, got ${JSON.stringify(v)}`,
+    );
   };
   if ((options.bothEmpty as unknown) === "diagonal") {
     throw new Error(`${fn}: bothEmpty cannot be "diagonal" (nothing was missed); use "nan" or a number such as 0`);
   }
-  return { spacing, q, oneEmpty: value("oneEmpty", options.oneEmpty), bothEmpty: value("bothEmpty", options.bothEmpty) };
+  return {
+    spacing,
+    q,
+    oneEmpty: value("oneEmpty", options.oneEmpty),
+    bothEmpty: value("bothEmpty", options.bothEmpty),
+  };
 }
 
 /** HD95 of two 0/1 masks cropped to the same box, with the empty-mask conventions applied. */
 function hd95Box(a: Uint8Array, b: Uint8Array, size: Shape3, r: ResolvedHd95): number {
-  let na = 0, nb = 0;
+  let na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     na += a[i];
     nb += b[i];
   }
   if (na === 0 && nb === 0) return r.bothEmpty;
   if (na === 0 || nb === 0) return r.oneEmpty;
-  const sa = surfaceMask(a, size), sb = surfaceMask(b, size);
+  const sa = surfaceMask(a, size),
+    sb = surfaceMask(b, size);
   const d1 = percentile(directed(sa, sb, size, r.spacing), r.q);
   const d2 = percentile(directed(sb, sa, size, r.spacing), r.q);
   return Math.max(d1, d2);
@@ -281,7 +313,11 @@ export function hd95(pred: LabelMap, ref: LabelMap, shape: Shape3, options: Hd95
 
 /** HD95 per class of a predicted and a reference label map on a [D, H, W] grid, in the order of `classes`. */
 export function hd95Scores(
-  pred: LabelMap, ref: LabelMap, classes: readonly ClassSpec[], shape: Shape3, options: Hd95Options = {},
+  pred: LabelMap,
+  ref: LabelMap,
+  classes: readonly ClassSpec[],
+  shape: Shape3,
+  options: Hd95Options = {},
 ): number[] {
   const fn = "hd95Scores";
   checkShape(fn, shape, pred.length);
@@ -289,7 +325,13 @@ export function hd95Scores(
   const r = resolveOptions(fn, shape, options);
   return classes.map((spec) => {
     const labels = classLabels(spec);
-    const has = labels.length === 1 ? ((c: number) => (v: number) => v === c)(labels[0]) : (v: number) => labels.includes(v);
+    const has =
+      labels.length === 1
+        ? (
+            (c: number) => (v: number) =>
+              v === c
+          )(labels[0])
+        : (v: number) => labels.includes(v);
     const box = boundingBoxWhere(shape, (i) => has(pred[i]) || has(ref[i]));
     if (!box) return r.bothEmpty;
     const a = extractMask(shape, box, (i) => has(pred[i]));

@@ -39,7 +39,9 @@ export function summarize(cases: readonly CaseScores[], classNames: readonly str
   const K = classNames.length;
   cases.forEach((c) => {
     if (c.values.length !== K) {
-      throw new Error(`summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes (${classNames.join(", ")}); score every class, using NaN for undefined ones`);
+      throw new Error(
+        `summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes (${classNames.join(", ")}); score every class, using NaN for undefined ones`,
+      );
     }
   });
   const values = cases.map((c) => Array.from(c.values));
@@ -89,7 +91,12 @@ export interface EvaluateOptions {
 
 /** Dice and HD95 per class for one case (prediction and reference on the same [D, H, W] grid). */
 export function evaluateCase(
-  caseId: string, pred: LabelMap, ref: LabelMap, classes: readonly ClassSpec[], shape: Shape3, spacing: Shape3,
+  caseId: string,
+  pred: LabelMap,
+  ref: LabelMap,
+  classes: readonly ClassSpec[],
+  shape: Shape3,
+  spacing: Shape3,
   options: EvaluateOptions = {},
 ): { caseId: string; dice: number[]; hd95: number[] } {
   return {
@@ -104,11 +111,20 @@ export const NNFORMER_EVAL: EvaluateOptions = { dice: { bothEmpty: 1 }, hd95: { 
 
 /** Summaries of a list of evaluateCase results, one per metric. */
 export function summarizeCases(
-  results: readonly { caseId: string; dice: number[]; hd95: number[] }[], classes: readonly (ClassSpec | string)[],
+  results: readonly { caseId: string; dice: number[]; hd95: number[] }[],
+  classes: readonly (ClassSpec | string)[],
 ): { dice: MetricSummary; hd95: MetricSummary } {
   const names = classes.map((c) => (typeof c === "string" ? c : className(c)));
   return {
-    dice: summarize(results.map((r) => ({ caseId: r.caseId, values: r.dice })), names, "dice"),
-    hd95: summarize(results.map((r) => ({ caseId: r.caseId, values: r.hd95 })), names, "hd95"),
+    dice: summarize(
+      results.map((r) => ({ caseId: r.caseId, values: r.dice })),
+      names,
+      "dice",
+    ),
+    hd95: summarize(
+      results.map((r) => ({ caseId: r.caseId, values: r.hd95 })),
+      names,
+      "hd95",
+    ),
   };
 }

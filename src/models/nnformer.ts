@@ -8,10 +8,21 @@ import * as tf from "@tensorflow/tfjs";
 import type { Ops, Triple } from "../layers/ops";
 import { makeRng, seedFrom, normal, type Rng } from "../runtime/random";
 import {
-  blockGeometry, officialRelativePositionIndex, rpbTableRows, shiftMask, type WindowGeometry,
+  blockGeometry,
+  officialRelativePositionIndex,
+  rpbTableRows,
+  shiftMask,
+  type WindowGeometry,
 } from "../layers/window_attention3d";
 import {
-  BlockContext, ParamGetter, WindowIndexCache, conv3d, layerNorm, layerNorm5d, skipAttentionBlock, transformerBlock,
+  BlockContext,
+  ParamGetter,
+  WindowIndexCache,
+  conv3d,
+  layerNorm,
+  layerNorm5d,
+  skipAttentionBlock,
+  transformerBlock,
 } from "../layers/nnformer_blocks";
 
 export interface NnFormerConfig {
@@ -58,54 +69,117 @@ export interface NnFormerConfig {
 }
 
 const cube = (n: number): Triple => [n, n, n];
-const K3S2P1 = { downKernels: [cube(3), cube(3), cube(3)], downStrides: [cube(2), cube(2), cube(2)], downPaddings: [cube(1), cube(1), cube(1)] };
+const K3S2P1 = {
+  downKernels: [cube(3), cube(3), cube(3)],
+  downStrides: [cube(2), cube(2), cube(2)],
+  downPaddings: [cube(1), cube(1), cube(1)],
+};
 const UP2 = { upKernels: [cube(2), cube(2), cube(2)], upOutputPaddings: [cube(0), cube(0), cube(0)] };
 
 /** Official Synapse (BTCV) network: 150,054,210 parameters. */
 export const NNFORMER_SYNAPSE: NnFormerConfig = {
-  inChannels: 1, numClasses: 14, cropSize: [64, 128, 128], patchSize: [2, 4, 4], embedDim: 192,
-  depths: [2, 2, 2, 2], numHeads: [6, 12, 24, 48], decoderHeads: [24, 12, 6],
-  windowSizes: [cube(4), cube(4), cube(8), cube(4)], decoderWindowSizes: [cube(8), cube(4), cube(4)],
-  embedStrides: { proj1: [2, 2, 2], proj2: [1, 2, 2] }, ...K3S2P1, ...UP2,
-  deepSupervision: true, shiftMasked: true, globalRule: "min", padTokensToWindow: false, dropPathRate: 0.2, mlpRatio: 4,
+  inChannels: 1,
+  numClasses: 14,
+  cropSize: [64, 128, 128],
+  patchSize: [2, 4, 4],
+  embedDim: 192,
+  depths: [2, 2, 2, 2],
+  numHeads: [6, 12, 24, 48],
+  decoderHeads: [24, 12, 6],
+  windowSizes: [cube(4), cube(4), cube(8), cube(4)],
+  decoderWindowSizes: [cube(8), cube(4), cube(4)],
+  embedStrides: { proj1: [2, 2, 2], proj2: [1, 2, 2] },
+  ...K3S2P1,
+  ...UP2,
+  deepSupervision: true,
+  shiftMasked: true,
+  globalRule: "min",
+  padTokensToWindow: false,
+  dropPathRate: 0.2,
+  mlpRatio: 4,
 };
 
 /** Official ACDC network: 37,160,200 parameters. */
 export const NNFORMER_ACDC: NnFormerConfig = {
-  inChannels: 1, numClasses: 4, cropSize: [14, 160, 160], patchSize: [1, 4, 4], embedDim: 96,
-  depths: [2, 2, 2, 2], numHeads: [3, 6, 12, 24], decoderHeads: [12, 6, 3],
-  windowSizes: [[3, 5, 5], [3, 5, 5], [7, 10, 10], [3, 5, 5]], decoderWindowSizes: [[7, 10, 10], [3, 5, 5], [3, 5, 5]],
+  inChannels: 1,
+  numClasses: 4,
+  cropSize: [14, 160, 160],
+  patchSize: [1, 4, 4],
+  embedDim: 96,
+  depths: [2, 2, 2, 2],
+  numHeads: [3, 6, 12, 24],
+  decoderHeads: [12, 6, 3],
+  windowSizes: [
+    [3, 5, 5],
+    [3, 5, 5],
+    [7, 10, 10],
+    [3, 5, 5],
+  ],
+  decoderWindowSizes: [
+    [7, 10, 10],
+    [3, 5, 5],
+    [3, 5, 5],
+  ],
   embedStrides: { proj1: [1, 2, 2], proj2: [1, 2, 2] },
-  downKernels: [[1, 3, 3], cube(3), cube(3)], downStrides: [[1, 2, 2], cube(2), cube(2)], downPaddings: [[0, 1, 1], cube(1), [0, 1, 1]],
-  upKernels: [cube(2), cube(2), [1, 2, 2]], upOutputPaddings: [[1, 0, 0], cube(0), cube(0)],
-  deepSupervision: false, shiftMasked: false, globalRule: "equal", padTokensToWindow: true, dropPathRate: 0.2, mlpRatio: 4,
+  downKernels: [[1, 3, 3], cube(3), cube(3)],
+  downStrides: [[1, 2, 2], cube(2), cube(2)],
+  downPaddings: [[0, 1, 1], cube(1), [0, 1, 1]],
+  upKernels: [cube(2), cube(2), [1, 2, 2]],
+  upOutputPaddings: [[1, 0, 0], cube(0), cube(0)],
+  deepSupervision: false,
+  shiftMasked: false,
+  globalRule: "equal",
+  padTokensToWindow: true,
+  dropPathRate: 0.2,
+  mlpRatio: 4,
 };
 
 /** Official Tumor (MSD BraTS) network: 37,606,726 parameters. */
 export const NNFORMER_TUMOR: NnFormerConfig = {
-  ...NNFORMER_SYNAPSE, inChannels: 4, numClasses: 4, cropSize: [128, 128, 128], patchSize: [4, 4, 4], embedDim: 96,
-  numHeads: [3, 6, 12, 24], decoderHeads: [24, 12, 6], embedStrides: { proj1: [2, 2, 2], proj2: [2, 2, 2] },
+  ...NNFORMER_SYNAPSE,
+  inChannels: 4,
+  numClasses: 4,
+  cropSize: [128, 128, 128],
+  patchSize: [4, 4, 4],
+  embedDim: 96,
+  numHeads: [3, 6, 12, 24],
+  decoderHeads: [24, 12, 6],
+  embedStrides: { proj1: [2, 2, 2], proj2: [2, 2, 2] },
   deepSupervision: false,
 };
 
 /** CPU benchmark preset for the 64³ phantoms: Synapse structure, embed 48 (9,522,078 params with 14 classes). */
 export const NNFORMER_TINY: NnFormerConfig = {
-  ...NNFORMER_SYNAPSE, numClasses: 9, cropSize: [64, 64, 64], embedDim: 48, numHeads: [3, 6, 12, 24], decoderHeads: [12, 6, 3],
+  ...NNFORMER_SYNAPSE,
+  numClasses: 9,
+  cropSize: [64, 64, 64],
+  embedDim: 48,
+  numHeads: [3, 6, 12, 24],
+  decoderHeads: [12, 6, 3],
 };
 
 /** Quick-study preset: crop 32×64×64, embed 24 (grids 16³/8³/4³/2³). */
 export const NNFORMER_SMALL: NnFormerConfig = {
-  ...NNFORMER_TINY, cropSize: [32, 64, 64], embedDim: 24,
+  ...NNFORMER_TINY,
+  cropSize: [32, 64, 64],
+  embedDim: 24,
 };
 
 /** The quick CPU study's network: embed 24 on 16×32×32 crops (grids 8³/4³/2³/1³), about 0.2 s per training step of 2 crops on wasm. */
 export const NNFORMER_QUICK: NnFormerConfig = {
-  ...NNFORMER_TINY, cropSize: [16, 32, 32], embedDim: 24,
+  ...NNFORMER_TINY,
+  cropSize: [16, 32, 32],
+  embedDim: 24,
 };
 
 /** Unit-test preset: crop 16×32×32, embed 12, 3 classes (grids 8³/4³/2³/1³; the shift mask still runs at 8³). */
 export const NNFORMER_MICRO: NnFormerConfig = {
-  ...NNFORMER_TINY, numClasses: 3, cropSize: [16, 32, 32], embedDim: 12, numHeads: [1, 2, 4, 8], decoderHeads: [4, 2, 1],
+  ...NNFORMER_TINY,
+  numClasses: 3,
+  cropSize: [16, 32, 32],
+  embedDim: 12,
+  numHeads: [1, 2, 4, 8],
+  decoderHeads: [4, 2, 1],
 };
 
 /**
@@ -113,8 +187,22 @@ export const NNFORMER_MICRO: NnFormerConfig = {
  * output_padding (1,0,0) and the k(1,2,2) up-sampling all run. Grids 14×16×16 / 14×8×8 / 7×4×4 / 3×2×2.
  */
 export const NNFORMER_ACDC_MICRO: NnFormerConfig = {
-  ...NNFORMER_ACDC, cropSize: [14, 64, 64], embedDim: 12, numHeads: [1, 2, 4, 8], decoderHeads: [4, 2, 1],
-  windowSizes: [[3, 4, 4], [3, 4, 4], [7, 4, 4], [3, 2, 2]], decoderWindowSizes: [[7, 4, 4], [3, 4, 4], [3, 4, 4]],
+  ...NNFORMER_ACDC,
+  cropSize: [14, 64, 64],
+  embedDim: 12,
+  numHeads: [1, 2, 4, 8],
+  decoderHeads: [4, 2, 1],
+  windowSizes: [
+    [3, 4, 4],
+    [3, 4, 4],
+    [7, 4, 4],
+    [3, 2, 2],
+  ],
+  decoderWindowSizes: [
+    [7, 4, 4],
+    [3, 4, 4],
+    [3, 4, 4],
+  ],
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -141,7 +229,8 @@ export interface NnFormerPlan {
 }
 
 const convOut = (n: number, k: number, s: number, p: number) => Math.floor((n + 2 * p - k) / s) + 1;
-const convOut3 = (g: Triple, k: Triple, s: Triple, p: Triple): Triple => g.map((n, a) => convOut(n, k[a], s[a], p[a])) as Triple;
+const convOut3 = (g: Triple, k: Triple, s: Triple, p: Triple): Triple =>
+  g.map((n, a) => convOut(n, k[a], s[a], p[a])) as Triple;
 const linspace = (hi: number, n: number) => Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (hi * i) / (n - 1)));
 const fmt = (v: unknown) => JSON.stringify(v);
 
@@ -151,23 +240,37 @@ export function planNnFormer(c: NnFormerConfig): NnFormerPlan {
   const g0 = convOut3(g1, cube(3), c.embedStrides.proj2, cube(1));
   const grids: Triple[] = [g0];
   for (let i = 0; i < 3; i++) grids.push(convOut3(grids[i], c.downKernels[i], c.downStrides[i], c.downPaddings[i]));
-  const encDpr = linspace(c.dropPathRate, c.depths.reduce((a, b) => a + b, 0));
+  const encDpr = linspace(
+    c.dropPathRate,
+    c.depths.reduce((a, b) => a + b, 0),
+  );
   let k = 0;
   const encoder = grids.map((grid, i) => ({
-    grid, dim: c.embedDim * 2 ** i, heads: c.numHeads[i],
-    blocks: Array.from({ length: c.depths[i] }, (_, j) => blockGeometry(grid, c.windowSizes[i], j % 2 === 1, c.globalRule, c.shiftMasked)),
+    grid,
+    dim: c.embedDim * 2 ** i,
+    heads: c.numHeads[i],
+    blocks: Array.from({ length: c.depths[i] }, (_, j) =>
+      blockGeometry(grid, c.windowSizes[i], j % 2 === 1, c.globalRule, c.shiftMasked),
+    ),
     dropPath: Array.from({ length: c.depths[i] }, () => encDpr[k++]),
   }));
   const decDepths = [c.depths[2], c.depths[1], c.depths[0]];
-  const decDpr = linspace(c.dropPathRate, decDepths.reduce((a, b) => a + b, 0));
+  const decDpr = linspace(
+    c.dropPathRate,
+    decDepths.reduce((a, b) => a + b, 0),
+  );
   k = 0;
   const decoder = decDepths.map((depth, j) => {
     const level = 2 - j;
     const grid = grids[level];
     return {
-      grid, dim: c.embedDim * 2 ** level, heads: c.decoderHeads[j],
+      grid,
+      dim: c.embedDim * 2 ** level,
+      heads: c.decoderHeads[j],
       // block 0 (skip attention) is never shifted; every later block is (official BasicLayer_up)
-      blocks: Array.from({ length: depth }, (_, b) => blockGeometry(grid, c.decoderWindowSizes[j], b > 0, c.globalRule, c.shiftMasked)),
+      blocks: Array.from({ length: depth }, (_, b) =>
+        blockGeometry(grid, c.decoderWindowSizes[j], b > 0, c.globalRule, c.shiftMasked),
+      ),
       dropPath: Array.from({ length: depth }, () => decDpr[k++]),
     };
   });
@@ -183,80 +286,160 @@ export function validateNnFormerConfig(c: NnFormerConfig): void {
   for (const f of ["inChannels", "numClasses", "embedDim"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 1) bad(f, c[f], "use a positive integer");
   }
-  if (c.embedDim % 2) bad("embedDim", c.embedDim, "use an even width (the first embedding conv has embedDim/2 channels)");
+  if (c.embedDim % 2)
+    bad("embedDim", c.embedDim, "use an even width (the first embedding conv has embedDim/2 channels)");
   for (const f of ["cropSize", "patchSize"] as const) {
     if (!isTriple(c[f]) || c[f].some((n) => n < 1)) bad(f, c[f], "give three positive integers [D, H, W]");
   }
   const lengths: Array<[keyof NnFormerConfig, number]> = [
-    ["depths", 4], ["numHeads", 4], ["windowSizes", 4], ["decoderHeads", 3], ["decoderWindowSizes", 3],
-    ["downKernels", 3], ["downStrides", 3], ["downPaddings", 3], ["upKernels", 3], ["upOutputPaddings", 3],
+    ["depths", 4],
+    ["numHeads", 4],
+    ["windowSizes", 4],
+    ["decoderHeads", 3],
+    ["decoderWindowSizes", 3],
+    ["downKernels", 3],
+    ["downStrides", 3],
+    ["downPaddings", 3],
+    ["upKernels", 3],
+    ["upOutputPaddings", 3],
   ];
   for (const [f, n] of lengths) {
     const v = c[f] as unknown[];
-    if (!Array.isArray(v) || v.length !== n) bad(f, v, `give ${n} entries (${n === 4 ? "one per encoder stage" : n === 3 && f.startsWith("down") ? "one per down-sampling, stages 0..2" : "one per decoder stage, deep→shallow"})`);
+    if (!Array.isArray(v) || v.length !== n)
+      bad(
+        f,
+        v,
+        `give ${n} entries (${n === 4 ? "one per encoder stage" : n === 3 && f.startsWith("down") ? "one per down-sampling, stages 0..2" : "one per decoder stage, deep→shallow"})`,
+      );
   }
-  for (const f of ["windowSizes", "decoderWindowSizes", "downKernels", "downStrides", "downPaddings", "upKernels", "upOutputPaddings"] as const) {
-    c[f].forEach((t, i) => { if (!isTriple(t)) bad(`${f}[${i}]`, t, "give three non-negative integers"); });
+  for (const f of [
+    "windowSizes",
+    "decoderWindowSizes",
+    "downKernels",
+    "downStrides",
+    "downPaddings",
+    "upKernels",
+    "upOutputPaddings",
+  ] as const) {
+    c[f].forEach((t, i) => {
+      if (!isTriple(t)) bad(`${f}[${i}]`, t, "give three non-negative integers");
+    });
   }
   for (const f of ["windowSizes", "decoderWindowSizes", "downKernels", "downStrides", "upKernels"] as const) {
-    c[f].forEach((t, i) => { if (t.some((n) => n < 1)) bad(`${f}[${i}]`, t, "use sizes ≥ 1"); });
+    c[f].forEach((t, i) => {
+      if (t.some((n) => n < 1)) bad(`${f}[${i}]`, t, "use sizes ≥ 1");
+    });
   }
-  c.depths.forEach((d, i) => { if (!Number.isInteger(d) || d < 1) bad(`depths[${i}]`, d, "use at least 1 block"); });
+  c.depths.forEach((d, i) => {
+    if (!Number.isInteger(d) || d < 1) bad(`depths[${i}]`, d, "use at least 1 block");
+  });
   for (const f of ["proj1", "proj2"] as const) {
     const s = c.embedStrides?.[f];
     if (!isTriple(s) || s.some((n) => n < 1)) bad(`embedStrides.${f}`, s, "give three strides ≥ 1");
   }
-  c.upOutputPaddings.forEach((o, j) => o.forEach((v, a) => {
-    if (v >= c.upKernels[j][a]) bad(`upOutputPaddings[${j}]`, o, `each entry must be smaller than the kernel/stride ${fmt(c.upKernels[j])}`);
-  }));
-  if (!(c.dropPathRate >= 0 && c.dropPathRate < 1)) bad("dropPathRate", c.dropPathRate, "use a rate in [0, 1) (official 0.2)");
+  c.upOutputPaddings.forEach((o, j) =>
+    o.forEach((v, a) => {
+      if (v >= c.upKernels[j][a])
+        bad(`upOutputPaddings[${j}]`, o, `each entry must be smaller than the kernel/stride ${fmt(c.upKernels[j])}`);
+    }),
+  );
+  if (!(c.dropPathRate >= 0 && c.dropPathRate < 1))
+    bad("dropPathRate", c.dropPathRate, "use a rate in [0, 1) (official 0.2)");
   if (!(c.mlpRatio > 0)) bad("mlpRatio", c.mlpRatio, "use a positive ratio (official 4)");
-  if (c.globalRule !== "min" && c.globalRule !== "equal") bad("globalRule", c.globalRule, 'use "min" (Synapse/Tumor) or "equal" (ACDC)');
+  if (c.globalRule !== "min" && c.globalRule !== "equal")
+    bad("globalRule", c.globalRule, 'use "min" (Synapse/Tumor) or "equal" (ACDC)');
   c.patchSize.forEach((p, a) => {
-    if (c.cropSize[a] % p) bad("cropSize", c.cropSize, `each side must be a multiple of patchSize ${fmt(c.patchSize)} (axis ${a})`);
+    if (c.cropSize[a] % p)
+      bad("cropSize", c.cropSize, `each side must be a multiple of patchSize ${fmt(c.patchSize)} (axis ${a})`);
     const s = c.embedStrides.proj1[a] * c.embedStrides.proj2[a];
-    if (s !== p) bad("embedStrides", c.embedStrides, `proj1 × proj2 strides must equal patchSize ${fmt(c.patchSize)} on every axis (axis ${a} gives ${s})`);
+    if (s !== p)
+      bad(
+        "embedStrides",
+        c.embedStrides,
+        `proj1 × proj2 strides must equal patchSize ${fmt(c.patchSize)} on every axis (axis ${a} gives ${s})`,
+      );
   });
   const plan = planNnFormer(c);
   const grids = plan.encoder.map((s) => s.grid);
   grids.forEach((g, i) => {
-    if (g.some((n) => n < 1)) bad("cropSize", c.cropSize, `too small: encoder stage ${i} grid would be ${fmt(g)}; use a crop of at least patch × 8 per axis`);
+    if (g.some((n) => n < 1))
+      bad(
+        "cropSize",
+        c.cropSize,
+        `too small: encoder stage ${i} grid would be ${fmt(g)}; use a crop of at least patch × 8 per axis`,
+      );
   });
   for (let i = 0; i < 3; i++) {
     grids[i].forEach((n, a) => {
-      if (n < c.downStrides[i][a]) bad("cropSize", c.cropSize, `too small: encoder stage ${i} grid ${fmt(grids[i])} cannot be down-sampled by ${fmt(c.downStrides[i])}; use a crop of at least patch × the product of the down-sampling strides per axis`);
+      if (n < c.downStrides[i][a])
+        bad(
+          "cropSize",
+          c.cropSize,
+          `too small: encoder stage ${i} grid ${fmt(grids[i])} cannot be down-sampled by ${fmt(c.downStrides[i])}; use a crop of at least patch × the product of the down-sampling strides per axis`,
+        );
     });
   }
   // decoder j up-samples level 3-j to level 2-j and must land exactly on the skip grid
   for (let j = 0; j < 3; j++) {
-    const from = grids[3 - j], to = grids[2 - j];
+    const from = grids[3 - j],
+      to = grids[2 - j];
     const got = from.map((n, a) => n * c.upKernels[j][a] + c.upOutputPaddings[j][a]) as Triple;
     if (got.some((n, a) => n !== to[a])) {
-      bad(`upKernels[${j}]/upOutputPaddings[${j}]`, [c.upKernels[j], c.upOutputPaddings[j]],
-        `decoder stage ${j} up-samples ${fmt(from)} to ${fmt(got)} but the skip grid is ${fmt(to)}; choose kernel and output padding so that grid·k + o = skip`);
+      bad(
+        `upKernels[${j}]/upOutputPaddings[${j}]`,
+        [c.upKernels[j], c.upOutputPaddings[j]],
+        `decoder stage ${j} up-samples ${fmt(from)} to ${fmt(got)} but the skip grid is ${fmt(to)}; choose kernel and output padding so that grid·k + o = skip`,
+      );
     }
   }
   const checkStage = (s: StagePlan, where: string, heads: string, win: string, window: Triple) => {
-    if (!Number.isInteger(s.heads) || s.heads < 1 || s.dim % s.heads) bad(heads, s.heads, `${where} has ${s.dim} channels; use a head count that divides it`);
+    if (!Number.isInteger(s.heads) || s.heads < 1 || s.dim % s.heads)
+      bad(heads, s.heads, `${where} has ${s.dim} channels; use a head count that divides it`);
     if (c.globalRule === "min" && (window[0] !== window[1] || window[1] !== window[2])) {
-      bad(win, window, 'globalRule "min" (official Synapse/Tumor code) takes cubic windows; use [w, w, w] or globalRule "equal"');
+      bad(
+        win,
+        window,
+        'globalRule "min" (official Synapse/Tumor code) takes cubic windows; use [w, w, w] or globalRule "equal"',
+      );
     }
     for (const g of s.blocks) {
       const reach = officialRelativePositionIndex(g.window).reduce((m, v) => Math.max(m, v), 0) + 1;
       if (reach > rpbTableRows(g.window)) {
-        bad(win, window, `${where}: with window ${fmt(g.window)} the official relative-position index reaches row ${reach - 1} of a ${rpbTableRows(g.window)}-row table (it uses w1 twice; the official code fails with IndexError); choose a window with w1 ≥ w2 or larger`);
+        bad(
+          win,
+          window,
+          `${where}: with window ${fmt(g.window)} the official relative-position index reaches row ${reach - 1} of a ${rpbTableRows(g.window)}-row table (it uses w1 twice; the official code fails with IndexError); choose a window with w1 ≥ w2 or larger`,
+        );
       }
       const isGlobal = g.window.every((w, a) => w >= s.grid[a]);
       if (c.globalRule === "equal" && g.window.some((w, a) => w > s.grid[a]) && !isGlobal) {
-        bad(win, window, `${where} grid ${fmt(s.grid)} is smaller than the window on some axis; use a window ≤ the grid`);
+        bad(
+          win,
+          window,
+          `${where} grid ${fmt(s.grid)} is smaller than the window on some axis; use a window ≤ the grid`,
+        );
       }
       if (!c.padTokensToWindow && g.grid.some((n, a) => n % g.window[a])) {
-        bad(win, window, `${where} token grid ${fmt(s.grid)} is not divisible by the window ${fmt(g.window)}; choose a window that divides the grid (or crop/patch that make it divide), or set padTokensToWindow: true (official zero padding)`);
+        bad(
+          win,
+          window,
+          `${where} token grid ${fmt(s.grid)} is not divisible by the window ${fmt(g.window)}; choose a window that divides the grid (or crop/patch that make it divide), or set padTokensToWindow: true (official zero padding)`,
+        );
       }
     }
   };
-  plan.encoder.forEach((s, i) => checkStage(s, `encoder stage ${i}`, `numHeads[${i}]`, `windowSizes[${i}]`, c.windowSizes[i]));
-  plan.decoder.forEach((s, j) => checkStage(s, `decoder stage ${j} (deep→shallow)`, `decoderHeads[${j}]`, `decoderWindowSizes[${j}]`, c.decoderWindowSizes[j]));
+  plan.encoder.forEach((s, i) =>
+    checkStage(s, `encoder stage ${i}`, `numHeads[${i}]`, `windowSizes[${i}]`, c.windowSizes[i]),
+  );
+  plan.decoder.forEach((s, j) =>
+    checkStage(
+      s,
+      `decoder stage ${j} (deep→shallow)`,
+      `decoderHeads[${j}]`,
+      `decoderWindowSizes[${j}]`,
+      c.decoderWindowSizes[j],
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -304,23 +487,79 @@ export function nnFormerParamSpecs(c: NnFormerConfig): { params: ParamSpec[]; bu
     params.push({ name: `${name}.bias`, shape: [C], torchShape: [C], kind: "vector", init: "zeros", fanIn: C, group });
   };
   const lin = (name: string, cin: number, cout: number, group: string) => {
-    params.push({ name: `${name}.weight`, shape: [cin, cout], torchShape: [cout, cin], kind: "linear", init: "uniform", fanIn: cin, group });
-    params.push({ name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: "uniform", fanIn: cin, group });
+    params.push({
+      name: `${name}.weight`,
+      shape: [cin, cout],
+      torchShape: [cout, cin],
+      kind: "linear",
+      init: "uniform",
+      fanIn: cin,
+      group,
+    });
+    params.push({
+      name: `${name}.bias`,
+      shape: [cout],
+      torchShape: [cout],
+      kind: "vector",
+      init: "uniform",
+      fanIn: cin,
+      group,
+    });
   };
   const conv = (name: string, cin: number, cout: number, k: Triple, group: string) => {
     const fanIn = cin * prod(k);
-    params.push({ name: `${name}.weight`, shape: [...k, cin, cout], torchShape: [cout, cin, ...k], kind: "conv", init: "uniform", fanIn, group });
-    params.push({ name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: "uniform", fanIn, group });
+    params.push({
+      name: `${name}.weight`,
+      shape: [...k, cin, cout],
+      torchShape: [cout, cin, ...k],
+      kind: "conv",
+      init: "uniform",
+      fanIn,
+      group,
+    });
+    params.push({
+      name: `${name}.bias`,
+      shape: [cout],
+      torchShape: [cout],
+      kind: "vector",
+      init: "uniform",
+      fanIn,
+      group,
+    });
   };
   const convT = (name: string, cin: number, cout: number, k: Triple, group: string) => {
     const fanIn = cout * prod(k); // torch computes ConvTranspose fan_in from weight dim 1 (= out channels)
-    params.push({ name: `${name}.weight`, shape: [...k, cout, cin], torchShape: [cin, cout, ...k], kind: "convT", init: "uniform", fanIn, group });
-    params.push({ name: `${name}.bias`, shape: [cout], torchShape: [cout], kind: "vector", init: "uniform", fanIn, group });
+    params.push({
+      name: `${name}.weight`,
+      shape: [...k, cout, cin],
+      torchShape: [cin, cout, ...k],
+      kind: "convT",
+      init: "uniform",
+      fanIn,
+      group,
+    });
+    params.push({
+      name: `${name}.bias`,
+      shape: [cout],
+      torchShape: [cout],
+      kind: "vector",
+      init: "uniform",
+      fanIn,
+      group,
+    });
   };
   const block = (prefix: string, C: number, heads: number, g: WindowGeometry, kv: boolean, group: string) => {
     norm(`${prefix}.norm1`, C, group);
     const T = rpbTableRows(g.window);
-    params.push({ name: `${prefix}.attn.relative_position_bias_table`, shape: [T, heads], torchShape: [T, heads], kind: "rpb", init: "trunc_normal", fanIn: T, group });
+    params.push({
+      name: `${prefix}.attn.relative_position_bias_table`,
+      shape: [T, heads],
+      torchShape: [T, heads],
+      kind: "rpb",
+      init: "trunc_normal",
+      fanIn: T,
+      group,
+    });
     buffers.push({ name: `${prefix}.attn.relative_position_index`, shape: [g.tokens, g.tokens], window: g.window });
     lin(kv ? `${prefix}.attn.kv` : `${prefix}.attn.qkv`, C, (kv ? 2 : 3) * C, group);
     lin(`${prefix}.attn.proj`, C, C, group);
@@ -329,7 +568,9 @@ export function nnFormerParamSpecs(c: NnFormerConfig): { params: ParamSpec[]; bu
     lin(`${prefix}.mlp.fc1`, C, hidden, group);
     lin(`${prefix}.mlp.fc2`, hidden, C, group);
   };
-  const E = c.embedDim, h = E / 2, pe = "model_down.patch_embed";
+  const E = c.embedDim,
+    h = E / 2,
+    pe = "model_down.patch_embed";
   conv(`${pe}.proj1.conv1`, c.inChannels, h, cube(3), "embedding");
   conv(`${pe}.proj1.conv2`, h, h, cube(3), "embedding");
   norm(`${pe}.proj1.norm1`, h, "embedding");
@@ -348,8 +589,12 @@ export function nnFormerParamSpecs(c: NnFormerConfig): { params: ParamSpec[]; bu
   plan.encoder.forEach((s, i) => norm(`model_down.norm${i}`, s.dim, `enc${i}.norm`));
   // torch builds decoder.layers shallow-first: decoder.layers.0 is the shallowest stage
   for (let t = 0; t < 3; t++) {
-    const j = 2 - t, s = plan.decoder[j], name = DECODER_NAMES[j];
-    s.blocks.forEach((g, b) => block(`decoder.layers.${t}.blocks.${b}`, s.dim, s.heads, g, b === 0, `dec.${name}.blocks`));
+    const j = 2 - t,
+      s = plan.decoder[j],
+      name = DECODER_NAMES[j];
+    s.blocks.forEach((g, b) =>
+      block(`decoder.layers.${t}.blocks.${b}`, s.dim, s.heads, g, b === 0, `dec.${name}.blocks`),
+    );
     norm(`decoder.layers.${t}.Upsample.norm`, 2 * s.dim, `dec.${name}.up`);
     convT(`decoder.layers.${t}.Upsample.up`, 2 * s.dim, s.dim, c.upKernels[j], `dec.${name}.up`);
   }
@@ -441,7 +686,10 @@ export class NnFormer {
     const seed = opts.seed ?? 0;
     const id = modelCounter++;
     for (const s of this.specs.params) {
-      const values = opts.init === "zeros" ? new Float32Array(prod(s.shape)) : initValues(s, makeRng(seedFrom("nnformer", seed, s.name)));
+      const values =
+        opts.init === "zeros"
+          ? new Float32Array(prod(s.shape))
+          : initValues(s, makeRng(seedFrom("nnformer", seed, s.name)));
       const t = tf.tensor(values, s.shape);
       this.params.set(s.name, tf.variable(t, true, `nnformer${id}/${s.name}`));
       t.dispose(); // the variable keeps the data
@@ -455,7 +703,8 @@ export class NnFormer {
     for (const s of [...this.plan.encoder, ...this.plan.decoder]) {
       for (const g of s.blocks) {
         const key = `${g.grid}|${g.window}|${g.shift}`;
-        if (g.masked && !this.masks.has(key)) this.masks.set(key, tf.tensor3d(shiftMask(g), [g.numWindows, g.tokens, g.tokens]));
+        if (g.masked && !this.masks.has(key))
+          this.masks.set(key, tf.tensor3d(shiftMask(g), [g.numWindows, g.tokens, g.tokens]));
       }
     }
   }
@@ -494,7 +743,9 @@ export class NnFormer {
     if (this.disposed) throw new Error("nnFormer: this model was disposed");
     const training = opts.training ?? false;
     if (training && this.config.dropPathRate > 0 && !opts.rng) {
-      throw new Error(`nnFormer.forward(training: true) needs opts.rng for drop path (dropPathRate ${this.config.dropPathRate}); pass makeRng(seed)`);
+      throw new Error(
+        `nnFormer.forward(training: true) needs opts.rng for drop path (dropPathRate ${this.config.dropPathRate}); pass makeRng(seed)`,
+      );
     }
     return { ops: opts.ops, batch, training, rng: opts.rng, indices: (g, b) => this.windowIndices.get(g, b) };
   }
@@ -510,7 +761,9 @@ export class NnFormer {
     const [, D, H, W, C] = x.shape;
     const c = this.config;
     if (x.rank !== 5 || D !== c.cropSize[0] || H !== c.cropSize[1] || W !== c.cropSize[2] || C !== c.inChannels) {
-      throw new Error(`nnFormer: input shape ${fmt(x.shape)} does not match [B, ${c.cropSize.join(", ")}, ${c.inChannels}] (the network is built for its crop; use sliding windows for larger volumes)`);
+      throw new Error(
+        `nnFormer: input shape ${fmt(x.shape)} does not match [B, ${c.cropSize.join(", ")}, ${c.inChannels}] (the network is built for its crop; use sliding windows for larger volumes)`,
+      );
     }
   }
 
@@ -520,11 +773,17 @@ export class NnFormer {
     const B = x.shape[0];
     const ctx = this.context(B, opts);
     const p = this.getter();
-    const c = this.config, ops = ctx.ops, hooks = opts.mask;
-    const afterConv = (t: tf.Tensor5D, name: string) => (hooks?.afterConv ? hooks.afterConv(t, { name, grid: t.shape.slice(1, 4) as Triple }) : t);
+    const c = this.config,
+      ops = ctx.ops,
+      hooks = opts.mask;
+    const afterConv = (t: tf.Tensor5D, name: string) =>
+      hooks?.afterConv ? hooks.afterConv(t, { name, grid: t.shape.slice(1, 4) as Triple }) : t;
     return tf.tidy(() => {
       const pe = "model_down.patch_embed";
-      let e = afterConv(conv3d(ctx, x, p, `${pe}.proj1.conv1`, c.embedStrides.proj1, cube(1), false), `${pe}.proj1.conv1`);
+      let e = afterConv(
+        conv3d(ctx, x, p, `${pe}.proj1.conv1`, c.embedStrides.proj1, cube(1), false),
+        `${pe}.proj1.conv1`,
+      );
       e = layerNorm5d(ctx, ops.gelu(e), p, `${pe}.proj1.norm1`);
       e = afterConv(conv3d(ctx, e, p, `${pe}.proj1.conv2`, cube(1), cube(1)), `${pe}.proj1.conv2`);
       e = layerNorm5d(ctx, ops.gelu(e), p, `${pe}.proj1.norm2`);
@@ -537,7 +796,10 @@ export class NnFormer {
       this.plan.encoder.forEach((s, i) => {
         s.blocks.forEach((g, j) => {
           const keyMask = hooks?.keyMask ? hooks.keyMask({ stage: i, block: j, geometry: g, batch: B }) : null;
-          t = transformerBlock(ctx, t, p, `model_down.layers.${i}.blocks.${j}`, g, s.heads, s.dropPath[j], { ...this.extras(g), keyMask });
+          t = transformerBlock(ctx, t, p, `model_down.layers.${i}.blocks.${j}`, g, s.heads, s.dropPath[j], {
+            ...this.extras(g),
+            keyMask,
+          });
           if (hooks?.afterBlock) t = hooks.afterBlock(t, { stage: i, block: j, grid: s.grid });
         });
         skips.push(layerNorm(ctx, t, p, `model_down.norm${i}`));
@@ -546,7 +808,10 @@ export class NnFormer {
           const name = `model_down.layers.${i}.downsample`;
           const d = layerNorm(ctx, ops.gelu(t), p, `${name}.norm`);
           const d5 = tf.reshape(d, [B, ...s.grid, s.dim]) as tf.Tensor5D; // [B, S, H, W, C]
-          const r = afterConv(conv3d(ctx, d5, p, `${name}.reduction`, c.downStrides[i], c.downPaddings[i]), `${name}.reduction`);
+          const r = afterConv(
+            conv3d(ctx, d5, p, `${name}.reduction`, c.downStrides[i], c.downPaddings[i]),
+            `${name}.reduction`,
+          );
           t = tf.reshape(r, [-1, 2 * s.dim]) as tf.Tensor2D; // [B·S'·H'·W', 2C]
         }
       });
@@ -564,18 +829,36 @@ export class NnFormer {
       let x = enc.skips[3];
       const outs: tf.Tensor2D[] = [];
       this.plan.decoder.forEach((s, j) => {
-        const t = 2 - j, prefix = `decoder.layers.${t}`;
+        const t = 2 - j,
+          prefix = `decoder.layers.${t}`;
         const below = this.plan.encoder[3 - j];
         const u = layerNorm(ctx, x, p, `${prefix}.Upsample.norm`);
         const u5 = tf.reshape(u, [B, ...below.grid, below.dim]) as tf.Tensor5D; // [B, S, H, W, 2C]
-        const up = ctx.ops.convTranspose3d(u5, p(`${prefix}.Upsample.up.weight`) as tf.Tensor5D, p(`${prefix}.Upsample.up.bias`) as tf.Tensor1D, c.upOutputPaddings[j]);
+        const up = ctx.ops.convTranspose3d(
+          u5,
+          p(`${prefix}.Upsample.up.weight`) as tf.Tensor5D,
+          p(`${prefix}.Upsample.up.bias`) as tf.Tensor1D,
+          c.upOutputPaddings[j],
+        );
         const xUp = tf.reshape(up, [-1, s.dim]) as tf.Tensor2D; // [B·S'·H'·W', C]
         const skip = enc.skips[2 - j];
         x = tf.add(xUp, skip) as tf.Tensor2D;
         s.blocks.forEach((g, b) => {
-          x = b === 0
-            ? skipAttentionBlock(ctx, x, xUp, skip, p, `${prefix}.blocks.0`, g, s.heads, s.dropPath[0], this.extras(g))
-            : transformerBlock(ctx, x, p, `${prefix}.blocks.${b}`, g, s.heads, s.dropPath[b], this.extras(g));
+          x =
+            b === 0
+              ? skipAttentionBlock(
+                  ctx,
+                  x,
+                  xUp,
+                  skip,
+                  p,
+                  `${prefix}.blocks.0`,
+                  g,
+                  s.heads,
+                  s.dropPath[0],
+                  this.extras(g),
+                )
+              : transformerBlock(ctx, x, p, `${prefix}.blocks.${b}`, g, s.heads, s.dropPath[b], this.extras(g));
         });
         outs.push(x);
       });
@@ -588,14 +871,20 @@ export class NnFormer {
     const s = this.plan.encoder[level];
     const x5 = tf.reshape(tokens, [ctx.batch, ...s.grid, s.dim]) as tf.Tensor5D; // [B, S, H, W, C]
     const p = this.getter();
-    return ctx.ops.convTranspose3d(x5, p(`final.${level}.up.weight`) as tf.Tensor5D, p(`final.${level}.up.bias`) as tf.Tensor1D);
+    return ctx.ops.convTranspose3d(
+      x5,
+      p(`final.${level}.up.weight`) as tf.Tensor5D,
+      p(`final.${level}.up.bias`) as tf.Tensor1D,
+    );
   }
 
   /** Logits [B, D, H, W, K] for x [B, D, H, W, Cin] (channels-last); with deep supervision also the ½ and ¼ logits. */
   forward(x: tf.Tensor5D, opts: NnFormerForwardOptions): NnFormerOutput {
     const ds = opts.deepSupervision ?? this.config.deepSupervision;
     if (ds && !this.config.deepSupervision) {
-      throw new Error("nnFormer.forward: deepSupervision requested but the config has no auxiliary heads (config.deepSupervision false)");
+      throw new Error(
+        "nnFormer.forward: deepSupervision requested but the config has no auxiliary heads (config.deepSupervision false)",
+      );
     }
     return tf.tidy(() => {
       const enc = this.encode(x, opts);

@@ -13,7 +13,13 @@ export abstract class SpecModel<C extends { inChannels: number; cropSize: Triple
   protected readonly store: ParamStore;
 
   /** `kind` names the architecture in errors and seeds ("unetr"); `name` is the registry name. */
-  protected constructor(protected readonly kind: string, name: string, config: C, specs: WeightSpec[], seed: number) {
+  protected constructor(
+    protected readonly kind: string,
+    name: string,
+    config: C,
+    specs: WeightSpec[],
+    seed: number,
+  ) {
     this.name = name;
     this.config = JSON.parse(JSON.stringify(config));
     this.specs = specs;
@@ -53,7 +59,9 @@ export abstract class SpecModel<C extends { inChannels: number; cropSize: Triple
     const c = this.config;
     const [, D, H, W, Ci] = x.shape;
     if (x.rank !== 5 || D !== c.cropSize[0] || H !== c.cropSize[1] || W !== c.cropSize[2] || Ci !== c.inChannels) {
-      throw new Error(`${this.kind}: input shape ${JSON.stringify(x.shape)} does not match [B, ${c.cropSize.join(", ")}, ${c.inChannels}] (the network is built for its crop; use sliding windows for larger volumes)`);
+      throw new Error(
+        `${this.kind}: input shape ${JSON.stringify(x.shape)} does not match [B, ${c.cropSize.join(", ")}, ${c.inChannels}] (the network is built for its crop; use sliding windows for larger volumes)`,
+      );
     }
   }
 }
@@ -66,11 +74,18 @@ export function configError(model: string): (field: string, value: unknown, fix:
 }
 
 /** Checks the fields every model has: positive integers inChannels, numClasses and a 3-entry cropSize. */
-export function checkCommon(bad: ReturnType<typeof configError>, c: { inChannels: number; numClasses: number; cropSize: Triple }): void {
+export function checkCommon(
+  bad: ReturnType<typeof configError>,
+  c: { inChannels: number; numClasses: number; cropSize: Triple },
+): void {
   for (const f of ["inChannels", "numClasses"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 1) bad(f, c[f], "use a positive integer");
   }
-  if (!Array.isArray(c.cropSize) || c.cropSize.length !== 3 || !c.cropSize.every((n) => Number.isInteger(n) && n >= 1)) {
+  if (
+    !Array.isArray(c.cropSize) ||
+    c.cropSize.length !== 3 ||
+    !c.cropSize.every((n) => Number.isInteger(n) && n >= 1)
+  ) {
     bad("cropSize", c.cropSize, "give three positive integers [D, H, W]");
   }
 }

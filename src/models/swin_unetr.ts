@@ -12,7 +12,13 @@ import * as tf from "@tensorflow/tfjs";
 import type { Triple } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
 import {
-  outBlock, outBlockSpec, unetrBasicBlock, unetrBasicBlockSpec, unetrUpBlock, unetrUpBlockSpec, type NetContext,
+  outBlock,
+  outBlockSpec,
+  unetrBasicBlock,
+  unetrBasicBlockSpec,
+  unetrUpBlock,
+  unetrUpBlockSpec,
+  type NetContext,
 } from "../layers/conv_blocks3d";
 import { patchify, tokensToVolume } from "../layers/vit3d";
 import { rpbTableRows, shiftMask, windowTokens, type WindowGeometry } from "../layers/window_attention3d";
@@ -47,13 +53,27 @@ export interface SwinUnetrConfig {
 
 /** MONAI SwinUNETR(in_channels=1, out_channels=14, feature_size=48) on 96³ crops: 62,187,296 parameters. */
 export const SWIN_UNETR_F48: SwinUnetrConfig = {
-  inChannels: 1, numClasses: 14, cropSize: [96, 96, 96], patchSize: 2, windowSize: [7, 7, 7], depths: [2, 2, 2, 2],
-  numHeads: [3, 6, 12, 24], featureSize: 48, mlpRatio: 4, qkvBias: true, normalize: true, dropPathRate: 0,
+  inChannels: 1,
+  numClasses: 14,
+  cropSize: [96, 96, 96],
+  patchSize: 2,
+  windowSize: [7, 7, 7],
+  depths: [2, 2, 2, 2],
+  numHeads: [3, 6, 12, 24],
+  featureSize: 48,
+  mlpRatio: 4,
+  qkvBias: true,
+  normalize: true,
+  dropPathRate: 0,
 };
 
 /** CPU preset for the 64³ phantoms: feature 12, window 4 (stage grids 32³/16³/8³/4³). */
 export const SWIN_UNETR_F12: SwinUnetrConfig = {
-  ...SWIN_UNETR_F48, numClasses: 9, cropSize: [64, 64, 64], windowSize: [4, 4, 4], featureSize: 12,
+  ...SWIN_UNETR_F48,
+  numClasses: 9,
+  cropSize: [64, 64, 64],
+  windowSize: [4, 4, 4],
+  featureSize: 12,
 };
 
 /**
@@ -62,25 +82,45 @@ export const SWIN_UNETR_F12: SwinUnetrConfig = {
  * index. (A 32³ crop would leave a 1³ grid before encoder10, whose InstanceNorm then zeroes everything.)
  */
 export const SWIN_UNETR_MICRO: SwinUnetrConfig = {
-  ...SWIN_UNETR_F12, numClasses: 3, cropSize: [32, 32, 64], windowSize: [3, 3, 3],
+  ...SWIN_UNETR_F12,
+  numClasses: 3,
+  cropSize: [32, 32, 64],
+  windowSize: [3, 3, 3],
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build a Swin UNETR. */
 export function validateSwinUnetrConfig(c: SwinUnetrConfig): void {
   const bad = configError("SwinUNETR");
   checkCommon(bad, c);
-  if (c.patchSize !== 2) bad("patchSize", c.patchSize, "use 2: the decoder's last stage up-samples the patch grid 2× to full resolution (as in MONAI)");
-  if (!Number.isInteger(c.featureSize) || c.featureSize < 12 || c.featureSize % 12) bad("featureSize", c.featureSize, "use a positive multiple of 12 (MONAI's rule; 48 in the paper)");
+  if (c.patchSize !== 2)
+    bad(
+      "patchSize",
+      c.patchSize,
+      "use 2: the decoder's last stage up-samples the patch grid 2× to full resolution (as in MONAI)",
+    );
+  if (!Number.isInteger(c.featureSize) || c.featureSize < 12 || c.featureSize % 12)
+    bad("featureSize", c.featureSize, "use a positive multiple of 12 (MONAI's rule; 48 in the paper)");
   const m = c.patchSize * 16;
   c.cropSize.forEach((n, a) => {
-    if (n % m) bad("cropSize", c.cropSize, `each side must be a multiple of patchSize·16 = ${m} (four 2× merges after the patch embedding; axis ${a})`);
+    if (n % m)
+      bad(
+        "cropSize",
+        c.cropSize,
+        `each side must be a multiple of patchSize·16 = ${m} (four 2× merges after the patch embedding; axis ${a})`,
+      );
   });
-  if (!Array.isArray(c.windowSize) || c.windowSize.length !== 3 || !c.windowSize.every((w) => Number.isInteger(w) && w >= 1)) {
+  if (
+    !Array.isArray(c.windowSize) ||
+    c.windowSize.length !== 3 ||
+    !c.windowSize.every((w) => Number.isInteger(w) && w >= 1)
+  ) {
     bad("windowSize", c.windowSize, "give three positive integers");
   }
   for (const f of ["depths", "numHeads"] as const) {
     if (!Array.isArray(c[f]) || c[f].length !== 4) bad(f, c[f], "give 4 entries, one per Swin stage");
-    c[f].forEach((v, i) => { if (!Number.isInteger(v) || v < 1) bad(`${f}[${i}]`, v, "use a positive integer"); });
+    c[f].forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 1) bad(`${f}[${i}]`, v, "use a positive integer");
+    });
   }
   c.numHeads.forEach((h, i) => {
     const C = c.featureSize * 2 ** i;
@@ -116,11 +156,14 @@ export function swinRelativePositionIndex(w: Triple, n = windowTokens(w)): Int32
   const coords: Triple[] = [];
   for (let a = 0; a < w[0]; a++) for (let b = 0; b < w[1]; b++) for (let c = 0; c < w[2]; c++) coords.push([a, b, c]);
   const out = new Int32Array(n * n);
-  const m0 = (2 * w[1] - 1) * (2 * w[2] - 1), m1 = 2 * w[2] - 1;
-  for (let i = 0; i < Math.min(n, N); i++) for (let j = 0; j < Math.min(n, N); j++) {
-    const [di, hi, wi] = coords[i], [dj, hj, wj] = coords[j];
-    out[i * n + j] = (di - dj + w[0] - 1) * m0 + (hi - hj + w[1] - 1) * m1 + (wi - wj + w[2] - 1);
-  }
+  const m0 = (2 * w[1] - 1) * (2 * w[2] - 1),
+    m1 = 2 * w[2] - 1;
+  for (let i = 0; i < Math.min(n, N); i++)
+    for (let j = 0; j < Math.min(n, N); j++) {
+      const [di, hi, wi] = coords[i],
+        [dj, hj, wj] = coords[j];
+      out[i * n + j] = (di - dj + w[0] - 1) * m0 + (hi - hj + w[1] - 1) * m1 + (wi - wj + w[2] - 1);
+    }
   return out;
 }
 
@@ -128,12 +171,14 @@ export function swinRelativePositionIndex(w: Triple, n = windowTokens(w)): Int32
 export function swinUnetrParamSpecs(c: SwinUnetrConfig): SpecList {
   validateSwinUnetrConfig(c);
   const L = new SpecList();
-  const f = c.featureSize, p = c.patchSize;
+  const f = c.featureSize,
+    p = c.patchSize;
   L.group = "swinViT.patch_embed";
   L.conv("swinViT.patch_embed.proj", c.inChannels, f, [p, p, p], { bias: true });
   const T = rpbTableRows(c.windowSize); // the table is sized for the configured window even where it shrinks
   for (let i = 0; i < 4; i++) {
-    const C = f * 2 ** i, layer = `swinViT.layers${i + 1}.0`;
+    const C = f * 2 ** i,
+      layer = `swinViT.layers${i + 1}.0`;
     L.group = `swinViT.layers${i + 1}`;
     for (let j = 0; j < c.depths[i]; j++) {
       const b = `${layer}.blocks.${j}`;
@@ -171,16 +216,29 @@ export function countSwinUnetrParams(c: SwinUnetrConfig): number {
 }
 
 /** PatchMerging (v0.9.0 order): the 8 voxels of each 2×2×2 cell, slots (d,h,w) offsets in MONAI's x0..x7 order. */
-const MERGE_OFFSETS: Triple[] = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]];
+const MERGE_OFFSETS: Triple[] = [
+  [0, 0, 0],
+  [1, 0, 0],
+  [0, 1, 0],
+  [0, 0, 1],
+  [1, 1, 0],
+  [1, 0, 1],
+  [0, 1, 1],
+  [1, 1, 1],
+];
 
 /** Source row of every (output token, slot) of PatchMerging on a token matrix [B·D·H·W, C]: [B·L/8·8]. */
 export function patchMergeRows(grid: Triple, batch: number): Int32Array {
-  const [D, H, W] = grid, L = D * H * W;
+  const [D, H, W] = grid,
+    L = D * H * W;
   const out = new Int32Array(batch * L);
   let o = 0;
   for (let b = 0; b < batch; b++)
-    for (let d = 0; d < D / 2; d++) for (let h = 0; h < H / 2; h++) for (let w = 0; w < W / 2; w++)
-      for (const [od, oh, ow] of MERGE_OFFSETS) out[o++] = b * L + ((2 * d + od) * H + (2 * h + oh)) * W + (2 * w + ow);
+    for (let d = 0; d < D / 2; d++)
+      for (let h = 0; h < H / 2; h++)
+        for (let w = 0; w < W / 2; w++)
+          for (const [od, oh, ow] of MERGE_OFFSETS)
+            out[o++] = b * L + ((2 * d + od) * H + (2 * h + oh)) * W + (2 * w + ow);
   return out;
 }
 
@@ -201,7 +259,8 @@ export class SwinUnetr extends SpecModel<SwinUnetrConfig> {
     for (const { plain, shifted } of this.geometry) {
       for (const g of [plain, shifted]) {
         const key = `${g.window}`;
-        if (!this.consts.has(`rpb:${key}`)) this.consts.set(`rpb:${key}`, tf.tensor1d(swinRelativePositionIndex(c.windowSize, g.tokens), "int32"));
+        if (!this.consts.has(`rpb:${key}`))
+          this.consts.set(`rpb:${key}`, tf.tensor1d(swinRelativePositionIndex(c.windowSize, g.tokens), "int32"));
         if (g.masked) this.consts.set(`mask:${g.grid}`, tf.tensor3d(shiftMask(g), [g.numWindows, g.tokens, g.tokens]));
       }
     }
@@ -227,32 +286,54 @@ export class SwinUnetr extends SpecModel<SwinUnetrConfig> {
     const C = t.shape[1];
     const rows = ctx.ops.gatherRows(t, this.consts.get(key) as tf.Tensor1D); // [B·L'·8, C]
     const cat = tf.reshape(rows, [-1, 8 * C]) as tf.Tensor2D; // [B·L', (slot, C)] = torch.cat(x0..x7, -1)
-    const n = ctx.ops.layerNorm(cat, ctx.p(`${name}.norm.weight`) as tf.Tensor1D, ctx.p(`${name}.norm.bias`) as tf.Tensor1D, LN_EPS);
+    const n = ctx.ops.layerNorm(
+      cat,
+      ctx.p(`${name}.norm.weight`) as tf.Tensor1D,
+      ctx.p(`${name}.norm.bias`) as tf.Tensor1D,
+      LN_EPS,
+    );
     return ctx.ops.linear(n, ctx.p(`${name}.reduction.weight`) as tf.Tensor2D, null); // [B·L', 2C]
   }
 
   /** SwinTransformer.forward: the five hidden states [B·L_i, C_i] (patch embedding, then after each stage's merge). */
   encode(ctx: NetContext, x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor2D[] {
-    const c = this.config, B = x.shape[0], p = c.patchSize;
+    const c = this.config,
+      B = x.shape[0],
+      p = c.patchSize;
     const bctx: BlockContext = {
-      ops: ctx.ops, batch: B, training: opts.training ?? false, rng: opts.rng, indices: (g, b) => this.windowIndices.get(g, b),
+      ops: ctx.ops,
+      batch: B,
+      training: opts.training ?? false,
+      rng: opts.rng,
+      indices: (g, b) => this.windowIndices.get(g, b),
     };
     if (bctx.training && c.dropPathRate > 0 && !opts.rng) {
-      throw new Error(`SwinUNETR.forward(training: true) needs opts.rng for drop path (dropPathRate ${c.dropPathRate}); pass makeRng(seed)`);
+      throw new Error(
+        `SwinUNETR.forward(training: true) needs opts.rng for drop path (dropPathRate ${c.dropPathRate}); pass makeRng(seed)`,
+      );
     }
     // nnformer_blocks reads the MLP as mlp.fc1/fc2 (timm names); MONAI calls them mlp.linear1/linear2
-    const getter = (name: string) => ctx.p(name.replace(".mlp.fc1.", ".mlp.linear1.").replace(".mlp.fc2.", ".mlp.linear2."));
+    const getter = (name: string) =>
+      ctx.p(name.replace(".mlp.fc1.", ".mlp.linear1.").replace(".mlp.fc2.", ".mlp.linear2."));
     const pw = ctx.p("swinViT.patch_embed.proj.weight") as tf.Tensor5D; // [p, p, p, Cin, f]
-    let t = ctx.ops.linear(patchify(x, [p, p, p]), tf.reshape(pw, [p * p * p * c.inChannels, c.featureSize]), ctx.p("swinViT.patch_embed.proj.bias") as tf.Tensor1D);
+    let t = ctx.ops.linear(
+      patchify(x, [p, p, p]),
+      tf.reshape(pw, [p * p * p * c.inChannels, c.featureSize]),
+      ctx.p("swinViT.patch_embed.proj.bias") as tf.Tensor1D,
+    );
     const hidden = [this.projOut(ctx, t)];
     const total = c.depths.reduce((a, b) => a + b, 0);
     let k = 0;
     for (let i = 0; i < 4; i++) {
-      const { plain, shifted } = this.geometry[i], layer = `swinViT.layers${i + 1}.0`;
+      const { plain, shifted } = this.geometry[i],
+        layer = `swinViT.layers${i + 1}.0`;
       for (let j = 0; j < c.depths[i]; j++, k++) {
         const g = j % 2 === 1 ? shifted : plain;
         const rate = total > 1 ? (c.dropPathRate * k) / (total - 1) : 0;
-        const extras = { rpbIndex: this.consts.get(`rpb:${g.window}`) as tf.Tensor1D, shiftMask: g.masked ? (this.consts.get(`mask:${g.grid}`) as tf.Tensor3D) : null };
+        const extras = {
+          rpbIndex: this.consts.get(`rpb:${g.window}`) as tf.Tensor1D,
+          shiftMask: g.masked ? (this.consts.get(`mask:${g.grid}`) as tf.Tensor3D) : null,
+        };
         t = transformerBlock(bctx, t, getter, `${layer}.blocks.${j}`, g, c.numHeads[i], rate, extras);
       }
       t = this.patchMerging(ctx, t, plain.grid, B, `${layer}.downsample`);
@@ -264,7 +345,9 @@ export class SwinUnetr extends SpecModel<SwinUnetrConfig> {
   /** Logits [B, D, H, W, K] for x [B, D, H, W, Cin]. */
   forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D {
     this.checkInput(x);
-    const ctx = this.context(opts.ops), B = x.shape[0], c = this.config;
+    const ctx = this.context(opts.ops),
+      B = x.shape[0],
+      c = this.config;
     return tf.tidy(() => {
       const h = this.encode(ctx, x, opts);
       const vol = (i: number) => tokensToVolume(h[i], B, swinStageGrid(c, i)); // hidden state i at grid crop/(p·2^i)

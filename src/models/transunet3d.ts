@@ -45,20 +45,44 @@ export interface TransUnet3dConfig {
 
 /** Paper-sized: ViT-B/16 widths on a 1/16 grid of nnFormer's Synapse crop 64×128×128 (4×8×8 = 256 tokens). */
 export const TRANSUNET3D_BASE: TransUnet3dConfig = {
-  inChannels: 1, numClasses: 14, cropSize: [64, 128, 128], cnnChannels: [64, 128, 256, 512], hiddenSize: 768,
-  mlpDim: 3072, numLayers: 12, numHeads: 12, headChannels: 512, decoderChannels: [256, 128, 64, 16],
+  inChannels: 1,
+  numClasses: 14,
+  cropSize: [64, 128, 128],
+  cnnChannels: [64, 128, 256, 512],
+  hiddenSize: 768,
+  mlpDim: 3072,
+  numLayers: 12,
+  numHeads: 12,
+  headChannels: 512,
+  decoderChannels: [256, 128, 64, 16],
 };
 
 /** CPU preset for the 64³ phantoms: 4 stem stages to a 4³ grid, 4 blocks of width 192. */
 export const TRANSUNET3D_CPU: TransUnet3dConfig = {
-  inChannels: 1, numClasses: 9, cropSize: [64, 64, 64], cnnChannels: [16, 32, 64, 128], hiddenSize: 192, mlpDim: 768,
-  numLayers: 4, numHeads: 6, headChannels: 128, decoderChannels: [64, 32, 16, 8],
+  inChannels: 1,
+  numClasses: 9,
+  cropSize: [64, 64, 64],
+  cnnChannels: [16, 32, 64, 128],
+  hiddenSize: 192,
+  mlpDim: 768,
+  numLayers: 4,
+  numHeads: 6,
+  headChannels: 128,
+  decoderChannels: [64, 32, 16, 8],
 };
 
 /** Unit-test preset: 16³ crop, 3 stem stages (1/8 grid of 2³ tokens). */
 export const TRANSUNET3D_MICRO: TransUnet3dConfig = {
-  inChannels: 1, numClasses: 3, cropSize: [16, 16, 16], cnnChannels: [4, 8, 16], hiddenSize: 16, mlpDim: 32,
-  numLayers: 2, numHeads: 2, headChannels: 16, decoderChannels: [16, 8, 4],
+  inChannels: 1,
+  numClasses: 3,
+  cropSize: [16, 16, 16],
+  cnnChannels: [4, 8, 16],
+  hiddenSize: 16,
+  mlpDim: 32,
+  numLayers: 2,
+  numHeads: 2,
+  headChannels: 16,
+  decoderChannels: [16, 8, 4],
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build the network. */
@@ -68,15 +92,29 @@ export function validateTransUnet3dConfig(c: TransUnet3dConfig): void {
   for (const f of ["hiddenSize", "mlpDim", "numLayers", "numHeads", "headChannels"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 1) bad(f, c[f], "use a positive integer");
   }
-  if (!Array.isArray(c.cnnChannels) || c.cnnChannels.length < 1) bad("cnnChannels", c.cnnChannels, "give at least one stem stage (4 reaches 1/16 as in TransUNet)");
-  c.cnnChannels.forEach((v, i) => { if (!Number.isInteger(v) || v < 1) bad(`cnnChannels[${i}]`, v, "use a positive integer"); });
+  if (!Array.isArray(c.cnnChannels) || c.cnnChannels.length < 1)
+    bad("cnnChannels", c.cnnChannels, "give at least one stem stage (4 reaches 1/16 as in TransUNet)");
+  c.cnnChannels.forEach((v, i) => {
+    if (!Number.isInteger(v) || v < 1) bad(`cnnChannels[${i}]`, v, "use a positive integer");
+  });
   if (!Array.isArray(c.decoderChannels) || c.decoderChannels.length !== c.cnnChannels.length) {
-    bad("decoderChannels", c.decoderChannels, `give one width per stem stage (${c.cnnChannels.length}), deep → shallow`);
+    bad(
+      "decoderChannels",
+      c.decoderChannels,
+      `give one width per stem stage (${c.cnnChannels.length}), deep → shallow`,
+    );
   }
-  c.decoderChannels.forEach((v, i) => { if (!Number.isInteger(v) || v < 1) bad(`decoderChannels[${i}]`, v, "use a positive integer"); });
+  c.decoderChannels.forEach((v, i) => {
+    if (!Number.isInteger(v) || v < 1) bad(`decoderChannels[${i}]`, v, "use a positive integer");
+  });
   const m = 2 ** c.cnnChannels.length;
   c.cropSize.forEach((n, a) => {
-    if (n % m) bad("cropSize", c.cropSize, `each side must be a multiple of 2^${c.cnnChannels.length} = ${m} (one halving per stem stage; axis ${a})`);
+    if (n % m)
+      bad(
+        "cropSize",
+        c.cropSize,
+        `each side must be a multiple of 2^${c.cnnChannels.length} = ${m} (one halving per stem stage; axis ${a})`,
+      );
   });
   if (c.hiddenSize % c.numHeads) bad("numHeads", c.numHeads, `must divide hiddenSize ${c.hiddenSize}`);
 }
@@ -84,8 +122,13 @@ export function validateTransUnet3dConfig(c: TransUnet3dConfig): void {
 function vitShape(c: TransUnet3dConfig): VitShape {
   const m = 2 ** c.cnnChannels.length;
   return {
-    inChannels: c.cnnChannels[c.cnnChannels.length - 1], patch: [1, 1, 1], grid: c.cropSize.map((n) => n / m) as Triple,
-    hidden: c.hiddenSize, mlpDim: c.mlpDim, numLayers: c.numLayers, qkvBias: true,
+    inChannels: c.cnnChannels[c.cnnChannels.length - 1],
+    patch: [1, 1, 1],
+    grid: c.cropSize.map((n) => n / m) as Triple,
+    hidden: c.hiddenSize,
+    mlpDim: c.mlpDim,
+    numLayers: c.numLayers,
+    qkvBias: true,
   };
 }
 
@@ -125,7 +168,9 @@ export function upsampleMatrix(n: number): Float32Array {
   const a = new Float32Array(m * n);
   for (let i = 0; i < m; i++) {
     const src = n === 1 ? 0 : (i * (n - 1)) / (m - 1);
-    const lo = Math.floor(src), hi = Math.min(lo + 1, n - 1), t = src - lo;
+    const lo = Math.floor(src),
+      hi = Math.min(lo + 1, n - 1),
+      t = src - lo;
     a[i * n + lo] += 1 - t;
     a[i * n + hi] += t;
   }
@@ -141,12 +186,14 @@ export function upsampleMatrix(n: number): Float32Array {
 export function upsampleTrilinear2x(x: tf.Tensor5D, ops?: Ops): tf.Tensor5D {
   const up = (shape: number[], axis: number) => [...shape.slice(0, axis), 2 * shape[axis], ...shape.slice(axis + 1)];
   const outShape = [1, 2, 3].reduce(up, [...x.shape]) as [number, number, number, number, number];
-  const interp = (n: number, adjoint: boolean) => cachedConstant(`upsample-align-corners:${n}:${adjoint ? "adj" : "fwd"}`, () => {
-    const a = tf.tensor2d(upsampleMatrix(n), [2 * n, n]); // [2n, n]
-    return adjoint ? a : (tf.transpose(a) as tf.Tensor2D); // forward multiplies rows by Aᵀ [n, 2n]
-  });
+  const interp = (n: number, adjoint: boolean) =>
+    cachedConstant(`upsample-align-corners:${n}:${adjoint ? "adj" : "fwd"}`, () => {
+      const a = tf.tensor2d(upsampleMatrix(n), [2 * n, n]); // [2n, n]
+      return adjoint ? a : (tf.transpose(a) as tf.Tensor2D); // forward multiplies rows by Aᵀ [n, 2n]
+    });
   const forward = (t: tf.Tensor) => {
-    let y = t, shape = [...x.shape];
+    let y = t,
+      shape = [...x.shape];
     for (let axis = 1; axis <= 3; axis++) {
       y = alongAxis(y, shape, axis, interp(shape[axis], false));
       shape = up(shape, axis);
@@ -156,23 +203,28 @@ export function upsampleTrilinear2x(x: tf.Tensor5D, ops?: Ops): tf.Tensor5D {
   if (!ops || ops.name !== "fast") return forward(x);
   return customOp<tf.Tensor5D>([x], ([xi]) => ({
     value: forward(xi),
-    gradFunc: (dy) => tf.tidy(() => {
-      let g: tf.Tensor = dy, shape = [...outShape];
-      for (let axis = 1; axis <= 3; axis++) {
-        const n = shape[axis] / 2;
-        g = alongAxis(g, shape, axis, interp(n, true));
-        shape[axis] = n;
-      }
-      return [tf.reshape(g, x.shape)];
-    }),
+    gradFunc: (dy) =>
+      tf.tidy(() => {
+        let g: tf.Tensor = dy,
+          shape = [...outShape];
+        for (let axis = 1; axis <= 3; axis++) {
+          const n = shape[axis] / 2;
+          g = alongAxis(g, shape, axis, interp(n, true));
+          shape[axis] = n;
+        }
+        return [tf.reshape(g, x.shape)];
+      }),
   }));
 }
 
 /** t viewed as [P, n, Q] (n = shape[axis]) times m [n, n'] along the axis -> [P, n', Q] (flattened). */
 function alongAxis(t: tf.Tensor, shape: number[], axis: number, m: tf.Tensor2D): tf.Tensor {
-  const n = shape[axis], n2 = m.shape[1];
-  const P = shape.slice(0, axis).reduce((p, v) => p * v, 1), Q = shape.slice(axis + 1).reduce((p, v) => p * v, 1);
-  const moved = Q === 1 ? tf.reshape(t, [P, n]) : tf.reshape(tf.transpose(tf.reshape(t, [P, n, Q]), [0, 2, 1]), [P * Q, n]); // [(P, Q), n]
+  const n = shape[axis],
+    n2 = m.shape[1];
+  const P = shape.slice(0, axis).reduce((p, v) => p * v, 1),
+    Q = shape.slice(axis + 1).reduce((p, v) => p * v, 1);
+  const moved =
+    Q === 1 ? tf.reshape(t, [P, n]) : tf.reshape(tf.transpose(tf.reshape(t, [P, n, Q]), [0, 2, 1]), [P * Q, n]); // [(P, Q), n]
   const out = tf.matMul(moved, m); // [(P, Q), n']
   return Q === 1 ? out : tf.transpose(tf.reshape(out, [P, Q, n2]), [0, 2, 1]); // [P, n', Q]
 }
@@ -191,7 +243,10 @@ export class TransUnet3d extends SpecModel<TransUnet3dConfig> {
   /** Logits [B, D, H, W, K] for x [B, D, H, W, Cin]. */
   forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D {
     this.checkInput(x);
-    const c = this.config, ctx = this.context(opts.ops), B = x.shape[0], S = c.cnnChannels.length;
+    const c = this.config,
+      ctx = this.context(opts.ops),
+      B = x.shape[0],
+      S = c.cnnChannels.length;
     const shape = vitShape(c);
     return tf.tidy(() => {
       const feats: tf.Tensor5D[] = []; // stem outputs at 1/2, 1/4, ..., 1/2^S

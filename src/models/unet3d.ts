@@ -35,49 +35,82 @@ const cube = (n: number): Triple => [n, n, n];
 
 /** nnU-Net-sized network (6 stages to 320 channels) on nnFormer's Synapse crop 64×128×128. */
 export const UNET3D_NNUNET: Unet3dConfig = {
-  inChannels: 1, numClasses: 14, cropSize: [64, 128, 128], features: [32, 64, 128, 256, 320, 320],
-  strides: [cube(1), cube(2), cube(2), cube(2), cube(2), [1, 2, 2]], convsPerStage: 2, deepSupervision: true,
+  inChannels: 1,
+  numClasses: 14,
+  cropSize: [64, 128, 128],
+  features: [32, 64, 128, 256, 320, 320],
+  strides: [cube(1), cube(2), cube(2), cube(2), cube(2), [1, 2, 2]],
+  convsPerStage: 2,
+  deepSupervision: true,
 };
 
 /** CPU preset for the 64³ phantoms: 4 stages of 8, 16, 32, 64 channels (bottleneck 8³). */
 export const UNET3D_CPU: Unet3dConfig = {
-  inChannels: 1, numClasses: 9, cropSize: [64, 64, 64], features: [8, 16, 32, 64],
-  strides: [cube(1), cube(2), cube(2), cube(2)], convsPerStage: 2, deepSupervision: true,
+  inChannels: 1,
+  numClasses: 9,
+  cropSize: [64, 64, 64],
+  features: [8, 16, 32, 64],
+  strides: [cube(1), cube(2), cube(2), cube(2)],
+  convsPerStage: 2,
+  deepSupervision: true,
 };
 
 /** Unit-test preset: 16³ crop, 3 stages of 4, 8, 16 channels. */
 export const UNET3D_MICRO: Unet3dConfig = {
-  ...UNET3D_CPU, numClasses: 3, cropSize: [16, 16, 16], features: [4, 8, 16], strides: [cube(1), cube(2), cube(2)],
+  ...UNET3D_CPU,
+  numClasses: 3,
+  cropSize: [16, 16, 16],
+  features: [4, 8, 16],
+  strides: [cube(1), cube(2), cube(2)],
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build the U-Net. */
 export function validateUnet3dConfig(c: Unet3dConfig): void {
   const bad = configError("UNet3D");
   checkCommon(bad, c);
-  if (!Array.isArray(c.features) || c.features.length < 2) bad("features", c.features, "give at least 2 stages, shallow → deep");
-  c.features.forEach((f, i) => { if (!Number.isInteger(f) || f < 1) bad(`features[${i}]`, f, "use a positive integer"); });
-  if (!Array.isArray(c.strides) || c.strides.length !== c.features.length) bad("strides", c.strides, `give one stride per stage (${c.features.length})`);
-  c.strides.forEach((s, i) => {
-    if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v >= 1)) bad(`strides[${i}]`, s, "give three positive integers");
+  if (!Array.isArray(c.features) || c.features.length < 2)
+    bad("features", c.features, "give at least 2 stages, shallow → deep");
+  c.features.forEach((f, i) => {
+    if (!Number.isInteger(f) || f < 1) bad(`features[${i}]`, f, "use a positive integer");
   });
-  if (c.strides[0].some((v) => v !== 1)) bad("strides[0]", c.strides[0], "use [1, 1, 1]: the first stage works at full resolution");
+  if (!Array.isArray(c.strides) || c.strides.length !== c.features.length)
+    bad("strides", c.strides, `give one stride per stage (${c.features.length})`);
+  c.strides.forEach((s, i) => {
+    if (!Array.isArray(s) || s.length !== 3 || !s.every((v) => Number.isInteger(v) && v >= 1))
+      bad(`strides[${i}]`, s, "give three positive integers");
+  });
+  if (c.strides[0].some((v) => v !== 1))
+    bad("strides[0]", c.strides[0], "use [1, 1, 1]: the first stage works at full resolution");
   for (let a = 0; a < 3; a++) {
     const total = c.strides.reduce((n, s) => n * s[a], 1);
-    if (c.cropSize[a] % total) bad("cropSize", c.cropSize, `axis ${a} must be a multiple of the product of the strides (${total})`);
+    if (c.cropSize[a] % total)
+      bad("cropSize", c.cropSize, `axis ${a} must be a multiple of the product of the strides (${total})`);
   }
-  if (!Number.isInteger(c.convsPerStage) || c.convsPerStage < 1) bad("convsPerStage", c.convsPerStage, "use a positive integer (2)");
+  if (!Number.isInteger(c.convsPerStage) || c.convsPerStage < 1)
+    bad("convsPerStage", c.convsPerStage, "use a positive integer (2)");
   if (typeof c.deepSupervision !== "boolean") bad("deepSupervision", c.deepSupervision, "use true or false");
 }
 
 /** Conv → InstanceNorm(affine) → LeakyReLU units as nnU-Net's StackedConvBlocks under `name.convs.j`. */
 function stackSpec(L: SpecList, name: string, cin: number, cout: number, n: number): void {
   for (let j = 0; j < n; j++) {
-    L.conv(`${name}.convs.${j}.conv`, j === 0 ? cin : cout, cout, cube(3), { bias: true, init: "he_normal", zeroGradBias: true });
+    L.conv(`${name}.convs.${j}.conv`, j === 0 ? cin : cout, cout, cube(3), {
+      bias: true,
+      init: "he_normal",
+      zeroGradBias: true,
+    });
     L.norm(`${name}.convs.${j}.norm`, cout);
   }
 }
 
-function stack(ctx: NetContext, x: tf.Tensor5D, name: string, n: number, stride: Triple, inputGrad = true): tf.Tensor5D {
+function stack(
+  ctx: NetContext,
+  x: tf.Tensor5D,
+  name: string,
+  n: number,
+  stride: Triple,
+  inputGrad = true,
+): tf.Tensor5D {
   let h = x;
   for (let j = 0; j < n; j++) {
     const u = `${name}.convs.${j}`;
@@ -91,7 +124,8 @@ function stack(ctx: NetContext, x: tf.Tensor5D, name: string, n: number, stride:
 export function unet3dParamSpecs(c: Unet3dConfig): SpecList {
   validateUnet3dConfig(c);
   const L = new SpecList();
-  const F = c.features, S = F.length;
+  const F = c.features,
+    S = F.length;
   L.group = "encoder";
   F.forEach((f, s) => stackSpec(L, `encoder.stages.${s}.0`, s === 0 ? c.inChannels : F[s - 1], f, c.convsPerStage));
   L.group = "decoder";
@@ -102,7 +136,8 @@ export function unet3dParamSpecs(c: Unet3dConfig): SpecList {
   }
   L.group = "heads";
   for (let i = 0; i < S - 1; i++) {
-    if (c.deepSupervision || i === S - 2) L.conv(`decoder.seg_layers.${i}`, F[S - 2 - i], c.numClasses, cube(1), { bias: true, init: "he_normal" });
+    if (c.deepSupervision || i === S - 2)
+      L.conv(`decoder.seg_layers.${i}`, F[S - 2 - i], c.numClasses, cube(1), { bias: true, init: "he_normal" });
   }
   return L;
 }
@@ -120,7 +155,10 @@ export class Unet3d extends SpecModel<Unet3dConfig> {
   /** Logits [B, D, H, W, K]; with deep supervision the logits of every decoder stage, full resolution first. */
   forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D | tf.Tensor5D[] {
     this.checkInput(x);
-    const c = this.config, ctx = this.context(opts.ops), S = c.features.length, n = c.convsPerStage;
+    const c = this.config,
+      ctx = this.context(opts.ops),
+      S = c.features.length,
+      n = c.convsPerStage;
     return tf.tidy(() => {
       const skips: tf.Tensor5D[] = [];
       let h = x;

@@ -11,7 +11,14 @@ import * as tf from "@tensorflow/tfjs";
 import type { Triple } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
 import {
-  outBlock, outBlockSpec, unetrBasicBlock, unetrBasicBlockSpec, unetrPrUpBlock, unetrPrUpBlockSpec, unetrUpBlock, unetrUpBlockSpec,
+  outBlock,
+  outBlockSpec,
+  unetrBasicBlock,
+  unetrBasicBlockSpec,
+  unetrPrUpBlock,
+  unetrPrUpBlockSpec,
+  unetrUpBlock,
+  unetrUpBlockSpec,
 } from "../layers/conv_blocks3d";
 import { tokensToVolume, vitEncode, vitSpec, type VitShape } from "../layers/vit3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
@@ -42,19 +49,42 @@ export interface UnetrConfig {
 
 /** The paper's BTCV network (MONAI UNETR(1, 14, 96, feature_size=16)): 92,784,046 parameters. */
 export const UNETR_BTCV: UnetrConfig = {
-  inChannels: 1, numClasses: 14, cropSize: [96, 96, 96], patchSize: 16, hiddenSize: 768, mlpDim: 3072, numLayers: 12,
-  numHeads: 12, featureSize: 16, skipBlocks: [3, 6, 9], qkvBias: false,
+  inChannels: 1,
+  numClasses: 14,
+  cropSize: [96, 96, 96],
+  patchSize: 16,
+  hiddenSize: 768,
+  mlpDim: 3072,
+  numLayers: 12,
+  numHeads: 12,
+  featureSize: 16,
+  skipBlocks: [3, 6, 9],
+  qkvBias: false,
 };
 
 /** CPU preset for the 64³ phantoms: 4 blocks of width 192, decoder width 8 (4³ token grid). */
 export const UNETR_CPU: UnetrConfig = {
-  ...UNETR_BTCV, numClasses: 9, cropSize: [64, 64, 64], hiddenSize: 192, mlpDim: 768, numLayers: 4, numHeads: 6,
-  featureSize: 8, skipBlocks: [0, 1, 2],
+  ...UNETR_BTCV,
+  numClasses: 9,
+  cropSize: [64, 64, 64],
+  hiddenSize: 192,
+  mlpDim: 768,
+  numLayers: 4,
+  numHeads: 6,
+  featureSize: 8,
+  skipBlocks: [0, 1, 2],
 };
 
 /** Unit-test preset: 32³ crop (2³ tokens), width 24, 3 blocks. */
 export const UNETR_MICRO: UnetrConfig = {
-  ...UNETR_CPU, numClasses: 3, cropSize: [32, 32, 32], hiddenSize: 24, mlpDim: 48, numLayers: 3, numHeads: 2, featureSize: 4,
+  ...UNETR_CPU,
+  numClasses: 3,
+  cropSize: [32, 32, 32],
+  hiddenSize: 24,
+  mlpDim: 48,
+  numLayers: 3,
+  numHeads: 2,
+  featureSize: 4,
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build a UNETR. */
@@ -64,14 +94,22 @@ export function validateUnetrConfig(c: UnetrConfig): void {
   for (const f of ["hiddenSize", "mlpDim", "numLayers", "numHeads", "featureSize"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 1) bad(f, c[f], "use a positive integer");
   }
-  if (c.patchSize !== 16) bad("patchSize", c.patchSize, "use 16: the UNETR decoder up-samples the token grid four times by 2 to full resolution");
+  if (c.patchSize !== 16)
+    bad(
+      "patchSize",
+      c.patchSize,
+      "use 16: the UNETR decoder up-samples the token grid four times by 2 to full resolution",
+    );
   c.cropSize.forEach((n, a) => {
-    if (n % c.patchSize) bad("cropSize", c.cropSize, `each side must be a multiple of patchSize ${c.patchSize} (axis ${a})`);
+    if (n % c.patchSize)
+      bad("cropSize", c.cropSize, `each side must be a multiple of patchSize ${c.patchSize} (axis ${a})`);
   });
   if (c.hiddenSize % c.numHeads) bad("numHeads", c.numHeads, `must divide hiddenSize ${c.hiddenSize}`);
-  if (!Array.isArray(c.skipBlocks) || c.skipBlocks.length !== 3) bad("skipBlocks", c.skipBlocks, "give three 0-based block indices");
+  if (!Array.isArray(c.skipBlocks) || c.skipBlocks.length !== 3)
+    bad("skipBlocks", c.skipBlocks, "give three 0-based block indices");
   c.skipBlocks.forEach((b, i) => {
-    if (!Number.isInteger(b) || b < 0 || b >= c.numLayers) bad("skipBlocks", c.skipBlocks, `entry ${i} must be a block index in [0, numLayers ${c.numLayers})`);
+    if (!Number.isInteger(b) || b < 0 || b >= c.numLayers)
+      bad("skipBlocks", c.skipBlocks, `entry ${i} must be a block index in [0, numLayers ${c.numLayers})`);
     if (i > 0 && b <= c.skipBlocks[i - 1]) bad("skipBlocks", c.skipBlocks, "use increasing indices (shallow → deep)");
   });
   if (typeof c.qkvBias !== "boolean") bad("qkvBias", c.qkvBias, "use true or false");
@@ -80,8 +118,13 @@ export function validateUnetrConfig(c: UnetrConfig): void {
 function vitShape(c: UnetrConfig): VitShape {
   const p = c.patchSize;
   return {
-    inChannels: c.inChannels, patch: [p, p, p], grid: c.cropSize.map((n) => n / p) as Triple, hidden: c.hiddenSize,
-    mlpDim: c.mlpDim, numLayers: c.numLayers, qkvBias: c.qkvBias,
+    inChannels: c.inChannels,
+    patch: [p, p, p],
+    grid: c.cropSize.map((n) => n / p) as Triple,
+    hidden: c.hiddenSize,
+    mlpDim: c.mlpDim,
+    numLayers: c.numLayers,
+    qkvBias: c.qkvBias,
   };
 }
 
@@ -89,7 +132,8 @@ function vitShape(c: UnetrConfig): VitShape {
 export function unetrParamSpecs(c: UnetrConfig): SpecList {
   validateUnetrConfig(c);
   const L = new SpecList();
-  const f = c.featureSize, E = c.hiddenSize;
+  const f = c.featureSize,
+    E = c.hiddenSize;
   vitSpec(L, "vit", vitShape(c));
   L.group = "encoders";
   unetrBasicBlockSpec(L, "encoder1", c.inChannels, f);
@@ -120,7 +164,9 @@ export class Unetr extends SpecModel<UnetrConfig> {
   /** Logits [B, D, H, W, K] for x [B, D, H, W, Cin]. */
   forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D {
     this.checkInput(x);
-    const c = this.config, ctx = this.context(opts.ops), B = x.shape[0];
+    const c = this.config,
+      ctx = this.context(opts.ops),
+      B = x.shape[0];
     const shape = vitShape(c);
     return tf.tidy(() => {
       const vit = vitEncode(ctx, x, "vit", shape, c.numHeads);

@@ -2,7 +2,13 @@
 // kit's own checkpoint (safetensors in our layouts + the config in __metadata__). Layouts per spec §8.9.
 import * as tf from "@tensorflow/tfjs";
 import { version as KIT_VERSION } from "../../package.json";
-import { parseSafetensors, readSafetensors, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from "../io/safetensors";
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  type SafetensorsFile,
+  type TensorToWrite,
+} from "../io/safetensors";
 import { writeFileAtomic } from "../runtime/files";
 import { NnFormer, type NnFormerConfig, torchToTfPerm } from "./nnformer";
 
@@ -42,7 +48,9 @@ function asFile(src: string | SafetensorsFile | Uint8Array): { file: Safetensors
  * `strict: false`: loads every tensor that fits and returns the report.
  */
 export function importOfficialWeights(
-  model: NnFormer, src: string | SafetensorsFile | Uint8Array, opts: { strict?: boolean } = {},
+  model: NnFormer,
+  src: string | SafetensorsFile | Uint8Array,
+  opts: { strict?: boolean } = {},
 ): WeightImportReport {
   const { file, name: source } = asFile(src);
   const strict = opts.strict ?? true;
@@ -61,15 +69,18 @@ export function importOfficialWeights(
     known.add(b.name);
     const t = file.tensors.get(b.name);
     if (!t) report.missing.push(b.name);
-    else if (!sameShape(t.shape, b.shape) || !INT_DTYPES.has(t.dtype)) report.misshapen.push({ name: b.name, expected: b.shape, got: t.shape, dtype: t.dtype });
+    else if (!sameShape(t.shape, b.shape) || !INT_DTYPES.has(t.dtype))
+      report.misshapen.push({ name: b.name, expected: b.shape, got: t.shape, dtype: t.dtype });
     else {
       const ours = model.buffers.get(b.name)!;
       if (ours.some((v, i) => v !== t.data[i])) report.bufferMismatch.push(b.name);
     }
   }
   for (const n of file.tensors.keys()) if (!known.has(n)) report.unknown.push(n);
-  const problems = report.unknown.length + report.missing.length + report.misshapen.length + report.bufferMismatch.length;
-  if (strict && problems) throw new Error(`${source}: cannot import official nnFormer weights:\n${describeReport(report)}`);
+  const problems =
+    report.unknown.length + report.missing.length + report.misshapen.length + report.bufferMismatch.length;
+  if (strict && problems)
+    throw new Error(`${source}: cannot import official nnFormer weights:\n${describeReport(report)}`);
   for (const { spec, data } of ok) {
     const perm = torchToTfPerm(spec.kind);
     const v = tf.tidy(() => {
@@ -89,9 +100,14 @@ export function describeReport(r: WeightImportReport): string {
   if (r.unknown.length) lines.push(`  unknown (${r.unknown.length}): ${r.unknown.join(", ")}`);
   if (r.missing.length) lines.push(`  missing (${r.missing.length}): ${r.missing.join(", ")}`);
   if (r.misshapen.length) {
-    lines.push(`  mis-shaped (${r.misshapen.length}): ${r.misshapen.map((m) => `${m.name} ${m.dtype} [${m.got}] (expected [${m.expected}])`).join(", ")}`);
+    lines.push(
+      `  mis-shaped (${r.misshapen.length}): ${r.misshapen.map((m) => `${m.name} ${m.dtype} [${m.got}] (expected [${m.expected}])`).join(", ")}`,
+    );
   }
-  if (r.bufferMismatch.length) lines.push(`  relative_position_index differs from the official formula (${r.bufferMismatch.length}): ${r.bufferMismatch.join(", ")}`);
+  if (r.bufferMismatch.length)
+    lines.push(
+      `  relative_position_index differs from the official formula (${r.bufferMismatch.length}): ${r.bufferMismatch.join(", ")}`,
+    );
   return lines.join("\n");
 }
 
@@ -101,16 +117,22 @@ export function officialStateDict(model: NnFormer): Map<string, TensorToWrite> {
   for (const spec of model.specs.params) {
     const v = model.params.get(spec.name)!;
     const perm = torchToTfPerm(spec.kind);
-    const data = perm ? tf.tidy(() => tf.transpose(v, inversePerm(perm)).dataSync() as Float32Array) : (v.dataSync() as Float32Array);
+    const data = perm
+      ? tf.tidy(() => tf.transpose(v, inversePerm(perm)).dataSync() as Float32Array)
+      : (v.dataSync() as Float32Array);
     out.set(spec.name, { dtype: "F32", shape: spec.torchShape, data });
   }
-  for (const b of model.specs.buffers) out.set(b.name, { dtype: "I64", shape: b.shape, data: model.buffers.get(b.name)! });
+  for (const b of model.specs.buffers)
+    out.set(b.name, { dtype: "I64", shape: b.shape, data: model.buffers.get(b.name)! });
   return out;
 }
 
 /** Writes the official state_dict as safetensors (atomically); loadable in PyTorch with safetensors.torch.load_file. */
 export function exportOfficialWeights(model: NnFormer, file: string): void {
-  writeFileAtomic(file, serializeSafetensors(officialStateDict(model), { format: "pt", source: `mae-nnformer ${KIT_VERSION}` }));
+  writeFileAtomic(
+    file,
+    serializeSafetensors(officialStateDict(model), { format: "pt", source: `mae-nnformer ${KIT_VERSION}` }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,15 +144,24 @@ export const NNFORMER_CHECKPOINT_FORMAT = "mae-nnformer/nnformer-checkpoint-v1";
 /** Saves parameters (our layouts, official names) with the config, kit version and any extra string metadata. */
 export function saveNnFormerCheckpoint(model: NnFormer, file: string, extra: Record<string, string> = {}): void {
   const tensors = new Map<string, TensorToWrite>();
-  for (const [name, v] of model.params) tensors.set(name, { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array });
-  const metadata = { ...extra, format: NNFORMER_CHECKPOINT_FORMAT, kit_version: KIT_VERSION, config: JSON.stringify(model.config), layout: "tfjs" };
+  for (const [name, v] of model.params)
+    tensors.set(name, { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array });
+  const metadata = {
+    ...extra,
+    format: NNFORMER_CHECKPOINT_FORMAT,
+    kit_version: KIT_VERSION,
+    config: JSON.stringify(model.config),
+    layout: "tfjs",
+  };
   writeFileAtomic(file, serializeSafetensors(tensors, metadata));
 }
 
 function checkpointConfig(file: SafetensorsFile, source: string): NnFormerConfig {
   const m = file.metadata;
   if (m.format !== NNFORMER_CHECKPOINT_FORMAT) {
-    throw new Error(`${source}: not an nnFormer checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)}); for official PyTorch weights use importOfficialWeights`);
+    throw new Error(
+      `${source}: not an nnFormer checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)}); for official PyTorch weights use importOfficialWeights`,
+    );
   }
   try {
     return JSON.parse(m.config) as NnFormerConfig;
@@ -144,23 +175,29 @@ export function diffConfigs(ckpt: NnFormerConfig, model: NnFormerConfig): string
   const keys = new Set([...Object.keys(ckpt), ...Object.keys(model)]) as Set<keyof NnFormerConfig>;
   const out: string[] = [];
   for (const k of keys) {
-    const a = JSON.stringify(ckpt[k]), b = JSON.stringify(model[k]);
+    const a = JSON.stringify(ckpt[k]),
+      b = JSON.stringify(model[k]);
     if (a !== b) out.push(`${k}: checkpoint ${a}, model ${b}`);
   }
   return out;
 }
 
 /** Reads a checkpoint into an existing model; throws naming the differing config fields if it was saved for another config. */
-export function restoreNnFormerCheckpoint(model: NnFormer, src: string | Uint8Array | SafetensorsFile): Record<string, string> {
+export function restoreNnFormerCheckpoint(
+  model: NnFormer,
+  src: string | Uint8Array | SafetensorsFile,
+): Record<string, string> {
   const { file, name: source } = asFile(src);
   const cfg = checkpointConfig(file, source);
   const diff = diffConfigs(cfg, model.config);
-  if (diff.length) throw new Error(`${source}: checkpoint is for another nnFormer config; differing fields:\n  ${diff.join("\n  ")}`);
+  if (diff.length)
+    throw new Error(`${source}: checkpoint is for another nnFormer config; differing fields:\n  ${diff.join("\n  ")}`);
   const problems: string[] = [];
   for (const [name, v] of model.params) {
     const t = file.tensors.get(name);
     if (!t) problems.push(`missing ${name}`);
-    else if (!sameShape(t.shape, v.shape) || !FLOAT_DTYPES.has(t.dtype)) problems.push(`mis-shaped ${name} ${t.dtype} [${t.shape}] (expected [${v.shape}])`);
+    else if (!sameShape(t.shape, v.shape) || !FLOAT_DTYPES.has(t.dtype))
+      problems.push(`mis-shaped ${name} ${t.dtype} [${t.shape}] (expected [${v.shape}])`);
   }
   for (const name of file.tensors.keys()) if (!model.params.has(name)) problems.push(`unknown ${name}`);
   if (problems.length) throw new Error(`${source}: damaged checkpoint:\n  ${problems.join("\n  ")}`);
@@ -172,7 +209,10 @@ export function restoreNnFormerCheckpoint(model: NnFormer, src: string | Uint8Ar
 }
 
 /** Builds a model from a checkpoint's config and loads its weights. */
-export function loadNnFormerCheckpoint(src: string | Uint8Array): { model: NnFormer; metadata: Record<string, string> } {
+export function loadNnFormerCheckpoint(src: string | Uint8Array): {
+  model: NnFormer;
+  metadata: Record<string, string>;
+} {
   const { file, name } = asFile(src);
   const model = new NnFormer(checkpointConfig(file, name), { init: "zeros" });
   try {

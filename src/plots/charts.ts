@@ -1,5 +1,13 @@
 // Line, bar and histogram charts as plain plotly figures, plus a line chart that redraws itself while training runs.
-import { Figure, FigureHtmlOptions, PlotLayout, PlotTrace, figureToHtml, newFigureId, updatableDisplay } from "./plotly";
+import {
+  Figure,
+  FigureHtmlOptions,
+  PlotLayout,
+  PlotTrace,
+  figureToHtml,
+  newFigureId,
+  updatableDisplay,
+} from "./plotly";
 
 /** Six significant digits: enough for a plot, and the figure JSON stays short. Non-finite values become gaps. */
 function tidy(v: number): number | null {
@@ -40,9 +48,16 @@ function thin(s: LineSeries, maxPoints: number): { x: (number | null)[]; y: (num
   }
   const n = s.x.length;
   const step = Math.max(1, Math.ceil(n / maxPoints));
-  const x: (number | null)[] = [], y: (number | null)[] = [];
-  for (let i = 0; i < n; i += step) { x.push(tidy(s.x[i])); y.push(tidy(s.y[i])); }
-  if (n > 0 && (n - 1) % step !== 0) { x.push(tidy(s.x[n - 1])); y.push(tidy(s.y[n - 1])); }
+  const x: (number | null)[] = [],
+    y: (number | null)[] = [];
+  for (let i = 0; i < n; i += step) {
+    x.push(tidy(s.x[i]));
+    y.push(tidy(s.y[i]));
+  }
+  if (n > 0 && (n - 1) % step !== 0) {
+    x.push(tidy(s.x[n - 1]));
+    y.push(tidy(s.y[n - 1]));
+  }
   return { x, y };
 }
 
@@ -50,7 +65,10 @@ function thin(s: LineSeries, maxPoints: number): { x: (number | null)[]; y: (num
 export function lineChart(series: LineSeries[], options: LineChartOptions = {}): Figure {
   const maxPoints = options.maxPoints ?? 2000;
   const data: PlotTrace[] = series.map((s) => ({
-    type: "scatter", mode: s.x.length <= 50 ? "lines+markers" : "lines", name: s.name, ...thin(s, maxPoints),
+    type: "scatter",
+    mode: s.x.length <= 50 ? "lines+markers" : "lines",
+    name: s.name,
+    ...thin(s, maxPoints),
   }));
   const layout: PlotLayout = {
     width: options.width ?? 700,
@@ -93,9 +111,14 @@ export function liveLineChart(options: LiveLineChartOptions = {}): LiveLineChart
   const slot = updatableDisplay();
   const every = Math.max(1, options.every ?? 10);
   const intervalMs = options.intervalMs ?? 2000;
-  let pending = 0, last = 0;
+  let pending = 0,
+    last = 0;
 
-  const figure = (): Figure => lineChart([...series].map(([name, s]) => ({ name, x: s.x, y: s.y })), options);
+  const figure = (): Figure =>
+    lineChart(
+      [...series].map(([name, s]) => ({ name, x: s.x, y: s.y })),
+      options,
+    );
   const html = (o: FigureHtmlOptions = {}): string => figureToHtml(figure(), { ...o, id });
   const flush = (): string | undefined => {
     pending = 0;
@@ -105,7 +128,10 @@ export function liveLineChart(options: LiveLineChartOptions = {}): LiveLineChart
   return {
     push(seriesName: string, x: number, y: number): void {
       let s = series.get(seriesName);
-      if (s === undefined) { s = { x: [], y: [] }; series.set(seriesName, s); }
+      if (s === undefined) {
+        s = { x: [], y: [] };
+        series.set(seriesName, s);
+      }
       s.x.push(x);
       s.y.push(y);
       pending += 1;
@@ -181,7 +207,11 @@ export interface HistogramOptions {
 }
 
 /** Counts per bin and the bin edges, computed here so the figure stays small however many voxels there are. */
-export function binCounts(values: ArrayLike<number>, bins: number, range: [number, number]): { edges: number[]; counts: number[] } {
+export function binCounts(
+  values: ArrayLike<number>,
+  bins: number,
+  range: [number, number],
+): { edges: number[]; counts: number[] } {
   const [lo, hi] = range;
   const width = (hi - lo) / bins;
   const counts = new Array<number>(bins).fill(0);
@@ -199,11 +229,15 @@ export function histogram(series: HistogramSeries[], options: HistogramOptions =
   const bins = Math.max(1, Math.floor(options.bins ?? 50));
   let range = options.range;
   if (range === undefined) {
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (const s of series) {
       for (let i = 0; i < s.values.length; i++) {
         const v = s.values[i];
-        if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+        if (Number.isFinite(v)) {
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
       }
     }
     range = Number.isFinite(lo) ? [lo, hi > lo ? hi : lo + 1] : [0, 1];
@@ -215,8 +249,13 @@ export function histogram(series: HistogramSeries[], options: HistogramOptions =
     const total = counts.reduce((a, b) => a + b, 0);
     const y = options.density ? counts.map((c) => (total > 0 ? tidy(c / (total * binWidth)) : 0)) : counts;
     return {
-      type: "bar", name: s.name, x: edges.slice(0, bins).map((e) => tidy(e + binWidth / 2)), y,
-      width: tidy(binWidth), opacity: series.length > 1 ? 0.55 : 0.9, marker: { line: { width: 0 } },
+      type: "bar",
+      name: s.name,
+      x: edges.slice(0, bins).map((e) => tidy(e + binWidth / 2)),
+      y,
+      width: tidy(binWidth),
+      opacity: series.length > 1 ? 0.55 : 0.9,
+      marker: { line: { width: 0 } },
     };
   });
   const layout: PlotLayout = {
@@ -226,7 +265,10 @@ export function histogram(series: HistogramSeries[], options: HistogramOptions =
     barmode: "overlay",
     bargap: 0,
     xaxis: axisTitle(options.xTitle ?? "intensity"),
-    yaxis: { ...axisTitle(options.yTitle ?? (options.density ? "density" : "voxels")), type: options.logY ? "log" : "linear" },
+    yaxis: {
+      ...axisTitle(options.yTitle ?? (options.density ? "density" : "voxels")),
+      type: options.logY ? "log" : "linear",
+    },
     showlegend: series.length > 1,
   };
   return { data, layout: titled(layout, options.title) };
@@ -248,7 +290,13 @@ export interface HeatmapOptions {
 
 /** A matrix as a heatmap: z is row-major [rows][cols] (e.g. an attention mask or a map of window ids). */
 export function heatmap(z: ArrayLike<number>[], options: HeatmapOptions = {}): Figure {
-  const data: PlotTrace[] = [{ type: "heatmap", z: z.map((row) => Array.from(row, (v) => tidy(v))), colorscale: options.colorscale ?? "Viridis" }];
+  const data: PlotTrace[] = [
+    {
+      type: "heatmap",
+      z: z.map((row) => Array.from(row, (v) => tidy(v))),
+      colorscale: options.colorscale ?? "Viridis",
+    },
+  ];
   const layout: PlotLayout = {
     width: options.width ?? 450,
     height: options.height ?? 420,

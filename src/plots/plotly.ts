@@ -37,7 +37,10 @@ export function inlineSafe(js: string): string {
 
 /** JSON that can sit inside an inline <script>: every "<" becomes \u003c. NaN and Infinity become null. */
 export function scriptJson(x: unknown): string {
-  return JSON.stringify(x).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  return JSON.stringify(x)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 }
 
 let bundle: string | undefined;
@@ -114,7 +117,7 @@ export function standaloneHtml(fig: Figure, title = "figure"): string {
 
 /** Write `fig` as a standalone HTML file (plotly inlined, about 4.9 MB), atomically. Returns the path. */
 export function saveFigureHtml(file: string, fig: Figure): string {
-  const title = typeof fig.layout.title === "string" ? fig.layout.title : fig.layout.title?.text ?? "figure";
+  const title = typeof fig.layout.title === "string" ? fig.layout.title : (fig.layout.title?.text ?? "figure");
   writeFileAtomic(file, standaloneHtml(fig, String(title)));
   return file;
 }

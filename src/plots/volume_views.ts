@@ -19,9 +19,26 @@ const AXIS_LETTER = ["d", "h", "w"];
 
 /** Categorical colours for classes 1, 2, ... (cycled past the end). Picked to stay apart on a gray image. */
 export const LABEL_COLORS = [
-  "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-  "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
-  "#808000", "#ffd8b1", "#000075", "#808080",
+  "#e6194b",
+  "#3cb44b",
+  "#ffe119",
+  "#4363d8",
+  "#f58231",
+  "#911eb4",
+  "#46f0f0",
+  "#f032e6",
+  "#bcf60c",
+  "#fabebe",
+  "#008080",
+  "#e6beff",
+  "#9a6324",
+  "#fffac8",
+  "#800000",
+  "#aaffc3",
+  "#808000",
+  "#ffd8b1",
+  "#000075",
+  "#808080",
 ];
 
 /** Colour of class `c` (c >= 1). */
@@ -38,7 +55,8 @@ function labelName(names: LabelNames | undefined, c: number): string {
 export function axisIndex(axis: SliceAxis | 0 | 1 | 2): 0 | 1 | 2 {
   if (axis === 0 || axis === 1 || axis === 2) return axis;
   const i = AXIS_NAMES.indexOf(axis);
-  if (i < 0) throw new Error(`unknown slice axis ${JSON.stringify(axis)}; use "axial", "coronal", "sagittal" or 0, 1, 2`);
+  if (i < 0)
+    throw new Error(`unknown slice axis ${JSON.stringify(axis)}; use "axial", "coronal", "sagittal" or 0, 1, 2`);
   return i as 0 | 1 | 2;
 }
 
@@ -62,7 +80,8 @@ export function extractSlice(vol: Volume, axis: 0 | 1 | 2, index: number, channe
   if (channel < 0 || channel >= C) throw new Error(`channel ${channel} is outside [0, ${C - 1}] of ${vol.source}`);
   const rowAxis = (axis === 0 ? 1 : 0) as 0 | 1 | 2;
   const colAxis = (axis === 2 ? 1 : 2) as 0 | 1 | 2;
-  const rows = vol.shape[rowAxis], cols = vol.shape[colAxis];
+  const rows = vol.shape[rowAxis],
+    cols = vol.shape[colAxis];
   const values = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
@@ -76,23 +95,34 @@ export function extractSlice(vol: Volume, axis: 0 | 1 | 2, index: number, channe
 }
 
 /** Every `stride`-th row and column: block mean for images, the block's centre voxel for labels. */
-function downsample(s: Slice2D, stride: number, mode: "mean" | "nearest"): { rows: number; cols: number; values: Float32Array } {
+function downsample(
+  s: Slice2D,
+  stride: number,
+  mode: "mean" | "nearest",
+): { rows: number; cols: number; values: Float32Array } {
   if (stride <= 1) return s;
-  const rows = Math.ceil(s.rows / stride), cols = Math.ceil(s.cols / stride);
+  const rows = Math.ceil(s.rows / stride),
+    cols = Math.ceil(s.cols / stride);
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const r0 = r * stride, c0 = c * stride;
-      const r1 = Math.min(r0 + stride, s.rows), c1 = Math.min(c0 + stride, s.cols);
+      const r0 = r * stride,
+        c0 = c * stride;
+      const r1 = Math.min(r0 + stride, s.rows),
+        c1 = Math.min(c0 + stride, s.cols);
       if (mode === "nearest") {
         out[r * cols + c] = s.values[((r0 + r1) >> 1) * s.cols + ((c0 + c1) >> 1)];
         continue;
       }
-      let sum = 0, count = 0;
+      let sum = 0,
+        count = 0;
       for (let rr = r0; rr < r1; rr++) {
         for (let cc = c0; cc < c1; cc++) {
           const v = s.values[rr * s.cols + cc];
-          if (Number.isFinite(v)) { sum += v; count++; }
+          if (Number.isFinite(v)) {
+            sum += v;
+            count++;
+          }
         }
       }
       out[r * cols + c] = count > 0 ? sum / count : NaN;
@@ -113,8 +143,12 @@ export function percentileWindow(vol: Volume, lo = 0.5, hi = 99.5, channel = 0):
   if (xs.length === 0) return [0, 1];
   xs.sort((a, b) => a - b);
   const at = (p: number) => xs[Math.min(xs.length - 1, Math.max(0, Math.round((p / 100) * (xs.length - 1))))];
-  let a = at(lo), b = at(hi);
-  if (!(b > a)) { a = xs[0]; b = xs[xs.length - 1]; }
+  let a = at(lo),
+    b = at(hi);
+  if (!(b > a)) {
+    a = xs[0];
+    b = xs[xs.length - 1];
+  }
   if (!(b > a)) b = a + 1;
   return [a, b];
 }
@@ -123,11 +157,19 @@ export function percentileWindow(vol: Volume, lo = 0.5, hi = 99.5, channel = 0):
 export function foregroundCentroid(label: Volume): [number, number, number] | undefined {
   const [D, H, W] = label.shape;
   const C = label.channels;
-  let sd = 0, sh = 0, sw = 0, n = 0;
+  let sd = 0,
+    sh = 0,
+    sw = 0,
+    n = 0;
   for (let d = 0, i = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
       for (let w = 0; w < W; w++, i++) {
-        if (label.data[i * C] > 0) { sd += d; sh += h; sw += w; n++; }
+        if (label.data[i * C] > 0) {
+          sd += d;
+          sh += h;
+          sw += w;
+          n++;
+        }
       }
     }
   }
@@ -151,12 +193,18 @@ function presentClasses(labels: Volume[]): number[] {
 function worldDirections(vol: Volume): { world: number; sign: number }[] {
   return [0, 1, 2].map((axis) => {
     const col = 2 - axis; // affine columns are (i, j, k) = (W, H, D)
-    let best = axis === 0 ? 2 : axis === 1 ? 1 : 0, bestAbs = 0, sign = 1;
+    let best = axis === 0 ? 2 : axis === 1 ? 1 : 0,
+      bestAbs = 0,
+      sign = 1;
     const a = vol.affine;
     if (Array.isArray(a) && a.length >= 3) {
       for (let r = 0; r < 3; r++) {
         const v = a[r]?.[col] ?? 0;
-        if (Math.abs(v) > bestAbs) { bestAbs = Math.abs(v); best = r; sign = v < 0 ? -1 : 1; }
+        if (Math.abs(v) > bestAbs) {
+          bestAbs = Math.abs(v);
+          best = r;
+          sign = v < 0 ? -1 : 1;
+        }
       }
     }
     return { world: best, sign };
@@ -219,25 +267,32 @@ function panel(spec: PanelSpec, n: number, xDomain: [number, number], yDomain: [
   if (label !== undefined && label.shape.join() !== image.shape.join()) {
     throw new Error(`label ${label.source} has shape [${label.shape}] but image ${image.source} has [${image.shape}]`);
   }
-  const xa = n === 1 ? "x" : `x${n}`, ya = n === 1 ? "y" : `y${n}`;
+  const xa = n === 1 ? "x" : `x${n}`,
+    ya = n === 1 ? "y" : `y${n}`;
   const slice = extractSlice(image, axis, index, spec.channel);
   const stride = Math.max(1, Math.ceil(Math.max(slice.rows, slice.cols) / spec.maxPixels));
   const img = downsample(slice, stride, "mean");
   const f = 10 ** decimalsFor(spec.window);
-  const rowName = AXIS_LETTER[slice.rowAxis], colName = AXIS_LETTER[slice.colAxis];
+  const rowName = AXIS_LETTER[slice.rowAxis],
+    colName = AXIS_LETTER[slice.colAxis];
   const grid = { x0: 0, dx: stride, y0: 0, dy: stride, xaxis: xa, yaxis: ya };
-  const data: PlotTrace[] = [{
-    type: "heatmap",
-    name: spec.title,
-    z: toRows(img.values, img.rows, img.cols, (v) => (Number.isFinite(v) ? Math.round(v * f) / f : null)),
-    ...grid,
-    zmin: spec.window[0],
-    zmax: spec.window[1],
-    zsmooth: false,
-    colorscale: [[0, "#000000"], [1, "#ffffff"]],
-    showscale: false,
-    hovertemplate: `${rowName}=%{y} ${colName}=%{x}<br>%{z}<extra></extra>`,
-  }];
+  const data: PlotTrace[] = [
+    {
+      type: "heatmap",
+      name: spec.title,
+      z: toRows(img.values, img.rows, img.cols, (v) => (Number.isFinite(v) ? Math.round(v * f) / f : null)),
+      ...grid,
+      zmin: spec.window[0],
+      zmax: spec.window[1],
+      zsmooth: false,
+      colorscale: [
+        [0, "#000000"],
+        [1, "#ffffff"],
+      ],
+      showscale: false,
+      hovertemplate: `${rowName}=%{y} ${colName}=%{x}<br>%{z}<extra></extra>`,
+    },
+  ];
   if (label !== undefined) {
     const lab = downsample(extractSlice(label, axis, index, 0), stride, "nearest");
     data.push({
@@ -262,25 +317,43 @@ function panel(spec: PanelSpec, n: number, xDomain: [number, number], yDomain: [
   const bare = { showgrid: false, zeroline: false, showticklabels: false, ticks: "", showline: false };
   const axes: PlotLayout = {
     [n === 1 ? "xaxis" : `xaxis${n}`]: {
-      ...bare, domain: xDomain, anchor: ya, range: xRev ? [...xRange].reverse() : xRange, constrain: "domain",
+      ...bare,
+      domain: xDomain,
+      anchor: ya,
+      range: xRev ? [...xRange].reverse() : xRange,
+      constrain: "domain",
     },
     [n === 1 ? "yaxis" : `yaxis${n}`]: {
-      ...bare, domain: yDomain, anchor: xa, range: yRev ? [...yRange].reverse() : yRange, constrain: "domain",
-      constraintoward: "top", scaleanchor: xa, scaleratio: sp[slice.rowAxis] / sp[slice.colAxis],
+      ...bare,
+      domain: yDomain,
+      anchor: xa,
+      range: yRev ? [...yRange].reverse() : yRange,
+      constrain: "domain",
+      constraintoward: "top",
+      scaleanchor: xa,
+      scaleratio: sp[slice.rowAxis] / sp[slice.colAxis],
     },
   };
   const shapes: PlotTrace[] = [];
   if (spec.cross !== undefined) {
     const line = { color: "rgba(255, 220, 0, 0.6)", width: 1, dash: "dot" };
-    const cx = spec.cross[slice.colAxis], cy = spec.cross[slice.rowAxis];
+    const cx = spec.cross[slice.colAxis],
+      cy = spec.cross[slice.rowAxis];
     shapes.push(
       { type: "line", xref: xa, yref: ya, x0: cx, x1: cx, y0: yRange[0], y1: yRange[1], line },
       { type: "line", xref: xa, yref: ya, x0: xRange[0], x1: xRange[1], y0: cy, y1: cy, line },
     );
   }
   const annotation = {
-    text: spec.title, xref: "paper", yref: "paper", x: (xDomain[0] + xDomain[1]) / 2, y: yDomain[1],
-    xanchor: "center", yanchor: "bottom", showarrow: false, font: { size: 13 },
+    text: spec.title,
+    xref: "paper",
+    yref: "paper",
+    x: (xDomain[0] + xDomain[1]) / 2,
+    y: yDomain[1],
+    xanchor: "center",
+    yanchor: "bottom",
+    showarrow: false,
+    font: { size: 13 },
   };
   // Physical size of the slice in mm, for laying out the figure.
   const mm = { w: slice.cols * sp[slice.colAxis], h: slice.rows * sp[slice.rowAxis] };
@@ -290,8 +363,14 @@ function panel(spec: PanelSpec, n: number, xDomain: [number, number], yDomain: [
 /** Invisible marker traces that put the label names and colours in the legend. */
 function legendTraces(classes: number[], names: LabelNames | undefined): PlotTrace[] {
   return classes.map((c) => ({
-    type: "scatter", mode: "markers", x: [null], y: [null], name: labelName(names, c),
-    marker: { color: labelColor(c), size: 11, symbol: "square" }, showlegend: true, hoverinfo: "skip",
+    type: "scatter",
+    mode: "markers",
+    x: [null],
+    y: [null],
+    name: labelName(names, c),
+    marker: { color: labelColor(c), size: 11, symbol: "square" },
+    showlegend: true,
+    hoverinfo: "skip",
   }));
 }
 
@@ -327,7 +406,8 @@ export interface OrthoSlicesOptions {
 export function orthoSlices(image: Volume, options: OrthoSlicesOptions = {}): Figure {
   const { label } = options;
   const [D, H, W] = image.shape;
-  const start = options.index ?? (label !== undefined ? foregroundCentroid(label) : undefined) ?? [D >> 1, H >> 1, W >> 1];
+  const start = options.index ??
+    (label !== undefined ? foregroundCentroid(label) : undefined) ?? [D >> 1, H >> 1, W >> 1];
   const index: [number, number, number] = [clampIndex(start[0], D), clampIndex(start[1], H), clampIndex(start[2], W)];
   const channel = options.channel ?? 0;
   const window = options.window ?? percentileWindow(image, 0.5, 99.5, channel);
@@ -348,11 +428,25 @@ export function orthoSlices(image: Volume, options: OrthoSlicesOptions = {}): Fi
     const domain: [number, number] = [x0, x0 + frac];
     x0 += frac + gap;
     const title = `${AXIS_NAMES[axis]} ${AXIS_LETTER[axis]}=${index[axis]}`;
-    return panel({
-      image, label, axis: axis as 0 | 1 | 2, index: index[axis], cross: options.crosshair === false ? undefined : index,
-      title, window, channel, numClasses, maxPixels: options.maxPixels ?? 256,
-      labelOpacity: options.labelOpacity ?? 0.45, convention: options.convention ?? "radiological",
-    }, axis + 1, domain, [0, 1]);
+    return panel(
+      {
+        image,
+        label,
+        axis: axis as 0 | 1 | 2,
+        index: index[axis],
+        cross: options.crosshair === false ? undefined : index,
+        title,
+        window,
+        channel,
+        numClasses,
+        maxPixels: options.maxPixels ?? 256,
+        labelOpacity: options.labelOpacity ?? 0.45,
+        convention: options.convention ?? "radiological",
+      },
+      axis + 1,
+      domain,
+      [0, 1],
+    );
   });
   const pxPerMm = ((width - margin.l - margin.r) * (1 - 2 * gap)) / total;
   const plotHeight = Math.max(120, Math.ceil(Math.max(...mmH) * pxPerMm) + 20);
@@ -405,7 +499,10 @@ export interface SliceGridOptions {
  * `index` defaults to the first label's foreground centroid along `axis`, else the middle slice.
  */
 export function sliceGrid(
-  panels: GridPanel[], axis: SliceAxis | 0 | 1 | 2 = "axial", index?: number, options: SliceGridOptions = {},
+  panels: GridPanel[],
+  axis: SliceAxis | 0 | 1 | 2 = "axial",
+  index?: number,
+  options: SliceGridOptions = {},
 ): Figure {
   if (panels.length === 0) throw new Error("sliceGrid needs at least one panel");
   const ax = axisIndex(axis);
@@ -416,7 +513,9 @@ export function sliceGrid(
   const channel = options.channel ?? 0;
   const shared: [number, number] | undefined = Array.isArray(options.window)
     ? options.window
-    : options.window === "each" ? undefined : percentileWindow(first.image, 0.5, 99.5, channel);
+    : options.window === "each"
+      ? undefined
+      : percentileWindow(first.image, 0.5, 99.5, channel);
   const labels = panels.flatMap((p) => (p.label !== undefined ? [p.label] : []));
   const classes = presentClasses(labels);
   const numClasses = Math.max(classes.length > 0 ? classes[classes.length - 1] : 1, namesMax(options.labelNames));
@@ -425,7 +524,8 @@ export function sliceGrid(
   const rows = Math.ceil(panels.length / columns);
   const width = options.width ?? 300 * columns;
   const margin = { l: 10, r: 10, t: 60, b: classes.length > 0 ? 40 : 10 };
-  const gapX = columns > 1 ? 0.02 : 0, rowTitle = 24; // pixels above each panel for its title
+  const gapX = columns > 1 ? 0.02 : 0,
+    rowTitle = 24; // pixels above each panel for its title
 
   // Panel height in pixels from the tallest panel's aspect ratio (mm), at the column width.
   const colPx = ((width - margin.l - margin.r) * (1 - gapX * (columns - 1))) / columns;
@@ -440,16 +540,29 @@ export function sliceGrid(
   const colFrac = (1 - gapX * (columns - 1)) / columns;
 
   const parts = panels.map((p, i) => {
-    const r = Math.floor(i / columns), c = i % columns;
+    const r = Math.floor(i / columns),
+      c = i % columns;
     const top = 1 - (r * (panelPx + rowTitle)) / plotHeight;
     const yDomain: [number, number] = [Math.max(0, top - panelPx / plotHeight), top];
     const xDomain: [number, number] = [c * (colFrac + gapX), c * (colFrac + gapX) + colFrac];
-    return panel({
-      image: p.image, label: p.label, axis: ax, index: clampIndex(at, p.image.shape[ax]), title: p.title,
-      window: shared ?? percentileWindow(p.image, 0.5, 99.5, channel), channel, numClasses,
-      maxPixels: options.maxPixels ?? 256, labelOpacity: options.labelOpacity ?? 0.45,
-      convention: options.convention ?? "radiological",
-    }, i + 1, xDomain, yDomain);
+    return panel(
+      {
+        image: p.image,
+        label: p.label,
+        axis: ax,
+        index: clampIndex(at, p.image.shape[ax]),
+        title: p.title,
+        window: shared ?? percentileWindow(p.image, 0.5, 99.5, channel),
+        channel,
+        numClasses,
+        maxPixels: options.maxPixels ?? 256,
+        labelOpacity: options.labelOpacity ?? 0.45,
+        convention: options.convention ?? "radiological",
+      },
+      i + 1,
+      xDomain,
+      yDomain,
+    );
   });
   const layout: PlotLayout = {
     width,
@@ -469,6 +582,7 @@ export function sliceGrid(
 
 /** Physical width and height (mm) of a slice along `axis`, without extracting it. */
 function extractSliceShape(vol: Volume, axis: 0 | 1 | 2): { wmm: number; hmm: number } {
-  const rowAxis = axis === 0 ? 1 : 0, colAxis = axis === 2 ? 1 : 2;
+  const rowAxis = axis === 0 ? 1 : 0,
+    colAxis = axis === 2 ? 1 : 2;
   return { wmm: vol.shape[colAxis] * vol.spacing[colAxis], hmm: vol.shape[rowAxis] * vol.spacing[rowAxis] };
 }

@@ -66,7 +66,10 @@ async function tryBackend(name: BackendName, skipped: string[]): Promise<string 
 /** Initialise the best backend once (later calls return the same report). */
 export function initBackend(order: BackendName[] = BACKEND_ORDER): Promise<BackendReport> {
   if (current) return Promise.resolve(current);
-  if (!pending) pending = selectBackend(order).then((r) => (current = r)).finally(() => (pending = null));
+  if (!pending)
+    pending = selectBackend(order)
+      .then((r) => (current = r))
+      .finally(() => (pending = null));
   return pending;
 }
 
@@ -164,8 +167,16 @@ function patchWasmGather(): void {
   tf.registerKernel({
     ...original,
     kernelFunc: (args: any) => {
-      const { inputs: { x, indices }, attrs: { axis, batchDims }, backend } = args;
-      if ((x.dtype !== "float32" && x.dtype !== "int32") || indices.dtype !== "int32" || util.sizeFromShape(x.shape) === 0) {
+      const {
+        inputs: { x, indices },
+        attrs: { axis, batchDims },
+        backend,
+      } = args;
+      if (
+        (x.dtype !== "float32" && x.dtype !== "int32") ||
+        indices.dtype !== "int32" ||
+        util.sizeFromShape(x.shape) === 0
+      ) {
         return (original.kernelFunc as any)(args);
       }
       const ax = util.parseAxisParam(axis, x.shape)[0];

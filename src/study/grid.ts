@@ -43,7 +43,9 @@ export function cellKey(cell: Omit<StudyCell, "key">): string {
 
 function checkName(kind: string, name: string): void {
   if (typeof name !== "string" || name.length === 0 || /[|=\s]/.test(name)) {
-    throw new Error(`${kind} ${JSON.stringify(name)} must be a non-empty name without '|', '=' or spaces (it goes into cell keys)`);
+    throw new Error(
+      `${kind} ${JSON.stringify(name)} must be a non-empty name without '|', '=' or spaces (it goes into cell keys)`,
+    );
   }
 }
 
@@ -69,7 +71,8 @@ export function expandGrid(grid: StudyGrid): StudyCell[] {
   for (const i of grid.inits) checkName("init", i);
   for (const m of grid.models) checkName("model", m);
   for (const f of grid.labelFractions) {
-    if (!(typeof f === "number" && f > 0 && f <= 1)) throw new Error(`expandGrid: label fraction ${f} must be in (0, 1]`);
+    if (!(typeof f === "number" && f > 0 && f <= 1))
+      throw new Error(`expandGrid: label fraction ${f} must be in (0, 1]`);
   }
   for (const s of grid.seeds) {
     if (!Number.isSafeInteger(s)) throw new Error(`expandGrid: seed ${s} must be an integer`);
@@ -107,7 +110,8 @@ export function selectLabelledSubset(caseIds: readonly string[], fraction: numbe
   if (!Number.isFinite(seed)) throw new Error(`selectLabelledSubset: seed ${seed} must be a finite number`);
   const sorted = [...caseIds].sort();
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i] === sorted[i - 1]) throw new Error(`selectLabelledSubset: case id ${JSON.stringify(sorted[i])} appears twice`);
+    if (sorted[i] === sorted[i - 1])
+      throw new Error(`selectLabelledSubset: case id ${JSON.stringify(sorted[i])} appears twice`);
   }
   const order = shuffle(makeRng(seedFrom("label-subset", seed)), sorted);
   const count = Math.min(order.length, Math.max(1, Math.round(fraction * order.length)));
@@ -188,7 +192,8 @@ function metric(o: Json, field: string, where: string, prefix = ""): number {
 
 function metricMap(o: Json, field: string, where: string, prefix: string): Record<string, number> {
   const v = o[field];
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(where, prefix + field, "an object {class: number}", v);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    fail(where, prefix + field, "an object {class: number}", v);
   const out: Record<string, number> = {};
   for (const k of Object.keys(v)) out[k] = metric(v as Json, k, where, `${prefix}${field}.`);
   return out;
@@ -214,7 +219,11 @@ export function validateRunResult(x: unknown, where = "result"): RunResult {
     if (typeof p !== "object" || p === null) fail(where, `curve[${i}]`, "an object {step, valDice, trainLoss}", p);
     const q = p as Json;
     const pre = `curve[${i}].`;
-    return { step: finite(q, "step", where, pre), valDice: metric(q, "valDice", where, pre), trainLoss: metric(q, "trainLoss", where, pre) };
+    return {
+      step: finite(q, "step", where, pre),
+      valDice: metric(q, "valDice", where, pre),
+      trainLoss: metric(q, "trainLoss", where, pre),
+    };
   });
   const t = o.test;
   if (typeof t !== "object" || t === null || Array.isArray(t)) fail(where, "test", "an object", t);
@@ -225,7 +234,19 @@ export function validateRunResult(x: unknown, where = "result"): RunResult {
     meanDice: metric(tj, "meanDice", where, "test."),
     meanHd95: metric(tj, "meanHd95", where, "test."),
   };
-  const out: RunResult = { ...(o as object), key, init, model, labelFraction, seed, backend, wallTimeS, steps, curve, test };
+  const out: RunResult = {
+    ...(o as object),
+    key,
+    init,
+    model,
+    labelFraction,
+    seed,
+    backend,
+    wallTimeS,
+    steps,
+    curve,
+    test,
+  };
   if (o.labelledCases !== undefined) {
     if (!Array.isArray(o.labelledCases) || !o.labelledCases.every((c) => typeof c === "string")) {
       fail(where, "labelledCases", "a list of case ids", o.labelledCases);
@@ -271,11 +292,15 @@ export function parseResults(text: string, file = "results"): ResultsFileContent
     } catch (e) {
       if (i === last) {
         const shown = line.length > 60 ? `${line.slice(0, 60)}…` : line;
-        warnings.push(`${where}: dropped an incomplete last line (${line.length} chars, probably an interrupted write): ${shown}`);
+        warnings.push(
+          `${where}: dropped an incomplete last line (${line.length} chars, probably an interrupted write): ${shown}`,
+        );
         continue;
       }
-      throw new Error(`${where}: not valid JSON (${(e as Error).message}). Only the last line may be incomplete; ` +
-        `repair or delete line ${i + 1} (its cell then runs again).`);
+      throw new Error(
+        `${where}: not valid JSON (${(e as Error).message}). Only the last line may be incomplete; ` +
+          `repair or delete line ${i + 1} (its cell then runs again).`,
+      );
     }
     const r = validateRunResult(parsed, where);
     const before = seenAt.get(r.key);
@@ -369,12 +394,20 @@ export interface StudyOutcome {
 }
 
 function sameCell(r: RunResult, c: StudyCell): boolean {
-  return r.key === c.key && r.init === c.init && r.model === c.model && r.labelFraction === c.labelFraction && r.seed === c.seed;
+  return (
+    r.key === c.key &&
+    r.init === c.init &&
+    r.model === c.model &&
+    r.labelFraction === c.labelFraction &&
+    r.seed === c.seed
+  );
 }
 
 function describeMismatch(r: RunResult, c: StudyCell): string {
-  return `cell ${c.key} (init ${c.init}, model ${c.model}, fraction ${c.labelFraction}, seed ${c.seed}) but the result ` +
-    `says key ${r.key} (init ${r.init}, model ${r.model}, fraction ${r.labelFraction}, seed ${r.seed})`;
+  return (
+    `cell ${c.key} (init ${c.init}, model ${c.model}, fraction ${c.labelFraction}, seed ${c.seed}) but the result ` +
+    `says key ${r.key} (init ${r.init}, model ${r.model}, fraction ${r.labelFraction}, seed ${r.seed})`
+  );
 }
 
 /**
@@ -405,7 +438,8 @@ export async function runStudy(
   }
   for (const c of cells) {
     const r = done.get(c.key);
-    if (r !== undefined && !sameCell(r, c)) throw new Error(`${file}: ${describeMismatch(r, c)}; is this the results file of another grid?`);
+    if (r !== undefined && !sameCell(r, c))
+      throw new Error(`${file}: ${describeMismatch(r, c)}; is this the results file of another grid?`);
   }
 
   const toRun = cells.filter((c) => !done.has(c.key)).length;

@@ -24,8 +24,18 @@ import { nanMean } from "../metrics/dice";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
 import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell, CurvePoint } from "./grid";
 import {
-  studyTable, compareInits, comparisonTableRows, comparisonHeaders, toMarkdown, toCsv, htmlReport, toHtmlTable, convergenceRatios,
-  table2Rows, modelCostRows, formatFraction,
+  studyTable,
+  compareInits,
+  comparisonTableRows,
+  comparisonHeaders,
+  toMarkdown,
+  toCsv,
+  htmlReport,
+  toHtmlTable,
+  convergenceRatios,
+  table2Rows,
+  modelCostRows,
+  formatFraction,
 } from "./report";
 import { StudyProfile } from "./profiles";
 import type { Triple } from "../layers/ops";
@@ -54,11 +64,19 @@ export async function loadStudyData(profile: StudyProfile, log: (s: string) => v
         const p = generatePhantom(d.seed, index, { shape: d.shape });
         return { id: `phantom_${String(index).padStart(3, "0")}`, image: p.image, label: withLabel ? p.label : null };
       });
-    const unlabeled = take(d.unlabeled, false), train = take(d.train, true), val = take(d.val, true), test = take(d.test, true);
+    const unlabeled = take(d.unlabeled, false),
+      train = take(d.train, true),
+      val = take(d.val, true),
+      test = take(d.test, true);
     return {
-      name: `phantom (in memory, ${d.shape.join("x")})`, modality: "CT",
-      labelNames: PHANTOM_LABELS.map((l) => l.name), evalClasses: PHANTOM_LABELS.slice(1).map((l) => l.value),
-      unlabeled, train, val, test,
+      name: `phantom (in memory, ${d.shape.join("x")})`,
+      modality: "CT",
+      labelNames: PHANTOM_LABELS.map((l) => l.name),
+      evalClasses: PHANTOM_LABELS.slice(1).map((l) => l.value),
+      unlabeled,
+      train,
+      val,
+      test,
     };
   }
   const manifest = loadManifest(d.manifest);
@@ -112,8 +130,11 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   const log = options.log ?? ((s: string) => console.log(s));
   assertWritableDir(options.out); // before any training: an unwritable folder must not cost an hour of compute
   const data = await loadStudyData(profile, log);
-  log(`data: ${data.name}: ${data.unlabeled.length} unlabeled, ${data.train.length} train, ${data.val.length} val, ${data.test.length} test`);
-  if (data.train.length === 0) throw new Error(`data ${data.name}: the train split has no labelled cases; fine-tuning needs labels`);
+  log(
+    `data: ${data.name}: ${data.unlabeled.length} unlabeled, ${data.train.length} train, ${data.val.length} val, ${data.test.length} test`,
+  );
+  if (data.train.length === 0)
+    throw new Error(`data ${data.name}: the train split has no labelled cases; fine-tuning needs labels`);
   if (data.test.length === 0) throw new Error(`data ${data.name}: the test split is empty; the study needs test cases`);
 
   const plan = studyPreprocessing(data);
@@ -125,7 +146,10 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   const maeCheckpoints = new Map<string, string>();
   if (profile.inits.includes("mae")) {
     for (const name of profile.models.filter(isNnFormer)) {
-      maeCheckpoints.set(name, options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)));
+      maeCheckpoints.set(
+        name,
+        options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)),
+      );
     }
   }
 
@@ -134,20 +158,30 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   const test = prepareCases(data.test, plan);
   const trainIds = train.map((c) => c.id);
   // MAE initialisation exists only for nnFormer models; baselines run from scratch under the same budget.
-  const cells = expandGrid({ inits: profile.inits, models: profile.models, labelFractions: profile.labelFractions, seeds: profile.seeds })
-    .filter((c) => c.init !== "mae" || isNnFormer(c.model));
+  const cells = expandGrid({
+    inits: profile.inits,
+    models: profile.models,
+    labelFractions: profile.labelFractions,
+    seeds: profile.seeds,
+  }).filter((c) => c.init !== "mae" || isNnFormer(c.model));
 
   const runCell = async (cell: StudyCell): Promise<RunResult> => {
     const tc = Date.now();
     const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
     const subset = train.filter((c) => ids.includes(c.id));
-    const model = buildModel(cell.model, { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed }, profile.modelOverrides?.[cell.model]);
+    const model = buildModel(
+      cell.model,
+      { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed },
+      profile.modelOverrides?.[cell.model],
+    );
     const stepMs: number[] = [];
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        if (!(model instanceof NnFormerSegmentation)) throw new Error(`init "mae" needs an nnFormer model, got ${cell.model}`);
-        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, model.net, { preprocessing: plan }).transferred.length;
+        if (!(model instanceof NnFormerSegmentation))
+          throw new Error(`init "mae" needs an nnFormer model, got ${cell.model}`);
+        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, model.net, { preprocessing: plan }).transferred
+          .length;
       } else if (cell.init !== "scratch") {
         throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
       }
@@ -165,17 +199,36 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
         log(`    resuming ${cell.key} from step ${resume.state.step} (${latest})`);
       }
       const task = new SegmentationTask({
-        model, ops, train: subset, val, numClasses, cropSize, batchSize: f.batchSize, foregroundFraction: f.foregroundFraction,
-        augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF, batchDice: true, evalClasses: data.evalClasses, valOverlap: 0,
-        paramRule: cell.init === "mae" && f.layerDecay !== undefined && f.layerDecay < 1 ? nnFormerLayerDecay(f.layerDecay) : undefined,
+        model,
+        ops,
+        train: subset,
+        val,
+        numClasses,
+        cropSize,
+        batchSize: f.batchSize,
+        foregroundFraction: f.foregroundFraction,
+        augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF,
+        batchDice: true,
+        evalClasses: data.evalClasses,
+        valOverlap: 0,
+        paramRule:
+          cell.init === "mae" && f.layerDecay !== undefined && f.layerDecay < 1
+            ? nnFormerLayerDecay(f.layerDecay)
+            : undefined,
         padCrops: f.padCrops,
-        modelName: cell.model, preprocessing: plan, checkpointDir: cellDir, extra: { cell: cell.key, curve },
+        modelName: cell.model,
+        preprocessing: plan,
+        checkpointDir: cellDir,
+        extra: { cell: cell.key, curve },
       });
       const r = await fit(
         task,
         {
           maxSteps: f.steps,
-          optimizer: f.optimizer === "sgd" ? { kind: "sgd", momentum: 0.99, nesterov: true, weightDecay: 3e-5 } : { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+          optimizer:
+            f.optimizer === "sgd"
+              ? { kind: "sgd", momentum: 0.99, nesterov: true, weightDecay: 3e-5 }
+              : { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
           schedule: { kind: "poly", lr: f.lr, exponent: 0.9, warmupSteps: Math.round(f.warmupFraction * f.steps) },
           clipNorm: 12,
           evalEvery: f.evalEvery,
@@ -194,10 +247,24 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       );
       const metrics = await testMetrics(model, ops, test, data, cropSize, numClasses, profile);
       return {
-        key: cell.key, init: cell.init, model: cell.model, labelFraction: cell.labelFraction, seed: cell.seed,
-        backend: tf.getBackend(), wallTimeS: (Date.now() - tc) / 1000, steps: r.step, curve, test: metrics,
+        key: cell.key,
+        init: cell.init,
+        model: cell.model,
+        labelFraction: cell.labelFraction,
+        seed: cell.seed,
+        backend: tf.getBackend(),
+        wallTimeS: (Date.now() - tc) / 1000,
+        steps: r.step,
+        curve,
+        test: metrics,
         labelledCases: ids,
-        meta: { transferredTensors: transferred, profile: profile.name, data: data.name, params: model.numParams(), msPerStep: meanStepMs(stepMs) },
+        meta: {
+          transferredTensors: transferred,
+          profile: profile.name,
+          data: data.name,
+          params: model.numParams(),
+          msPerStep: meanStepMs(stepMs),
+        },
       };
     } finally {
       model.dispose();
@@ -208,7 +275,10 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   const outcome = await runStudy(cells, runCell, {
     resultsFile,
     onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
-    onCellEnd: (res, p) => log(`    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm, ${p.seconds.toFixed(0)} s`),
+    onCellEnd: (res, p) =>
+      log(
+        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm, ${p.seconds.toFixed(0)} s`,
+      ),
     onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
   });
   const written = writeReports(outcome.results, options.out, profile);
@@ -238,20 +308,38 @@ export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData,
   assertWritableDir(out);
   const name = profile.models.find(isNnFormer);
   if (!name) throw new Error(`pretraining needs an nnFormer model; the profile lists ${profile.models.join(", ")}`);
-  return pretrainOnce(profile, name, data, studyPreprocessing(data), data.labelNames.length, profile.cropSize ?? registeredCrop(name), { out }, (s) => console.log(s));
+  return pretrainOnce(
+    profile,
+    name,
+    data,
+    studyPreprocessing(data),
+    data.labelNames.length,
+    profile.cropSize ?? registeredCrop(name),
+    { out },
+    (s) => console.log(s),
+  );
 }
 
 /** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
 export function studyPreprocessing(data: StudyData): Preprocessing {
-  return computePreprocessing([...data.unlabeled, ...data.train].map((c) => c.image), data.modality, {
-    statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
-  });
+  return computePreprocessing(
+    [...data.unlabeled, ...data.train].map((c) => c.image),
+    data.modality,
+    {
+      statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
+    },
+  );
 }
 
-
 async function pretrainOnce(
-  profile: StudyProfile, modelName: string, data: StudyData, plan: Preprocessing, numClasses: number, cropSize: Triple,
-  options: StudyOptions, log: (s: string) => void,
+  profile: StudyProfile,
+  modelName: string,
+  data: StudyData,
+  plan: Preprocessing,
+  numClasses: number,
+  cropSize: Triple,
+  options: StudyOptions,
+  log: (s: string) => void,
 ): Promise<string> {
   const dir = path.join(options.out, "pretrain", modelName);
   const latest = path.join(dir, "mae_latest.safetensors");
@@ -261,12 +349,16 @@ async function pretrainOnce(
     const differs = [
       info.mae.mask.mode !== p.maskMode && `mask mode ${info.mae.mask.mode} vs ${p.maskMode}`,
       Math.abs(info.mae.mask.ratio - p.maskRatio) > 1e-9 && `mask ratio ${info.mae.mask.ratio} vs ${p.maskRatio}`,
-      p.maskUnit && info.mae.mask.unit.join("x") !== p.maskUnit.join("x") && `mask unit ${info.mae.mask.unit.join("x")} vs ${p.maskUnit.join("x")}`,
+      p.maskUnit &&
+        info.mae.mask.unit.join("x") !== p.maskUnit.join("x") &&
+        `mask unit ${info.mae.mask.unit.join("x")} vs ${p.maskUnit.join("x")}`,
       info.train && info.train.maxSteps !== p.steps && `steps ${info.train.maxSteps} vs ${p.steps}`,
       info.train && info.train.lr !== p.lr && `lr ${info.train.lr} vs ${p.lr}`,
     ].filter(Boolean);
     if (differs.length) {
-      throw new Error(`${latest} was pretrained with other settings (${differs.join("; ")}); use another --out folder or delete ${dir} to pretrain again`);
+      throw new Error(
+        `${latest} was pretrained with other settings (${differs.join("; ")}); use another --out folder or delete ${dir} to pretrain again`,
+      );
     }
     if (info.fitState && info.fitState.step >= p.steps) {
       log(`pretraining: reusing ${latest} (${info.fitState.step} steps)`);
@@ -277,11 +369,18 @@ async function pretrainOnce(
   const config = (model as NnFormerSegmentation).net.config;
   model.dispose();
   const heldOut = data.val.length ? data.val : data.train.slice(-1);
-  log(`pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`);
+  log(
+    `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
+  );
   const r = await pretrainMae({
     model: config,
     mae: { mask: { mode: p.maskMode, ratio: p.maskRatio, ...(p.maskUnit ? { unit: p.maskUnit } : {}) } },
-    data: { kind: "volumes", modality: data.modality, train: data.unlabeled.map((c) => c.image), heldOut: heldOut.map((c) => c.image) },
+    data: {
+      kind: "volumes",
+      modality: data.modality,
+      train: data.unlabeled.map((c) => c.image),
+      heldOut: heldOut.map((c) => c.image),
+    },
     preprocessing: plan,
     maxSteps: p.steps,
     batchSize: p.batchSize,
@@ -294,18 +393,38 @@ async function pretrainOnce(
     progress: options.progress,
   });
   const last = r.evals[r.evals.length - 1];
-  if (last) log(`pretraining done: held-out reconstruction loss ${last.loss.toFixed(4)} vs ${last.meanBaseline.toFixed(4)} for predicting the mean`);
+  if (last)
+    log(
+      `pretraining done: held-out reconstruction loss ${last.loss.toFixed(4)} vs ${last.meanBaseline.toFixed(4)} for predicting the mean`,
+    );
   r.mae.dispose();
   return latest;
 }
 
 async function testMetrics(
-  model: ReturnType<typeof buildModel>, ops: ReturnType<typeof selectOps>, test: PreparedCase[], data: StudyData, cropSize: Triple, numClasses: number, profile: StudyProfile,
+  model: ReturnType<typeof buildModel>,
+  ops: ReturnType<typeof selectOps>,
+  test: PreparedCase[],
+  data: StudyData,
+  cropSize: Triple,
+  numClasses: number,
+  profile: StudyProfile,
 ): Promise<RunResult["test"]> {
-  const ev = await evaluateDice(model, ops, test, { cropSize, numClasses, classes: data.evalClasses, overlap: profile.eval.overlap, mirror: profile.eval.mirror });
+  const ev = await evaluateDice(model, ops, test, {
+    cropSize,
+    numClasses,
+    classes: data.evalClasses,
+    overlap: profile.eval.overlap,
+    mirror: profile.eval.mirror,
+  });
   const perClassDice: Record<string, number> = {};
   const perClassHd95: Record<string, number> = {};
-  const hd: number[][] = test.map((c, i) => hd95Scores(ev.predictions[i], c.label.data, data.evalClasses, c.label.shape, { units: "mm", spacing: c.label.spacing }));
+  const hd: number[][] = test.map((c, i) =>
+    hd95Scores(ev.predictions[i], c.label.data, data.evalClasses, c.label.shape, {
+      units: "mm",
+      spacing: c.label.spacing,
+    }),
+  );
   data.evalClasses.forEach((v, k) => {
     perClassDice[data.labelNames[v]] = ev.perClass[k];
     perClassHd95[data.labelNames[v]] = nanMean(hd.map((r) => r[k]));
@@ -318,7 +437,11 @@ async function testMetrics(
  * adds the Table II analogue (test Dice per organ by model and init, with a bootstrap CI of the mean Dice) and the
  * cost per model (parameters, mean step time): in table.md, as table2.csv, and at the top of report.html.
  */
-export function writeReports(results: RunResult[], out: string, profile: Pick<StudyProfile, "name" | "convergenceLevels">): { markdown: string; reportFile: string; tableFile: string } {
+export function writeReports(
+  results: RunResult[],
+  out: string,
+  profile: Pick<StudyProfile, "name" | "convergenceLevels">,
+): { markdown: string; reportFile: string; tableFile: string } {
   const names = { mae: "MAE", scratch: "scratch" };
   const table = studyTable(results, { by: ["model", "init", "labelFraction"] });
   const parts = [`## Low-label study (${profile.name} profile): test Dice / HD95 over seeds\n`, toMarkdown(table)];
@@ -327,7 +450,10 @@ export function writeReports(results: RunResult[], out: string, profile: Pick<St
   const cost = multiModel ? modelCostRows(results) : [];
   const costFormat = { digits: { msPerStep: 0 } };
   if (multiModel) {
-    const fractions = [...new Set(results.map((r) => r.labelFraction))].sort((a, b) => a - b).map(formatFraction).join(", ");
+    const fractions = [...new Set(results.map((r) => r.labelFraction))]
+      .sort((a, b) => a - b)
+      .map(formatFraction)
+      .join(", ");
     parts.unshift(
       `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs\n`,
       toMarkdown(t2),
@@ -339,11 +465,16 @@ export function writeReports(results: RunResult[], out: string, profile: Pick<St
   const inits = new Set(results.map((r) => r.init));
   if (inits.has("mae") && inits.has("scratch")) {
     const cmp = compareInits(results, { a: "mae", b: "scratch", metric: "dice", names });
-    parts.push("\n## MAE vs scratch (paired by seed)\n", toMarkdown(comparisonTableRows(cmp), { headers: comparisonHeaders("mae", "scratch", names) }));
+    parts.push(
+      "\n## MAE vs scratch (paired by seed)\n",
+      toMarkdown(comparisonTableRows(cmp), { headers: comparisonHeaders("mae", "scratch", names) }),
+    );
     const conv = convergenceRatios(results, { a: "mae", b: "scratch", levels: profile.convergenceLevels });
     if (conv.length) {
-      parts.push("\n## Convergence (validation Dice; median steps to first reach each level)\n",
-        toMarkdown(conv as object[], { headers: comparisonHeaders("mae", "scratch", names) }));
+      parts.push(
+        "\n## Convergence (validation Dice; median steps to first reach each level)\n",
+        toMarkdown(conv as object[], { headers: comparisonHeaders("mae", "scratch", names) }),
+      );
     }
   }
   const markdown = parts.join("\n");
@@ -352,17 +483,30 @@ export function writeReports(results: RunResult[], out: string, profile: Pick<St
   writeFileAtomic(path.join(out, "table.csv"), toCsv(table));
   if (multiModel) {
     const costByModel = new Map(cost.map((c) => [c.model, c]));
-    writeFileAtomic(path.join(out, "table2.csv"), toCsv(t2.map((r) => {
-      const c = costByModel.get(String(r.model));
-      return { model: r.model, init: r.init, params: c?.params, msPerStep: c?.msPerStep, ...r };
-    })));
+    writeFileAtomic(
+      path.join(out, "table2.csv"),
+      toCsv(
+        t2.map((r) => {
+          const c = costByModel.get(String(r.model));
+          return { model: r.model, init: r.init, params: c?.params, msPerStep: c?.msPerStep, ...r };
+        }),
+      ),
+    );
   }
-  let html = htmlReport(results, { title: `Low-label study (${profile.name})`, a: "mae", b: "scratch", names, levels: profile.convergenceLevels });
+  let html = htmlReport(results, {
+    title: `Low-label study (${profile.name})`,
+    a: "mae",
+    b: "scratch",
+    names,
+    levels: profile.convergenceLevels,
+  });
   if (multiModel) {
     const section = [
-      "<h2>Table II analogue: test Dice per organ</h2>", toHtmlTable(t2),
+      "<h2>Table II analogue: test Dice per organ</h2>",
+      toHtmlTable(t2),
       "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: percentile bootstrap over runs (none with one run).</p>",
-      "<h2>Parameters and training-step time per model</h2>", toHtmlTable(cost, costFormat),
+      "<h2>Parameters and training-step time per model</h2>",
+      toHtmlTable(cost, costFormat),
     ].join("\n");
     // before the report's first section (the plotly script above it is not searched), else at the end of the body
     const first = html.lastIndexOf("<h2>Test Dice and HD95");

@@ -11,7 +11,15 @@ export type DataSource =
   /** Files described by a manifest (the phantom manifest is written by the kit when missing). */
   | { kind: "manifest"; manifest: string; dataRoot?: string }
   /** Phantoms generated in memory, split by count (no files). */
-  | { kind: "phantom-memory"; seed: number; shape: Shape3; unlabeled: number; train: number; val: number; test: number };
+  | {
+      kind: "phantom-memory";
+      seed: number;
+      shape: Shape3;
+      unlabeled: number;
+      train: number;
+      val: number;
+      test: number;
+    };
 
 export interface StudyProfile {
   name: string;
@@ -80,7 +88,16 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     labelFractions: [0.5, 1],
     seeds: [0],
     pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
-    finetune: { steps: 2, batchSize: 1, optimizer: "adamw", lr: 3e-3, warmupFraction: 0, evalEvery: 1, augment: false, foregroundFraction: 0.5 },
+    finetune: {
+      steps: 2,
+      batchSize: 1,
+      optimizer: "adamw",
+      lr: 3e-3,
+      warmupFraction: 0,
+      evalEvery: 1,
+      augment: false,
+      foregroundFraction: 0.5,
+    },
     convergenceLevels: [0.05, 0.1],
     eval: { overlap: 0, mirror: false },
   },
@@ -92,10 +109,27 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     labelFractions: [0.125, 0.25, 1],
     seeds: [0],
     // 4x8x8-voxel mask units: 64 per 16x32x32 crop (the default patch x window unit would leave 8)
-    pretrain: { steps: 400, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", maskUnit: [4, 8, 8], evalEvery: 200 },
+    pretrain: {
+      steps: 400,
+      batchSize: 2,
+      lr: 1e-3,
+      maskRatio: 0.75,
+      maskMode: "sparse",
+      maskUnit: [4, 8, 8],
+      evalEvery: 200,
+    },
     // no augmentation: in 300-step runs it slows learning for both arms alike (measured: test Dice 0.07 with, 0.23 without
     // at 100 % labels); the paper profile keeps nnU-Net's augmentation
-    finetune: { steps: 300, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 50, augment: false, foregroundFraction: 0.5 },
+    finetune: {
+      steps: 300,
+      batchSize: 2,
+      optimizer: "adamw",
+      lr: 3e-3,
+      warmupFraction: 0.05,
+      evalEvery: 50,
+      augment: false,
+      foregroundFraction: 0.5,
+    },
     convergenceLevels: [0.1, 0.2],
     eval: { overlap: 0.5, mirror: false },
   },
@@ -107,7 +141,16 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     labelFractions: [0.05, 0.1, 0.25, 0.5, 1],
     seeds: [0, 1, 2],
     pretrain: { steps: 250_000, batchSize: 2, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 25_000 },
-    finetune: { steps: 250_000, batchSize: 2, optimizer: "sgd", lr: 1e-2, warmupFraction: 0.05, evalEvery: 2_500, augment: true, foregroundFraction: 0.33 },
+    finetune: {
+      steps: 250_000,
+      batchSize: 2,
+      optimizer: "sgd",
+      lr: 1e-2,
+      warmupFraction: 0.05,
+      evalEvery: 2_500,
+      augment: true,
+      foregroundFraction: 0.33,
+    },
     convergenceLevels: [0.7, 0.8],
     eval: { overlap: 0.5, mirror: true },
   },
@@ -123,8 +166,25 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     labelFractions: [1],
     seeds: [0],
     // the quick study's step budgets (same pretraining and fine-tuning steps; the crop here is 32x64x64)
-    pretrain: { steps: 400, batchSize: 2, lr: 1e-3, maskRatio: 0.75, maskMode: "sparse", maskUnit: [4, 8, 8], evalEvery: 200 },
-    finetune: { steps: 300, batchSize: 2, optimizer: "adamw", lr: 3e-3, warmupFraction: 0.05, evalEvery: 50, augment: false, foregroundFraction: 0.5 },
+    pretrain: {
+      steps: 400,
+      batchSize: 2,
+      lr: 1e-3,
+      maskRatio: 0.75,
+      maskMode: "sparse",
+      maskUnit: [4, 8, 8],
+      evalEvery: 200,
+    },
+    finetune: {
+      steps: 300,
+      batchSize: 2,
+      optimizer: "adamw",
+      lr: 3e-3,
+      warmupFraction: 0.05,
+      evalEvery: 50,
+      augment: false,
+      foregroundFraction: 0.5,
+    },
     convergenceLevels: [0.2, 0.3],
     eval: { overlap: 0.5, mirror: false },
   },
@@ -135,13 +195,26 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     data: { kind: "phantom-memory", seed: 0, shape: [32, 32, 32], unlabeled: 2, train: 2, val: 1, test: 1 },
     models: TABLE2_SMOKE_MODELS,
     cropSize: [32, 32, 32],
-    modelOverrides: Object.fromEntries(TABLE2_SMOKE_MODELS.filter((m) => m in MODELS && !m.startsWith("nnformer-"))
-      .map((m) => [m, (MODELS as Record<string, { tiny: { overrides: object } }>)[m].tiny.overrides])),
+    modelOverrides: Object.fromEntries(
+      TABLE2_SMOKE_MODELS.filter((m) => m in MODELS && !m.startsWith("nnformer-")).map((m) => [
+        m,
+        (MODELS as Record<string, { tiny: { overrides: object } }>)[m].tiny.overrides,
+      ]),
+    ),
     inits: ["scratch", "mae"],
     labelFractions: [1],
     seeds: [0],
     pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
-    finetune: { steps: 2, batchSize: 1, optimizer: "adamw", lr: 3e-3, warmupFraction: 0, evalEvery: 1, augment: false, foregroundFraction: 0.5 },
+    finetune: {
+      steps: 2,
+      batchSize: 1,
+      optimizer: "adamw",
+      lr: 3e-3,
+      warmupFraction: 0,
+      evalEvery: 1,
+      augment: false,
+      foregroundFraction: 0.5,
+    },
     convergenceLevels: [0.05, 0.1],
     eval: { overlap: 0, mirror: false },
   },

@@ -9,7 +9,16 @@ import { writeFileAtomic } from "../runtime/files";
 import { seedFrom } from "../runtime/random";
 import { RunResult } from "./grid";
 import {
-  PairedComparison, bootstrapCI, finiteOnly, holmAdjust, mean, median, minAttainableP, pairedComparison, std, stepsToReach,
+  PairedComparison,
+  bootstrapCI,
+  finiteOnly,
+  holmAdjust,
+  mean,
+  median,
+  minAttainableP,
+  pairedComparison,
+  std,
+  stepsToReach,
 } from "./stats";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -44,13 +53,35 @@ export function meanStd(values: readonly number[]): MeanStd {
 
 /** Markdown headers for the row fields this file produces; other keys print as they are. */
 export const DEFAULT_HEADERS: Record<string, string> = {
-  model: "model", init: "init", labelFraction: "labels", n: "n", level: "Dice level",
-  dice: "Dice (mean ± std)", diceCi: "Dice 95% CI", hd95: "HD95 mm (mean ± std)", hd95Ci: "HD95 95% CI",
-  meanDice: "mean Dice", meanHd95: "mean HD95 (mm)",
-  meanA: "A", meanB: "B", diff: "A − B", diffCi: "95% CI of A − B", pPermutation: "p (permutation)",
-  pWilcoxon: "p (Wilcoxon)", pAdjusted: "p (Holm)", minP: "smallest possible p", unmatched: "unmatched", verdict: "verdict",
-  reached: "reached", medianSteps: "median steps", medianStepsA: "median steps A", medianStepsB: "median steps B",
-  ratio: "ratio B / A", params: "parameters", msPerStep: "ms / step", runs: "runs",
+  model: "model",
+  init: "init",
+  labelFraction: "labels",
+  n: "n",
+  level: "Dice level",
+  dice: "Dice (mean ± std)",
+  diceCi: "Dice 95% CI",
+  hd95: "HD95 mm (mean ± std)",
+  hd95Ci: "HD95 95% CI",
+  meanDice: "mean Dice",
+  meanHd95: "mean HD95 (mm)",
+  meanA: "A",
+  meanB: "B",
+  diff: "A − B",
+  diffCi: "95% CI of A − B",
+  pPermutation: "p (permutation)",
+  pWilcoxon: "p (Wilcoxon)",
+  pAdjusted: "p (Holm)",
+  minP: "smallest possible p",
+  unmatched: "unmatched",
+  verdict: "verdict",
+  reached: "reached",
+  medianSteps: "median steps",
+  medianStepsA: "median steps A",
+  medianStepsB: "median steps B",
+  ratio: "ratio B / A",
+  params: "parameters",
+  msPerStep: "ms / step",
+  runs: "runs",
 };
 
 export interface FormatOptions {
@@ -104,7 +135,8 @@ export function formatValue(key: string, v: unknown, options: FormatOptions = {}
     if (key === "ratio") return fixed(v, 2);
     return fixed(v, digits);
   }
-  if (isMeanStd(v)) return Number.isFinite(v.std) ? `${fixed(v.mean, digits)} ± ${fixed(v.std, digits)}` : fixed(v.mean, digits);
+  if (isMeanStd(v))
+    return Number.isFinite(v.std) ? `${fixed(v.mean, digits)} ± ${fixed(v.std, digits)}` : fixed(v.mean, digits);
   if (isInterval(v)) return Number.isFinite(v.lo) ? `[${fixed(v.lo, digits)}, ${fixed(v.hi, digits)}]` : MISSING;
   return JSON.stringify(v);
 }
@@ -125,10 +157,12 @@ export function toMarkdown(rows: readonly object[], options: FormatOptions = {})
   if (rows.length === 0) return "_(no rows)_\n";
   const cols = columnsOf(rows);
   const esc = (s: string) => s.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
-  const numeric = cols.map((k) => rows.every((r) => {
-    const v = (r as Record<string, unknown>)[k];
-    return typeof v === "number" || isMeanStd(v) || isInterval(v) || v == null;
-  }));
+  const numeric = cols.map((k) =>
+    rows.every((r) => {
+      const v = (r as Record<string, unknown>)[k];
+      return typeof v === "number" || isMeanStd(v) || isInterval(v) || v == null;
+    }),
+  );
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   const out = [
     line(cols.map((k) => esc(headerOf(k, options)))),
@@ -255,8 +289,9 @@ function distinct<T>(xs: T[]): T[] {
 
 /** A readable name for a group: only the fields that vary across the results, e.g. "mae" or "nnformer mae". */
 function groupName(values: Partial<Record<GroupField, string | number>>, varying: readonly GroupField[]): string {
-  const parts = varying.filter((f) => values[f] !== undefined).map((f) =>
-    f === "labelFraction" ? formatFraction(values[f] as number) : String(values[f]));
+  const parts = varying
+    .filter((f) => values[f] !== undefined)
+    .map((f) => (f === "labelFraction" ? formatFraction(values[f] as number) : String(values[f])));
   return parts.length > 0 ? parts.join(" ") : "all";
 }
 
@@ -299,7 +334,11 @@ export function studyTable(results: readonly RunResult[], options: StudyTableOpt
   const by = options.by ?? ["model", "init", "labelFraction"];
   const seed = options.seed ?? 0;
   const boot = (xs: number[], what: string, id: string): Interval => {
-    const ci = bootstrapCI(finiteOnly(xs), { iterations: options.iterations, alpha: options.alpha, seed: seedFrom(seed, what, id) });
+    const ci = bootstrapCI(finiteOnly(xs), {
+      iterations: options.iterations,
+      alpha: options.alpha,
+      seed: seedFrom(seed, what, id),
+    });
     return { lo: ci.lo, hi: ci.hi };
   };
   return groupBy(results, by).map((g) => {
@@ -342,7 +381,10 @@ export function organNames(results: readonly RunResult[], metric: "dice" | "hd95
  * (mean over runs, NaN values skipped). Values are means only, as in the paper's table; the HTML report's bars add
  * the spread.
  */
-export function organTable(results: readonly RunResult[], options: OrganTableOptions = {}): Record<string, string | number>[] {
+export function organTable(
+  results: readonly RunResult[],
+  options: OrganTableOptions = {},
+): Record<string, string | number>[] {
   const metric = options.metric ?? "dice";
   const organs = organNames(results, metric);
   const meanKey = metric === "dice" ? "meanDice" : "meanHd95";
@@ -362,7 +404,10 @@ export function organTable(results: readonly RunResult[], options: OrganTableOpt
  * The analogue of nnFormer's Table II: one row per (model, init) with n, the mean over runs of the test mean Dice,
  * its percentile-bootstrap CI over runs, and the mean Dice per organ.
  */
-export function table2Rows(results: readonly RunResult[], options: { seed?: number; iterations?: number } = {}): Record<string, unknown>[] {
+export function table2Rows(
+  results: readonly RunResult[],
+  options: { seed?: number; iterations?: number } = {},
+): Record<string, unknown>[] {
   const by: GroupField[] = ["model", "init"];
   const ci = studyTable(results, { by, seed: options.seed, iterations: options.iterations });
   return organTable(results, { by }).map((row, i) => {
@@ -372,7 +417,9 @@ export function table2Rows(results: readonly RunResult[], options: { seed?: numb
 }
 
 /** Cost per model: parameters and mean training-step time (from each run's meta.params / meta.msPerStep). */
-export function modelCostRows(results: readonly RunResult[]): Array<{ model: string; params: number; msPerStep: number; runs: number }> {
+export function modelCostRows(
+  results: readonly RunResult[],
+): Array<{ model: string; params: number; msPerStep: number; runs: number }> {
   return groupBy(results, ["model"]).map((g) => {
     const meta = (r: RunResult, k: string) => {
       const v = (r.meta as Record<string, unknown> | undefined)?.[k];
@@ -438,17 +485,30 @@ export interface ComparisonRow {
 
 /** Markdown/HTML headers naming A and B, for toMarkdown(rows, {headers: comparisonHeaders("mae", "scratch")}). */
 export function comparisonHeaders(a: string, b: string, names: Record<string, string> = {}): Record<string, string> {
-  const na = names[a] ?? a, nb = names[b] ?? b;
-  return { meanA: na, meanB: nb, diff: `${na} − ${nb}`, diffCi: `95% CI of ${na} − ${nb}`, medianStepsA: `median steps ${na}`, medianStepsB: `median steps ${nb}`, ratio: `ratio ${nb} / ${na}` };
+  const na = names[a] ?? a,
+    nb = names[b] ?? b;
+  return {
+    meanA: na,
+    meanB: nb,
+    diff: `${na} − ${nb}`,
+    diffCi: `95% CI of ${na} − ${nb}`,
+    medianStepsA: `median steps ${na}`,
+    medianStepsB: `median steps ${nb}`,
+    ratio: `ratio ${nb} / ${na}`,
+  };
 }
 
 /**
  * The verdict, honest both ways: significant in favour of either side, or "no significant difference" with the n —
  * and when n is too small for any test to reach alpha, it says so instead of implying the methods are equal.
  */
-function verdictFor(row: Omit<ComparisonRow, "verdict">, o: Required<Pick<CompareOptions, "a" | "b" | "alpha" | "metric">>,
-  names: Record<string, string>): string {
-  const na = names[o.a] ?? o.a, nb = names[o.b] ?? o.b;
+function verdictFor(
+  row: Omit<ComparisonRow, "verdict">,
+  o: Required<Pick<CompareOptions, "a" | "b" | "alpha" | "metric">>,
+  names: Record<string, string>,
+): string {
+  const na = names[o.a] ?? o.a,
+    nb = names[o.b] ?? o.b;
   if (row.n === 0) return "no matched pairs";
   const higherBetter = o.metric === "dice";
   const aAhead = higherBetter ? row.diff > 0 : row.diff < 0;
@@ -478,21 +538,43 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
   const relevant = results.filter((r) => r.init === options.a || r.init === options.b);
   const rows: Omit<ComparisonRow, "verdict" | "pAdjusted">[] = [];
   for (const g of groupBy(relevant, ["model", "labelFraction"])) {
-    const bySeed = (init: string) => new Map(g.runs.filter((r) => r.init === init && Number.isFinite(value(r))).map((r) => [r.seed, r]));
-    const ra = bySeed(options.a), rb = bySeed(options.b);
+    const bySeed = (init: string) =>
+      new Map(g.runs.filter((r) => r.init === init && Number.isFinite(value(r))).map((r) => [r.seed, r]));
+    const ra = bySeed(options.a),
+      rb = bySeed(options.b);
     const seeds = [...ra.keys()].filter((s) => rb.has(s)).sort((x, y) => x - y);
-    const a = seeds.map((s) => value(ra.get(s)!)), b = seeds.map((s) => value(rb.get(s)!));
+    const a = seeds.map((s) => value(ra.get(s)!)),
+      b = seeds.map((s) => value(rb.get(s)!));
     const unmatched = g.runs.length - 2 * seeds.length;
     const base = { model: g.values.model as string, labelFraction: g.values.labelFraction as number, n: seeds.length };
     if (seeds.length === 0) {
-      rows.push({ ...base, meanA: mean(a), meanB: mean(b), diff: NaN, diffCi: { lo: NaN, hi: NaN }, pPermutation: NaN,
-        pWilcoxon: NaN, minP: 1, unmatched });
+      rows.push({
+        ...base,
+        meanA: mean(a),
+        meanB: mean(b),
+        diff: NaN,
+        diffCi: { lo: NaN, hi: NaN },
+        pPermutation: NaN,
+        pWilcoxon: NaN,
+        minP: 1,
+        unmatched,
+      });
       continue;
     }
     const seed = seedFrom(options.seed ?? 0, base.model, base.labelFraction);
     const c = pairedComparison(a, b, { iterations: options.iterations, alpha, seed });
-    rows.push({ ...base, meanA: c.meanA, meanB: c.meanB, diff: c.meanDiff, diffCi: { lo: c.ci.lo, hi: c.ci.hi },
-      pPermutation: c.permutation.p, pWilcoxon: c.wilcoxon.p, minP: c.minP, unmatched, details: c });
+    rows.push({
+      ...base,
+      meanA: c.meanA,
+      meanB: c.meanB,
+      diff: c.meanDiff,
+      diffCi: { lo: c.ci.lo, hi: c.ci.hi },
+      pPermutation: c.permutation.p,
+      pWilcoxon: c.wilcoxon.p,
+      minP: c.minP,
+      unmatched,
+      details: c,
+    });
   }
   // Holm within each model, over its fractions with pairs.
   const adjusted = new Map<number, number>();
@@ -505,8 +587,18 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
   return rows.map((r, i) => {
     // Rebuilt field by field so printed tables keep this column order.
     const withP = {
-      model: r.model, labelFraction: r.labelFraction, n: r.n, meanA: r.meanA, meanB: r.meanB, diff: r.diff, diffCi: r.diffCi,
-      pPermutation: r.pPermutation, pWilcoxon: r.pWilcoxon, pAdjusted: adjusted.get(i) ?? NaN, minP: r.minP, unmatched: r.unmatched,
+      model: r.model,
+      labelFraction: r.labelFraction,
+      n: r.n,
+      meanA: r.meanA,
+      meanB: r.meanB,
+      diff: r.diff,
+      diffCi: r.diffCi,
+      pPermutation: r.pPermutation,
+      pWilcoxon: r.pWilcoxon,
+      pAdjusted: adjusted.get(i) ?? NaN,
+      minP: r.minP,
+      unmatched: r.unmatched,
     };
     const verdict = verdictFor(withP, { a: options.a, b: options.b, alpha, metric }, names);
     return r.details === undefined ? { ...withP, verdict } : { ...withP, verdict, details: r.details };
@@ -577,17 +669,29 @@ export interface ConvergenceRatioRow {
 }
 
 /** Convergence speed of A against B per (model, fraction, level). */
-export function convergenceRatios(results: readonly RunResult[], options: { a: string; b: string; levels?: number[] }):
-  ConvergenceRatioRow[] {
+export function convergenceRatios(
+  results: readonly RunResult[],
+  options: { a: string; b: string; levels?: number[] },
+): ConvergenceRatioRow[] {
   const levels = options.levels ?? [0.5, 0.7];
   const rows: ConvergenceRatioRow[] = [];
   for (const g of groupBy(results, ["model", "labelFraction"])) {
     for (const level of levels) {
-      const sa = medianSteps(g.runs.filter((r) => r.init === options.a), level);
-      const sb = medianSteps(g.runs.filter((r) => r.init === options.b), level);
+      const sa = medianSteps(
+        g.runs.filter((r) => r.init === options.a),
+        level,
+      );
+      const sb = medianSteps(
+        g.runs.filter((r) => r.init === options.b),
+        level,
+      );
       rows.push({
-        model: g.values.model as string, labelFraction: g.values.labelFraction as number, level,
-        medianStepsA: sa, medianStepsB: sb, ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
+        model: g.values.model as string,
+        labelFraction: g.values.labelFraction as number,
+        level,
+        medianStepsA: sa,
+        medianStepsB: sb,
+        ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
       });
     }
   }
@@ -619,12 +723,17 @@ export function diceVsFractionFigure(results: readonly RunResult[], metric: "dic
   const lines = groupBy(results, ["model", "init"]).map((g) => {
     const mine = rows.filter((r) => r.model === g.values.model && r.init === g.values.init);
     const s = mine.map((r) => (metric === "dice" ? r.dice : r.hd95));
-    return { name: groupName(g.values, varying), x: mine.map((r) => r.labelFraction as number), y: s.map((v) => v.mean),
-      err: s.map((v) => (Number.isFinite(v.std) ? v.std : 0)) };
+    return {
+      name: groupName(g.values, varying),
+      x: mine.map((r) => r.labelFraction as number),
+      y: s.map((v) => v.mean),
+      err: s.map((v) => (Number.isFinite(v.std) ? v.std : 0)),
+    };
   });
   const fig = lineChart(lines, {
     title: `Test ${metric === "dice" ? "mean Dice" : "mean HD95"} vs label fraction (mean ± std over seeds)`,
-    xTitle: "label fraction", yTitle: metric === "dice" ? "Dice" : "HD95 (mm)",
+    xTitle: "label fraction",
+    yTitle: metric === "dice" ? "Dice" : "HD95 (mm)",
   });
   fig.data.forEach((t, i) => {
     t.error_y = { type: "data", array: lines[i].err.map((e) => Number(e.toPrecision(6))), visible: true };
@@ -643,7 +752,9 @@ export function validationCurvesFigure(results: readonly RunResult[], labelFract
     return { name: `${groupName(g.values, varying)} (n=${g.runs.length})`, x: c.step, y: c.valDice };
   });
   const fig = lineChart(series, {
-    title: `Validation Dice, ${formatFraction(labelFraction)} labels (mean over seeds)`, xTitle: "step", yTitle: "validation Dice",
+    title: `Validation Dice, ${formatFraction(labelFraction)} labels (mean over seeds)`,
+    xTitle: "step",
+    yTitle: "validation Dice",
   });
   fig.layout.showlegend = true;
   return fig;
@@ -656,10 +767,18 @@ export function organBarsFigure(results: readonly RunResult[], labelFraction: nu
   const varying = varyingFields(results, ["model", "init"]);
   const groups = groupBy(mine, ["model", "init"]).map((g) => {
     const s = organs.map((o) => meanStd(g.runs.map((r) => r.test.perClassDice[o] ?? NaN)));
-    return { name: groupName(g.values, varying), categories: organs, values: s.map((v) => v.mean),
-      errors: s.map((v) => (Number.isFinite(v.std) ? v.std : 0)) };
+    return {
+      name: groupName(g.values, varying),
+      categories: organs,
+      values: s.map((v) => v.mean),
+      errors: s.map((v) => (Number.isFinite(v.std) ? v.std : 0)),
+    };
   });
-  const fig = barChart(groups, { title: `Test Dice per organ, ${formatFraction(labelFraction)} labels (mean ± std over seeds)`, yTitle: "Dice", width: 900 });
+  const fig = barChart(groups, {
+    title: `Test Dice per organ, ${formatFraction(labelFraction)} labels (mean ± std over seeds)`,
+    yTitle: "Dice",
+    width: 900,
+  });
   fig.layout.showlegend = true;
   return fig;
 }
@@ -699,27 +818,34 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
   const fig = (f: Figure) => parts.push(`<div class="fig">${figureToHtml(f)}</div>`);
   const para = (t: string) => parts.push(`<p>${escHtml(t)}</p>`);
 
-  para(`${results.length} runs: models ${distinct(results.map((r) => r.model)).join(", ")}; inits ` +
-    `${distinct(results.map((r) => r.init)).join(", ")}; label fractions ${fractions.map(formatFraction).join(", ")}; ` +
-    `seeds ${seeds.join(", ")}; backends ${distinct(results.map((r) => r.backend)).join(", ")}; ` +
-    `${hours.toFixed(2)} h of training in total.`);
+  para(
+    `${results.length} runs: models ${distinct(results.map((r) => r.model)).join(", ")}; inits ` +
+      `${distinct(results.map((r) => r.init)).join(", ")}; label fractions ${fractions.map(formatFraction).join(", ")}; ` +
+      `seeds ${seeds.join(", ")}; backends ${distinct(results.map((r) => r.backend)).join(", ")}; ` +
+      `${hours.toFixed(2)} h of training in total.`,
+  );
   if (results.length === 0) {
     para("No results yet.");
   } else {
     h2("Test Dice and HD95 by label fraction");
     fig(diceVsFractionFigure(results));
     parts.push(toHtmlTable(studyTable(results, { seed: options.seed, alpha: options.alpha })));
-    para("Mean ± sample std over seeds of each run's test mean Dice / HD95; CI: percentile bootstrap of the mean over " +
-      "seeds (2000 resamples), which is too narrow with only a few seeds.");
+    para(
+      "Mean ± sample std over seeds of each run's test mean Dice / HD95; CI: percentile bootstrap of the mean over " +
+        "seeds (2000 resamples), which is too narrow with only a few seeds.",
+    );
 
     const pair = pickPair(results, options);
     if (pair !== undefined) {
       h2(`Paired comparison: ${options.names?.[pair.a] ?? pair.a} vs ${options.names?.[pair.b] ?? pair.b}`);
       const rows = compareInits(results, { ...pair, names: options.names, alpha: options.alpha, seed: options.seed });
       parts.push(toHtmlTable(comparisonTableRows(rows), { headers: comparisonHeaders(pair.a, pair.b, options.names) }));
-      para("Pairs: runs with the same model, label fraction and seed. p (permutation): exact two-sided sign-flip test of " +
-        "the mean difference; p (Wilcoxon): exact two-sided signed-rank test; p (Holm): the permutation p corrected " +
-        "for testing every fraction of a model. The verdict uses p (Holm) at alpha = " + `${options.alpha ?? 0.05}.`);
+      para(
+        "Pairs: runs with the same model, label fraction and seed. p (permutation): exact two-sided sign-flip test of " +
+          "the mean difference; p (Wilcoxon): exact two-sided signed-rank test; p (Holm): the permutation p corrected " +
+          "for testing every fraction of a model. The verdict uses p (Holm) at alpha = " +
+          `${options.alpha ?? 0.05}.`,
+      );
 
       h2("Convergence");
       const ratios = convergenceRatios(results, { ...pair, levels: options.levels });
@@ -728,8 +854,10 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
       h2("Convergence");
     }
     parts.push(toHtmlTable(convergenceTable(results, { levels: options.levels })));
-    para("Steps until the validation Dice first reaches the level; the median counts runs that never reach it as " +
-      "infinitely slow, so it reads 'not reached' when half or more never got there.");
+    para(
+      "Steps until the validation Dice first reaches the level; the median counts runs that never reach it as " +
+        "infinitely slow, so it reads 'not reached' when half or more never got there.",
+    );
 
     h2("Validation curves");
     for (const f of fractions) fig(validationCurvesFigure(results, f));
@@ -740,12 +868,15 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
     parts.push(toHtmlTable(organTable(results, { metric: "hd95" }), { digits: 2 }));
   }
 
-  const css = "body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;margin:12px 0}" +
+  const css =
+    "body{font-family:sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse;margin:12px 0}" +
     "th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}td.num{text-align:right;font-variant-numeric:tabular-nums}" +
     "th{background:#f3f3f3}.fig{margin:12px 0}";
-  return `<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>${escHtml(title)}</title>\n` +
+  return (
+    `<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>${escHtml(title)}</title>\n` +
     `<style>${css}</style>\n</head>\n<body>\n<h1>${escHtml(title)}</h1>\n${plotlyLoaderHtml()}\n${parts.join("\n")}\n` +
-    `</body>\n</html>\n`;
+    `</body>\n</html>\n`
+  );
 }
 
 /** Writes htmlReport(results, options) to `file` atomically (about 5 MB: plotly is inlined). Returns the path. */

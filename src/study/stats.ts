@@ -34,7 +34,8 @@ export function median(values: readonly number[]): number {
 export function quantileSorted(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * Math.min(1, Math.max(0, q));
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  const lo = Math.floor(pos),
+    hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
@@ -144,8 +145,22 @@ export function signFlipTest(differences: readonly number[], options: Permutatio
 function erfc(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return x >= 0 ? r : 2 - r;
 }
 
@@ -209,7 +224,8 @@ export function wilcoxonSignedRank(differences: readonly number[], options: Wilc
       reach += r;
       dist = next;
     }
-    let lower = 0, upper = 0;
+    let lower = 0,
+      upper = 0;
     for (let s = 0; s <= maxSum; s++) {
       if (s <= w2) lower += dist[s];
       if (s >= w2) upper += dist[s];
@@ -250,10 +266,16 @@ export interface PairedComparison {
 }
 
 /** Mean difference a - b, its bootstrap CI, the sign-flip permutation test and the Wilcoxon signed-rank test. */
-export function pairedComparison(a: readonly number[], b: readonly number[], options: PairedOptions = {}): PairedComparison {
-  if (a.length !== b.length) throw new Error(`pairedComparison: ${a.length} values in a but ${b.length} in b; pairs must match`);
+export function pairedComparison(
+  a: readonly number[],
+  b: readonly number[],
+  options: PairedOptions = {},
+): PairedComparison {
+  if (a.length !== b.length)
+    throw new Error(`pairedComparison: ${a.length} values in a but ${b.length} in b; pairs must match`);
   const d = a.map((v, i) => v - b[i]);
-  if (d.some((v) => !Number.isFinite(v))) throw new Error("pairedComparison: every value must be finite (drop unmeasured pairs first)");
+  if (d.some((v) => !Number.isFinite(v)))
+    throw new Error("pairedComparison: every value must be finite (drop unmeasured pairs first)");
   const seed = options.seed ?? 0;
   return {
     n: d.length,

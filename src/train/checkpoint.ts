@@ -31,9 +31,19 @@ export interface CheckpointInfo {
 }
 
 /** Writes variables (+ optimizer state) and info to `file` atomically. */
-export async function saveCheckpoint(file: string, variables: tf.Variable[], info: CheckpointInfo, optimizer?: Optimizer): Promise<void> {
+export async function saveCheckpoint(
+  file: string,
+  variables: tf.Variable[],
+  info: CheckpointInfo,
+  optimizer?: Optimizer,
+): Promise<void> {
   const tensors = new Map<string, TensorToWrite>();
-  for (const v of variables) tensors.set(`param/${stableName(v.name)}`, { dtype: "F32", shape: v.shape, data: (await v.data()) as Float32Array });
+  for (const v of variables)
+    tensors.set(`param/${stableName(v.name)}`, {
+      dtype: "F32",
+      shape: v.shape,
+      data: (await v.data()) as Float32Array,
+    });
   let optStep = 0;
   if (optimizer) {
     const st = await optimizer.state();
@@ -68,7 +78,9 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   const raw = readSafetensors(file);
   const m = raw.metadata;
   if (m.format !== TRAIN_CHECKPOINT_FORMAT) {
-    throw new Error(`${file}: not a training checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)})`);
+    throw new Error(
+      `${file}: not a training checkpoint of this kit (__metadata__.format = ${JSON.stringify(m.format)})`,
+    );
   }
   const parse = (k: string) => {
     try {
@@ -80,16 +92,24 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   return {
     file,
     raw,
-    info: { model: m.model, config: parse("config"), preprocessing: parse("preprocessing"), fit: parse("fit") ?? undefined, extra: parse("extra") },
+    info: {
+      model: m.model,
+      config: parse("config"),
+      preprocessing: parse("preprocessing"),
+      fit: parse("fit") ?? undefined,
+      extra: parse("extra"),
+    },
   };
 }
 
 /** Fields of two configs that differ, as "field: a vs b". */
 export function configDiff(a: unknown, b: unknown): string[] {
-  const ra = (a ?? {}) as Record<string, unknown>, rb = (b ?? {}) as Record<string, unknown>;
+  const ra = (a ?? {}) as Record<string, unknown>,
+    rb = (b ?? {}) as Record<string, unknown>;
   const out: string[] = [];
   for (const k of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
-    const x = JSON.stringify(ra[k]), y = JSON.stringify(rb[k]);
+    const x = JSON.stringify(ra[k]),
+      y = JSON.stringify(rb[k]);
     if (x !== y) out.push(`${k}: ${x} vs ${y}`);
   }
   return out;
@@ -99,12 +119,21 @@ export function configDiff(a: unknown, b: unknown): string[] {
  * Loads the weights into `variables`. Refuses a checkpoint of another model or config (naming the differing fields)
  * and one whose tensors do not match (naming each), before changing anything.
  */
-export function restoreVariables(ckpt: LoadedCheckpoint, variables: tf.Variable[], expect: { model: string; config: unknown }): void {
+export function restoreVariables(
+  ckpt: LoadedCheckpoint,
+  variables: tf.Variable[],
+  expect: { model: string; config: unknown },
+): void {
   if (ckpt.info.model !== expect.model) {
-    throw new Error(`${ckpt.file}: checkpoint is for model "${ckpt.info.model}", not "${expect.model}"; pass a checkpoint of the same model`);
+    throw new Error(
+      `${ckpt.file}: checkpoint is for model "${ckpt.info.model}", not "${expect.model}"; pass a checkpoint of the same model`,
+    );
   }
   const diff = configDiff(ckpt.info.config, expect.config);
-  if (diff.length) throw new Error(`${ckpt.file}: checkpoint was saved for another ${expect.model} config; differing fields: ${diff.join("; ")}`);
+  if (diff.length)
+    throw new Error(
+      `${ckpt.file}: checkpoint was saved for another ${expect.model} config; differing fields: ${diff.join("; ")}`,
+    );
   const problems: string[] = [];
   const wanted = new Set<string>();
   for (const v of variables) {
@@ -112,7 +141,8 @@ export function restoreVariables(ckpt: LoadedCheckpoint, variables: tf.Variable[
     wanted.add(key);
     const t = ckpt.raw.tensors.get(key);
     if (!t) problems.push(`missing ${key}`);
-    else if (t.shape.join(",") !== v.shape.join(",")) problems.push(`${key}: shape [${t.shape}] in the file, [${v.shape}] in the model`);
+    else if (t.shape.join(",") !== v.shape.join(","))
+      problems.push(`${key}: shape [${t.shape}] in the file, [${v.shape}] in the model`);
   }
   for (const k of ckpt.raw.tensors.keys()) if (k.startsWith("param/") && !wanted.has(k)) problems.push(`unknown ${k}`);
   if (problems.length) throw new Error(`${ckpt.file}: checkpoint does not fit the model:\n  ${problems.join("\n  ")}`);
@@ -123,7 +153,10 @@ export function restoreVariables(ckpt: LoadedCheckpoint, variables: tf.Variable[
 }
 
 /** Optimizer state for Optimizer.setState, keyed by the current variables' names. */
-export function optimizerStateFor(ckpt: LoadedCheckpoint, variables: tf.Variable[]): Parameters<Optimizer["setState"]>[0] {
+export function optimizerStateFor(
+  ckpt: LoadedCheckpoint,
+  variables: tf.Variable[],
+): Parameters<Optimizer["setState"]>[0] {
   const slots: Record<string, { m: Float32Array; s?: Float32Array }> = {};
   for (const v of variables) {
     const m = ckpt.raw.tensors.get(`opt.m/${stableName(v.name)}`);
@@ -137,7 +170,12 @@ export function optimizerStateFor(ckpt: LoadedCheckpoint, variables: tf.Variable
 export function loadTrainedModel(file: string): { model: SegmentationModel; info: CheckpointInfo } {
   const ckpt = loadCheckpoint(file);
   const config = ckpt.info.config as { inChannels: number; numClasses: number; cropSize: [number, number, number] };
-  const model = buildModel(ckpt.info.model, { inChannels: config.inChannels, numClasses: config.numClasses, cropSize: config.cropSize, seed: 0 });
+  const model = buildModel(ckpt.info.model, {
+    inChannels: config.inChannels,
+    numClasses: config.numClasses,
+    cropSize: config.cropSize,
+    seed: 0,
+  });
   try {
     restoreVariables(ckpt, model.trainableVariables(), { model: ckpt.info.model, config: model.config });
   } catch (e) {

@@ -74,7 +74,10 @@ export interface FitResult extends FitState {
 
 /** Thrown when the loss or gradients become NaN/Inf; the last good checkpoint is left in place. */
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly value: number) {
+  constructor(
+    readonly step: number,
+    readonly value: number,
+  ) {
     super(
       `training diverged at step ${step}: loss is ${value}. The weights of this step were not applied and no checkpoint ` +
         `was overwritten; lower the learning rate, or resume from the last "latest"/"best" checkpoint`,
@@ -88,10 +91,12 @@ export function checkTrainConfig(c: TrainConfig): void {
     throw new Error(`train.${field} is ${JSON.stringify(value)}: ${fix}`);
   };
   if (!Number.isInteger(c.maxSteps) || c.maxSteps < 1) bad("maxSteps", c.maxSteps, "use a positive integer");
-  if (!Number.isInteger(c.evalEvery) || c.evalEvery < 0) bad("evalEvery", c.evalEvery, "use 0 (end only) or a positive integer");
+  if (!Number.isInteger(c.evalEvery) || c.evalEvery < 0)
+    bad("evalEvery", c.evalEvery, "use 0 (end only) or a positive integer");
   if (!(c.clipNorm >= 0)) bad("clipNorm", c.clipNorm, "use 0 (off) or a positive norm, e.g. 12");
   if (!Number.isFinite(c.seed)) bad("seed", c.seed, "use an integer seed");
-  if (c.schedule.warmupSteps >= c.maxSteps && c.maxSteps > 1) bad("schedule.warmupSteps", c.schedule.warmupSteps, `use fewer than maxSteps (${c.maxSteps})`);
+  if (c.schedule.warmupSteps >= c.maxSteps && c.maxSteps > 1)
+    bad("schedule.warmupSteps", c.schedule.warmupSteps, `use fewer than maxSteps (${c.maxSteps})`);
 }
 
 /** Trains `task` for config.maxSteps (or from a resumed step to the end). */
@@ -141,7 +146,14 @@ export async function fit(task: TrainTask, config: TrainConfig, options: FitOpti
         }
       }
       records.push(record);
-      if (showProgress) progressLine(options.label ?? "train", record, state.step - startStep, config.maxSteps - startStep, Date.now() - t0);
+      if (showProgress)
+        progressLine(
+          options.label ?? "train",
+          record,
+          state.step - startStep,
+          config.maxSteps - startStep,
+          Date.now() - t0,
+        );
       // the callback runs before the checkpoints, so what it records (curves) is saved with them; if it throws
       // (an interruption), this step's checkpoints are not written and a resume restarts from the previous ones
       const carryOn = options.onStep?.(record) !== false;
@@ -163,7 +175,12 @@ function progressLine(label: string, r: StepRecord, done: number, total: number,
   const width = 24;
   const filled = Math.round((width * done) / Math.max(1, total));
   const eta = done > 0 ? ((elapsedMs / done) * (total - done)) / 1000 : 0;
-  const ev = r.eval ? " " + Object.entries(r.eval).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" ") : "";
+  const ev = r.eval
+    ? " " +
+      Object.entries(r.eval)
+        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+        .join(" ")
+    : "";
   process.stderr.write(
     `\r${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${r.step}/${r.step - done + total} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}${ev} ETA ${formatSeconds(eta)}   `,
   );

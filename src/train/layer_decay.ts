@@ -15,6 +15,7 @@ export function nnFormerLrScale(name: string, decay: number): number {
 
 /** A parameter rule for fit(): layer-wise decay on top of the default weight-decay groups. */
 export function nnFormerLayerDecay(decay: number): (v: tf.Variable) => ParamGroupRule {
-  if (!(decay > 0 && decay <= 1)) throw new Error(`layerDecay is ${decay}: use a value in (0, 1] (1 = off; MAE uses 0.65-0.75)`);
+  if (!(decay > 0 && decay <= 1))
+    throw new Error(`layerDecay is ${decay}: use a value in (0, 1] (1 = off; MAE uses 0.65-0.75)`);
   return (v) => ({ ...defaultRule(v), lrScale: nnFormerLrScale(stableName(v.name), decay) });
 }

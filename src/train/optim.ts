@@ -79,7 +79,11 @@ export class Optimizer {
   private readonly slots: Slot[];
   private t = 0;
 
-  constructor(variables: tf.Variable[], config: OptimizerConfig, rule: (v: tf.Variable) => ParamGroupRule = defaultRule) {
+  constructor(
+    variables: tf.Variable[],
+    config: OptimizerConfig,
+    rule: (v: tf.Variable) => ParamGroupRule = defaultRule,
+  ) {
     checkOptimizerConfig(config);
     this.config = config;
     this.slots = variables.map((v) => ({
@@ -131,7 +135,10 @@ export class Optimizer {
   async state(): Promise<{ step: number; slots: Record<string, { m: Float32Array; s?: Float32Array }> }> {
     const slots: Record<string, { m: Float32Array; s?: Float32Array }> = {};
     for (const slot of this.slots) {
-      slots[slot.v.name] = { m: (await slot.m.data()) as Float32Array, s: slot.s ? ((await slot.s.data()) as Float32Array) : undefined };
+      slots[slot.v.name] = {
+        m: (await slot.m.data()) as Float32Array,
+        s: slot.s ? ((await slot.s.data()) as Float32Array) : undefined,
+      };
     }
     return { step: this.t, slots };
   }
@@ -141,7 +148,9 @@ export class Optimizer {
     for (const slot of this.slots) {
       const st = state.slots[slot.v.name];
       if (!st || st.m.length !== slot.v.size || (slot.s && (!st.s || st.s.length !== slot.v.size))) {
-        throw new Error(`optimizer state has no matching entry for ${slot.v.name} (shape ${slot.v.shape}); was it saved for another model?`);
+        throw new Error(
+          `optimizer state has no matching entry for ${slot.v.name} (shape ${slot.v.shape}); was it saved for another model?`,
+        );
       }
       tf.tidy(() => {
         slot.m.assign(tf.tensor(st.m, slot.v.shape));
@@ -160,7 +169,10 @@ export class Optimizer {
 }
 
 /** Scales gradients so that their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
+export function clipByGlobalNorm(
+  grads: Record<string, tf.Tensor>,
+  maxNorm: number,
+): { grads: Record<string, tf.Tensor>; norm: number } {
   const names = Object.keys(grads);
   const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))).dataSync()[0]);
   if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };

@@ -28,7 +28,8 @@ export interface PreparedCase {
 /** Normalises images with the plan and indexes foreground voxels, once per case. */
 export function prepareCases(cases: LoadedCase[], plan: Preprocessing): PreparedCase[] {
   return cases.map((c) => {
-    if (!c.label) throw new Error(`case ${c.id} has no label map; fine-tuning needs labelled cases (check the manifest split)`);
+    if (!c.label)
+      throw new Error(`case ${c.id} has no label map; fine-tuning needs labelled cases (check the manifest split)`);
     return { id: c.id, image: applyPreprocessing(c.image, plan), label: c.label, foreground: foregroundIndex(c.label) };
   });
 }
@@ -65,25 +66,34 @@ export interface SegmentationTaskOptions {
 
 /** Validates the settings against the data before any training starts. */
 export function checkSegmentationTask(o: SegmentationTaskOptions): void {
-  if (o.train.length === 0) throw new Error("fine-tuning needs at least one labelled training case; the train split is empty");
+  if (o.train.length === 0)
+    throw new Error("fine-tuning needs at least one labelled training case; the train split is empty");
   if (!(o.foregroundFraction >= 0 && o.foregroundFraction <= 1)) {
     throw new Error(`foregroundFraction is ${o.foregroundFraction}: use a value in [0, 1] (nnU-Net 0.33)`);
   }
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`batchSize is ${o.batchSize}: use a positive integer`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    throw new Error(`batchSize is ${o.batchSize}: use a positive integer`);
   for (const c of [...o.train, ...o.val]) {
     const max = c.foreground.classes.length ? Math.max(...c.foreground.classes) : 0;
     if (max >= o.numClasses) {
-      throw new Error(`case ${c.id} (${c.label.source}) has label value ${max} but the model has ${o.numClasses} classes (0..${o.numClasses - 1}); fix the manifest's labels or the model's numClasses`);
+      throw new Error(
+        `case ${c.id} (${c.label.source}) has label value ${max} but the model has ${o.numClasses} classes (0..${o.numClasses - 1}); fix the manifest's labels or the model's numClasses`,
+      );
     }
     if (o.padCrops === false) {
       const small = [0, 1, 2].filter((a) => c.image.shape[a] < o.cropSize[a]);
       if (small.length) {
-        throw new Error(`case ${c.id} (${c.image.source}) is ${c.image.shape.join("x")}, smaller than the crop ${o.cropSize.join("x")} on axis ${small.map((a) => "DHW"[a]).join(", ")}, and padding is disabled; enable padding (padCrops) or use a smaller crop`);
+        throw new Error(
+          `case ${c.id} (${c.image.source}) is ${c.image.shape.join("x")}, smaller than the crop ${o.cropSize.join("x")} on axis ${small.map((a) => "DHW"[a]).join(", ")}, and padding is disabled; enable padding (padCrops) or use a smaller crop`,
+        );
       }
     }
   }
   const channels = new Set([...o.train, ...o.val].map((c) => c.image.channels));
-  if (channels.size > 1) throw new Error(`cases have different channel counts (${[...channels].join(", ")}); every case needs the manifest's channels`);
+  if (channels.size > 1)
+    throw new Error(
+      `cases have different channel counts (${[...channels].join(", ")}); every case needs the manifest's channels`,
+    );
 }
 
 /** A TrainTask for fit(): segmentation fine-tuning. */
@@ -112,7 +122,10 @@ export class SegmentationTask implements TrainTask {
     for (let b = 0; b < batchSize; b++) {
       const c = train[randInt(rng, 0, train.length - 1)];
       const fg = b >= batchSize - forced ? 1 : 0;
-      const start = sampleCropStart(rng, c.image.shape, cropSize as Shape3, { label: c.foreground, foregroundProb: fg });
+      const start = sampleCropStart(rng, c.image.shape, cropSize as Shape3, {
+        label: c.foreground,
+        foregroundProb: fg,
+      });
       const crop = extractCrop(c.image, c.label, start, cropSize as Shape3);
       const aug = augment(rng, crop.image, crop.label, this.o.augment);
       xs.set(aug.image.data, b * D * H * W * C);
@@ -133,7 +146,10 @@ export class SegmentationTask implements TrainTask {
   async evaluate(): Promise<{ metric: number; valDice: number }> {
     if (this.o.val.length === 0) return { metric: NaN, valDice: NaN };
     const dice = await evaluateDice(this.o.model, this.o.ops, this.o.val, {
-      cropSize: this.o.cropSize, numClasses: this.o.numClasses, classes: this.o.evalClasses, overlap: this.o.valOverlap ?? 0,
+      cropSize: this.o.cropSize,
+      numClasses: this.o.numClasses,
+      classes: this.o.evalClasses,
+      overlap: this.o.valOverlap ?? 0,
     });
     return { metric: dice.mean, valDice: dice.mean };
   }
@@ -144,7 +160,13 @@ export class SegmentationTask implements TrainTask {
     await saveCheckpoint(
       path.join(this.o.checkpointDir, `${tag}.safetensors`),
       this.variables(),
-      { model: this.o.modelName, config: this.o.model.config, preprocessing: this.o.preprocessing, fit: state, extra: this.o.extra },
+      {
+        model: this.o.modelName,
+        config: this.o.model.config,
+        preprocessing: this.o.preprocessing,
+        fit: state,
+        extra: this.o.extra,
+      },
       tag === "latest" ? optimizer : undefined,
     );
   }
@@ -170,9 +192,17 @@ export async function evaluateDice(
   const perCase: number[][] = [];
   const predictions: Array<Uint8Array | Uint16Array> = [];
   for (const c of cases) {
-    const pred = await slidingWindowPredict(c.image, (batch) => mainOutput(model.forward(batch, { ops, training: false })), {
-      cropSize: o.cropSize, numClasses: o.numClasses, overlap: o.overlap ?? 0.5, mirror: o.mirror ?? false, batchSize: o.batchSize ?? 1,
-    });
+    const pred = await slidingWindowPredict(
+      c.image,
+      (batch) => mainOutput(model.forward(batch, { ops, training: false })),
+      {
+        cropSize: o.cropSize,
+        numClasses: o.numClasses,
+        overlap: o.overlap ?? 0.5,
+        mirror: o.mirror ?? false,
+        batchSize: o.batchSize ?? 1,
+      },
+    );
     perCase.push(diceScores(pred.labels, c.label.data, classes));
     predictions.push(pred.labels);
   }

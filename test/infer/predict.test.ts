@@ -25,7 +25,11 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     const plan = computePreprocessing([first], "CT");
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
     const ckpt = path.join(root, "best.safetensors");
-    await saveCheckpoint(ckpt, model.trainableVariables(), { model: "nnformer-micro", config: model.config, preprocessing: plan });
+    await saveCheckpoint(ckpt, model.trainableVariables(), {
+      model: "nnformer-micro",
+      config: model.config,
+      preprocessing: plan,
+    });
     model.dispose();
 
     const out = path.join(root, "pred");
@@ -43,7 +47,10 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     assert.equal(official.units, "voxel");
 
     fs.rmSync(files[0]);
-    await assert.rejects(evaluatePredictions(resolved, "test", out), /1 prediction file\(s\) missing.*\n.*phantom_00\d\.nii\.gz/);
+    await assert.rejects(
+      evaluatePredictions(resolved, "test", out),
+      /1 prediction file\(s\) missing.*\n.*phantom_00\d\.nii\.gz/,
+    );
   });
 
   it("refuses a checkpoint that does not exist or has no preprocessing", async () => {

@@ -2,7 +2,13 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+  type TensorToWrite,
+} from "../../src/io/safetensors";
 
 /** A file built by hand: header object + raw data bytes. */
 function handMade(header: unknown, data: Uint8Array, headerLen?: number): Uint8Array {
@@ -44,11 +50,16 @@ describe("io/safetensors", () => {
     [0x3c00, 0xc000, 0x3555].forEach((h, i) => dv.setUint16(2 * i, h, true)); // 1, -2, ≈0.33325
     [0x3f80, 0xc0a0].forEach((h, i) => dv.setUint16(6 + 2 * i, h, true)); // 1, -5
     [0.1, -3].forEach((v, i) => dv.setFloat64(10 + 8 * i, v, true));
-    const r = parseSafetensors(handMade({
-      h: { dtype: "F16", shape: [3], data_offsets: [0, 6] },
-      b: { dtype: "BF16", shape: [2], data_offsets: [6, 10] },
-      d: { dtype: "F64", shape: [2], data_offsets: [10, 26] },
-    }, data));
+    const r = parseSafetensors(
+      handMade(
+        {
+          h: { dtype: "F16", shape: [3], data_offsets: [0, 6] },
+          b: { dtype: "BF16", shape: [2], data_offsets: [6, 10] },
+          d: { dtype: "F64", shape: [2], data_offsets: [10, 26] },
+        },
+        data,
+      ),
+    );
     const h = Array.from(r.tensors.get("h")!.data);
     assert.deepEqual(h.slice(0, 2), [1, -2]);
     assert.ok(Math.abs(h[2] - 0.33325) < 1e-4);
@@ -57,18 +68,49 @@ describe("io/safetensors", () => {
   });
 
   it("rejects damaged files with the file and tensor named", () => {
-    const good = serializeSafetensors(new Map([["w", { dtype: "F32", shape: [4], data: new Float32Array(4) } as TensorToWrite]]));
-    assert.throws(() => parseSafetensors(good.subarray(0, 5), "x.safetensors"), /x\.safetensors: truncated safetensors file \(5 bytes/);
-    assert.throws(() => parseSafetensors(handMade({}, new Uint8Array(0), 999), "x.safetensors"), /x\.safetensors: header length 999 runs past the end/);
-    assert.throws(() => parseSafetensors(handMade("{not json", new Uint8Array(0)), "x.safetensors"), /x\.safetensors: bad header JSON/);
-    assert.throws(() => parseSafetensors(handMade({ z: { dtype: "C64", shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)), "x.safetensors"),
-      /x\.safetensors: tensor 'z': unsupported dtype "C64"/);
-    assert.throws(() => parseSafetensors(good.subarray(0, good.length - 4), "x.safetensors"),
-      /x\.safetensors: tensor 'w': data_offsets \[0, 16\] out of range: the data section has 12 bytes \(file truncated\?\)/);
-    assert.throws(() => parseSafetensors(handMade({ w: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16)), "x.safetensors"),
-      /tensor 'w': data_offsets span 16 bytes but shape \[3\] of F32 needs 12/);
-    assert.throws(() => parseSafetensors(handMade({ w: { dtype: "F32", shape: [1], data_offsets: [8, 4] } }, new Uint8Array(16)), "x.safetensors"),
-      /tensor 'w': data_offsets \[8,4\] must be two integers/);
+    const good = serializeSafetensors(
+      new Map([["w", { dtype: "F32", shape: [4], data: new Float32Array(4) } as TensorToWrite]]),
+    );
+    assert.throws(
+      () => parseSafetensors(good.subarray(0, 5), "x.safetensors"),
+      /x\.safetensors: truncated safetensors file \(5 bytes/,
+    );
+    assert.throws(
+      () => parseSafetensors(handMade({}, new Uint8Array(0), 999), "x.safetensors"),
+      /x\.safetensors: header length 999 runs past the end/,
+    );
+    assert.throws(
+      () => parseSafetensors(handMade("{not json", new Uint8Array(0)), "x.safetensors"),
+      /x\.safetensors: bad header JSON/,
+    );
+    assert.throws(
+      () =>
+        parseSafetensors(
+          handMade({ z: { dtype: "C64", shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)),
+          "x.safetensors",
+        ),
+      /x\.safetensors: tensor 'z': unsupported dtype "C64"/,
+    );
+    assert.throws(
+      () => parseSafetensors(good.subarray(0, good.length - 4), "x.safetensors"),
+      /x\.safetensors: tensor 'w': data_offsets \[0, 16\] out of range: the data section has 12 bytes \(file truncated\?\)/,
+    );
+    assert.throws(
+      () =>
+        parseSafetensors(
+          handMade({ w: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16)),
+          "x.safetensors",
+        ),
+      /tensor 'w': data_offsets span 16 bytes but shape \[3\] of F32 needs 12/,
+    );
+    assert.throws(
+      () =>
+        parseSafetensors(
+          handMade({ w: { dtype: "F32", shape: [1], data_offsets: [8, 4] } }, new Uint8Array(16)),
+          "x.safetensors",
+        ),
+      /tensor 'w': data_offsets \[8,4\] must be two integers/,
+    );
     assert.throws(() => readSafetensors(path.join(dir, "nope.safetensors")), /cannot read .*nope\.safetensors/);
   });
 });

@@ -38,7 +38,10 @@ export interface Input {
   grad?: boolean;
 }
 
-export const input = (shape: number[], seed: number, scale = 1): Input => ({ data: randomData(shape, seed, scale), shape });
+export const input = (shape: number[], seed: number, scale = 1): Input => ({
+  data: randomData(shape, seed, scale),
+  shape,
+});
 
 /**
  * The value of f and its gradients w.r.t. the float inputs, for the loss Σ f(...)·R with a fixed pseudo-random R,
@@ -46,8 +49,10 @@ export const input = (shape: number[], seed: number, scale = 1): Input => ({ dat
  */
 export function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[]): Float32Array[] {
   return tf.tidy(() => {
-    const ts = inputs.map((i) => (i.data instanceof Int32Array ? tf.tensor(i.data, i.shape, "int32") : tf.tensor(i.data, i.shape)));
-    const wrt = inputs.map((i, k) => (i.grad ?? !(i.data instanceof Int32Array) ? k : -1)).filter((k) => k >= 0);
+    const ts = inputs.map((i) =>
+      i.data instanceof Int32Array ? tf.tensor(i.data, i.shape, "int32") : tf.tensor(i.data, i.shape),
+    );
+    const wrt = inputs.map((i, k) => ((i.grad ?? !(i.data instanceof Int32Array)) ? k : -1)).filter((k) => k >= 0);
     const y = f(...ts);
     const r = tf.tensor(randomData(y.shape, 99), y.shape);
     const loss = (...vs: tf.Tensor[]) => {
@@ -72,7 +77,13 @@ export async function onBackend<T>(name: string, fn: () => T): Promise<T> {
 }
 
 /** Assert every array of `got` matches `ref` within tol (relative to max |ref|). */
-export function assertClose(got: Float32Array[], ref: Float32Array[], label: string, tol = 1e-4, skip: number[] = []): void {
+export function assertClose(
+  got: Float32Array[],
+  ref: Float32Array[],
+  label: string,
+  tol = 1e-4,
+  skip: number[] = [],
+): void {
   assert.equal(got.length, ref.length, `${label}: ${got.length} outputs vs ${ref.length}`);
   got.forEach((g, i) => {
     if (skip.includes(i)) return;
@@ -97,9 +108,29 @@ export function assertNoLeak(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Te
 /** Conv cases: the strides, kernels and paddings nnFormer uses, with odd sizes and batch 2. */
 export const CONV_CASES: { name: string; x: number[]; w: number[]; spec: Conv3dSpec }[] = [
   { name: "k3 s1 p1", x: [1, 5, 6, 4, 3], w: [3, 3, 3, 3, 4], spec: { stride: [1, 1, 1], padding: [1, 1, 1] } },
-  { name: "k3 s2 p1 odd, batch 2", x: [2, 5, 7, 6, 3], w: [3, 3, 3, 3, 4], spec: { stride: [2, 2, 2], padding: [1, 1, 1] } },
+  {
+    name: "k3 s2 p1 odd, batch 2",
+    x: [2, 5, 7, 6, 3],
+    w: [3, 3, 3, 3, 4],
+    spec: { stride: [2, 2, 2], padding: [1, 1, 1] },
+  },
   { name: "k3 s(1,2,2) p1", x: [1, 4, 6, 5, 2], w: [3, 3, 3, 2, 3], spec: { stride: [1, 2, 2], padding: [1, 1, 1] } },
-  { name: "k(1,3,3) s(1,2,2) p(0,1,1)", x: [2, 3, 6, 7, 2], w: [1, 3, 3, 2, 3], spec: { stride: [1, 2, 2], padding: [0, 1, 1] } },
-  { name: "k3 s2 p(0,1,1), D 7->3", x: [1, 7, 4, 4, 2], w: [3, 3, 3, 2, 3], spec: { stride: [2, 2, 2], padding: [0, 1, 1] } },
-  { name: "k3 s1 p1 inputGrad false, batch 2", x: [2, 4, 4, 4, 1], w: [3, 3, 3, 1, 4], spec: { stride: [1, 1, 1], padding: [1, 1, 1], inputGrad: false } },
+  {
+    name: "k(1,3,3) s(1,2,2) p(0,1,1)",
+    x: [2, 3, 6, 7, 2],
+    w: [1, 3, 3, 2, 3],
+    spec: { stride: [1, 2, 2], padding: [0, 1, 1] },
+  },
+  {
+    name: "k3 s2 p(0,1,1), D 7->3",
+    x: [1, 7, 4, 4, 2],
+    w: [3, 3, 3, 2, 3],
+    spec: { stride: [2, 2, 2], padding: [0, 1, 1] },
+  },
+  {
+    name: "k3 s1 p1 inputGrad false, batch 2",
+    x: [2, 4, 4, 4, 1],
+    w: [3, 3, 3, 1, 4],
+    spec: { stride: [1, 1, 1], padding: [1, 1, 1], inputGrad: false },
+  },
 ];

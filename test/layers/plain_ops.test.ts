@@ -5,7 +5,6 @@ import { plainOps } from "../../src/layers/plain_ops";
 import { Triple } from "../../src/layers/ops";
 import { assertClose, CONV_CASES, input, onBackend, randomData, relErr, valueAndGrads } from "./grad_check";
 
-
 describe("layers/plain_ops", () => {
   before(async () => {
     await initBackend();
@@ -14,7 +13,8 @@ describe("layers/plain_ops", () => {
   it("conv3d on wasm (im2col) matches tf.conv3d on cpu, values and gradients", async () => {
     for (const c of CONV_CASES) {
       const inputs = [input(c.x, 1), input(c.w, 2, 0.3), input([c.w[4]], 3)];
-      const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => plainOps.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, c.spec);
+      const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+        plainOps.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, c.spec);
       const got = valueAndGrads(f, inputs);
       const ref = await onBackend("cpu", () => valueAndGrads(f, inputs)); // plainOps uses tf.conv3d there
       assertClose(got, ref, `plain conv3d ${c.name}`);
@@ -39,11 +39,30 @@ describe("layers/plain_ops", () => {
         tf.tidy(() => {
           const x = tf.tensor5d(inputs[0].data as Float32Array, c.x as any);
           const w = tf.tensor5d(inputs[1].data as Float32Array, wShape as any);
-          let y: tf.Tensor5D = tf.add(tf.conv3dTranspose(x, w, [B, ...outShape, c.co], c.k, "valid"), tf.tensor1d(inputs[2].data as Float32Array));
-          y = tf.pad(y, [[0, 0], [0, c.op[0]], [0, c.op[1]], [0, c.op[2]], [0, 0]]);
+          let y: tf.Tensor5D = tf.add(
+            tf.conv3dTranspose(x, w, [B, ...outShape, c.co], c.k, "valid"),
+            tf.tensor1d(inputs[2].data as Float32Array),
+          );
+          y = tf.pad(y, [
+            [0, 0],
+            [0, c.op[0]],
+            [0, c.op[1]],
+            [0, c.op[2]],
+            [0, 0],
+          ]);
           if (c.op.some((v) => v)) {
             // trailing output-padding planes carry only the bias
-            const m = tf.pad(tf.zeros([B, ...outShape, 1]), [[0, 0], [0, c.op[0]], [0, c.op[1]], [0, c.op[2]], [0, 0]], 1);
+            const m = tf.pad(
+              tf.zeros([B, ...outShape, 1]),
+              [
+                [0, 0],
+                [0, c.op[0]],
+                [0, c.op[1]],
+                [0, c.op[2]],
+                [0, 0],
+              ],
+              1,
+            );
             y = tf.add(y, tf.mul(m, tf.tensor1d(inputs[2].data as Float32Array)));
           }
           // dX of Σ y·R is the stride-k conv3d of R (cropped to the unpadded output) with the same weight
@@ -59,12 +78,21 @@ describe("layers/plain_ops", () => {
   });
 
   it("windowAttention on wasm matches cpu and a direct per-window computation", async () => {
-    const nW = 4, N = 5, h = 2, d = 3, C = h * d;
+    const nW = 4,
+      N = 5,
+      h = 2,
+      d = 3,
+      C = h * d;
     const inputs = [input([nW * N, C], 7), input([nW * N, C], 8), input([nW * N, C], 9), input([h, N, N], 10)];
     const maskData = new Float32Array(2 * N * N).map((_, i) => (i % 7 === 3 ? -100 : 0));
     const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor) =>
       plainOps.windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, {
-        numWindows: nW, tokens: N, heads: h, scale: 0.4, bias: bias as tf.Tensor3D, mask: tf.tensor3d(maskData, [2, N, N]),
+        numWindows: nW,
+        tokens: N,
+        heads: h,
+        scale: 0.4,
+        bias: bias as tf.Tensor3D,
+        mask: tf.tensor3d(maskData, [2, N, N]),
       });
     const got = valueAndGrads(f, inputs);
     assertClose(got, await onBackend("cpu", () => valueAndGrads(f, inputs)), "plain attention wasm vs cpu");
@@ -99,7 +127,19 @@ describe("layers/plain_ops", () => {
   });
 
   it("layerNorm, gelu and roll give the textbook values", () => {
-    const y = tf.tidy(() => plainOps.layerNorm(tf.tensor2d([[1, 2, 3], [0, 0, 3]]), tf.tensor1d([1, 2, 1]), tf.tensor1d([0, 0, 1]), 1e-5).dataSync());
+    const y = tf.tidy(() =>
+      plainOps
+        .layerNorm(
+          tf.tensor2d([
+            [1, 2, 3],
+            [0, 0, 3],
+          ]),
+          tf.tensor1d([1, 2, 1]),
+          tf.tensor1d([0, 0, 1]),
+          1e-5,
+        )
+        .dataSync(),
+    );
     const s1 = Math.sqrt(2 / 3 + 1e-5);
     const s2 = Math.sqrt(2 + 1e-5);
     assert.ok(relErr(y, [-1 / s1, 0, 1 / s1 + 1, -1 / s2, -2 / s2, 2 / s2 + 1]) < 1e-5);
@@ -116,14 +156,26 @@ describe("layers/plain_ops", () => {
         for (let yy = 0; yy < 4; yy++)
           for (let x = 0; x < 5; x++)
             for (let c = 0; c < 2; c++) {
-              const src = (((b * 3 + mod(z - shifts[0], 3)) * 4 + mod(yy - shifts[1], 4)) * 5 + mod(x - shifts[2], 5)) * 2 + c;
+              const src =
+                (((b * 3 + mod(z - shifts[0], 3)) * 4 + mod(yy - shifts[1], 4)) * 5 + mod(x - shifts[2], 5)) * 2 + c;
               if (r[(((b * 3 + z) * 4 + yy) * 5 + x) * 2 + c] !== src) bad++;
             }
     assert.equal(bad, 0);
   });
 
   it("linear is x·w + b", () => {
-    const y = tf.tidy(() => plainOps.linear(tf.tensor2d([[1, 2]]), tf.tensor2d([[1, 0, 2], [0, 1, 3]]), tf.tensor1d([1, 1, 1])).dataSync());
+    const y = tf.tidy(() =>
+      plainOps
+        .linear(
+          tf.tensor2d([[1, 2]]),
+          tf.tensor2d([
+            [1, 0, 2],
+            [0, 1, 3],
+          ]),
+          tf.tensor1d([1, 1, 1]),
+        )
+        .dataSync(),
+    );
     assert.deepEqual(Array.from(y), [2, 3, 9]);
   });
 });

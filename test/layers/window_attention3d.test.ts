@@ -4,7 +4,13 @@ import { initBackend } from "../../src/runtime/backend";
 import { permuteRows } from "../../src/layers/nnformer_blocks";
 import type { Triple } from "../../src/layers/ops";
 import {
-  blockGeometry, keyMaskFromVisibility, mergeIndex, officialRelativePositionIndex, partitionIndex, rpbTableRows, shiftMask,
+  blockGeometry,
+  keyMaskFromVisibility,
+  mergeIndex,
+  officialRelativePositionIndex,
+  partitionIndex,
+  rpbTableRows,
+  shiftMask,
 } from "../../src/layers/window_attention3d";
 
 const distinct = (a: Int32Array) => new Set(a).size;
@@ -13,7 +19,10 @@ const max = (a: Int32Array) => a.reduce((m, v) => Math.max(m, v), 0);
 describe("layers/window_attention3d", () => {
   it("replicates the official relative-position index quirk (reachable rows per spec §2.4)", () => {
     const cases: Array<[Triple, number, number]> = [
-      [[4, 4, 4], 115, 343], [[8, 8, 8], 547, 3375], [[3, 5, 5], 137, 405], [[7, 10, 10], 709, 4693],
+      [[4, 4, 4], 115, 343],
+      [[8, 8, 8], 547, 3375],
+      [[3, 5, 5], 137, 405],
+      [[7, 10, 10], 709, 4693],
     ];
     for (const [w, reachable, rows] of cases) {
       const idx = officialRelativePositionIndex(w);
@@ -36,7 +45,10 @@ describe("layers/window_attention3d", () => {
     const m = shiftMask(g);
     assert.equal(m.length, 8 * 64 * 64);
     assert.ok(m.every((v) => v === 0 || v === -100));
-    assert.ok(m.subarray(0, 64 * 64).every((v) => v === 0), "the first window lies in one region");
+    assert.ok(
+      m.subarray(0, 64 * 64).every((v) => v === 0),
+      "the first window lies in one region",
+    );
     // last window: 8 regions of 8 tokens → 8·8·8 = 512 zero entries of 4096
     assert.equal(m.subarray(7 * 4096).filter((v) => v === 0).length, 512);
   });
@@ -56,7 +68,9 @@ describe("layers/window_attention3d", () => {
   });
 
   it("partition/merge gathers equal pad → roll(−shift) → window partition done by hand", () => {
-    const G: Triple = [5, 4, 6], w: Triple = [3, 2, 3], B = 2;
+    const G: Triple = [5, 4, 6],
+      w: Triple = [3, 2, 3],
+      B = 2;
     const g = blockGeometry(G, w, true, "equal", false); // padded 6×4×6, shift (1,1,1)
     const L = 5 * 4 * 6;
     const part = partitionIndex(g, B, B * L);
@@ -64,12 +78,18 @@ describe("layers/window_attention3d", () => {
     const P = g.padded;
     const ref: number[] = [];
     for (let b = 0; b < B; b++)
-      for (let bs = 0; bs < P[0] / w[0]; bs++) for (let bh = 0; bh < P[1] / w[1]; bh++) for (let bw = 0; bw < P[2] / w[2]; bw++)
-        for (let i = 0; i < w[0]; i++) for (let j = 0; j < w[1]; j++) for (let k = 0; k < w[2]; k++) {
-          const p = [bs * w[0] + i, bh * w[1] + j, bw * w[2] + k];
-          const q = p.map((v, a) => (v + g.shift[a]) % P[a]); // torch.roll(x, −shift)[p] = x[p + shift]
-          ref.push(q[0] < G[0] && q[1] < G[1] && q[2] < G[2] ? b * L + (q[0] * G[1] + q[1]) * G[2] + q[2] : B * L);
-        }
+      for (let bs = 0; bs < P[0] / w[0]; bs++)
+        for (let bh = 0; bh < P[1] / w[1]; bh++)
+          for (let bw = 0; bw < P[2] / w[2]; bw++)
+            for (let i = 0; i < w[0]; i++)
+              for (let j = 0; j < w[1]; j++)
+                for (let k = 0; k < w[2]; k++) {
+                  const p = [bs * w[0] + i, bh * w[1] + j, bw * w[2] + k];
+                  const q = p.map((v, a) => (v + g.shift[a]) % P[a]); // torch.roll(x, −shift)[p] = x[p + shift]
+                  ref.push(
+                    q[0] < G[0] && q[1] < G[1] && q[2] < G[2] ? b * L + (q[0] * G[1] + q[1]) * G[2] + q[2] : B * L,
+                  );
+                }
     assert.deepEqual(Array.from(part), ref);
     const merge = mergeIndex(g, B);
     for (let r = 0; r < B * L; r++) assert.equal(part[merge[r]], r, `merge∘partition is the identity at ${r}`);
@@ -91,12 +111,18 @@ describe("layers/nnformer_blocks permuteRows", () => {
   it("window gathers: forward = pad/roll/partition, gradient = exact scatter of dy (checked by hand)", async () => {
     await initBackend();
     const g = blockGeometry([5, 4, 6], [3, 2, 3], true, "equal", false);
-    const B = 2, L = 120, C = 3;
-    const part = partitionIndex(g, B, B * L), merge = mergeIndex(g, B);
+    const B = 2,
+      L = 120,
+      C = 3;
+    const part = partitionIndex(g, B, B * L),
+      merge = mergeIndex(g, B);
     const x = tf.randomNormal([B * L, C], 0, 1, "float32", 1) as tf.Tensor2D;
     const R = tf.randomNormal([part.length, C], 0, 1, "float32", 2);
-    const xv = x.dataSync(), rv = R.dataSync();
-    const { value, grad } = tf.valueAndGrad((t: tf.Tensor2D) => tf.sum(tf.mul(permuteRows(t, part, true, merge, false), R)) as tf.Scalar)(x);
+    const xv = x.dataSync(),
+      rv = R.dataSync();
+    const { value, grad } = tf.valueAndGrad(
+      (t: tf.Tensor2D) => tf.sum(tf.mul(permuteRows(t, part, true, merge, false), R)) as tf.Scalar,
+    )(x);
     const dx = grad.dataSync();
     let expectValue = 0;
     const expectDx = new Float64Array(B * L * C);

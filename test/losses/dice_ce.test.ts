@@ -2,7 +2,12 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import {
-  deepSupervisionLoss, deepSupervisionWeights, diceCeLoss, diceCeLossPlain, DiceCeOptions, nearestDownsample,
+  deepSupervisionLoss,
+  deepSupervisionWeights,
+  diceCeLoss,
+  diceCeLossPlain,
+  DiceCeOptions,
+  nearestDownsample,
 } from "../../src/losses/dice_ce";
 import { assertClose, assertNoLeak, input, relErr, valueAndGrads } from "../layers/grad_check";
 
@@ -31,7 +36,11 @@ describe("losses/dice_ce", () => {
       const plain = valueAndGrads((x) => diceCeLossPlain(x, asInt(x), opts), [logits]);
       assertClose(fast, plain, `dice_ce ${JSON.stringify(opts)}`);
       const oneHot = () => tf.oneHot(tf.tensor1d(lab, "int32"), K).reshape([...shape, K]);
-      assertClose(valueAndGrads((x) => diceCeLoss(x, oneHot(), opts), [logits]), plain, `one-hot target ${JSON.stringify(opts)}`);
+      assertClose(
+        valueAndGrads((x) => diceCeLoss(x, oneHot(), opts), [logits]),
+        plain,
+        `one-hot target ${JSON.stringify(opts)}`,
+      );
     }
     // P ≥ 256 takes the blocked-transpose voxel sums; batch 2 with per-item Dice
     const big = input([2, 8, 8, 8, 3], 6, 2);
@@ -57,7 +66,12 @@ describe("losses/dice_ce", () => {
   it("gives the nnU-Net value on a hand-made example", () => {
     // 4 voxels, 2 classes; logits give p(class 1) = 0.8, 0.8, 0.2, 0.2; labels 1, 0, 0, 0
     const l = Math.log(4);
-    const x = tf.tensor2d([[0, l], [0, l], [l, 0], [l, 0]]);
+    const x = tf.tensor2d([
+      [0, l],
+      [0, l],
+      [l, 0],
+      [l, 0],
+    ]);
     const y = tf.tensor1d([1, 0, 0, 0], "int32");
     const got = tf.tidy(() => diceCeLoss(x, y, { batchDice: true }).dataSync()[0]);
     const ce = -(Math.log(0.8) + Math.log(0.2) + 2 * Math.log(0.8)) / 4;
@@ -87,10 +101,15 @@ describe("losses/dice_ce", () => {
     const d = tf.tidy(() => nearestDownsample(tf.range(0, 64).reshape([1, 4, 4, 4]), [2, 2, 1]).dataSync());
     assert.deepEqual(Array.from(d), [1 * 16 + 1 * 4 + 2, 1 * 16 + 3 * 4 + 2, 3 * 16 + 1 * 4 + 2, 3 * 16 + 3 * 4 + 2]);
     // batch 2, channels (rank 5), factors (3, 1, 2)
-    const e = tf.tidy(() => nearestDownsample(tf.range(0, 2 * 6 * 2 * 4 * 2).reshape([2, 6, 2, 4, 2]), [2, 2, 2]).dataSync());
+    const e = tf.tidy(() =>
+      nearestDownsample(tf.range(0, 2 * 6 * 2 * 4 * 2).reshape([2, 6, 2, 4, 2]), [2, 2, 2]).dataSync(),
+    );
     const want: number[] = [];
-    for (let b = 0; b < 2; b++) for (let z = 0; z < 2; z++) for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) for (let c = 0; c < 2; c++)
-      want.push(((((b * 6 + 3 * z + 1) * 2 + y) * 4 + 2 * x + 1) * 2) + c);
+    for (let b = 0; b < 2; b++)
+      for (let z = 0; z < 2; z++)
+        for (let y = 0; y < 2; y++)
+          for (let x = 0; x < 2; x++)
+            for (let c = 0; c < 2; c++) want.push((((b * 6 + 3 * z + 1) * 2 + y) * 4 + 2 * x + 1) * 2 + c);
     assert.deepEqual(Array.from(e), want);
     full.dispose();
   });

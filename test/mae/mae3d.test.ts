@@ -30,19 +30,22 @@ describe("mae/mae3d", function () {
   it("sparse mode does not leak: changing masked voxels leaves every stage's visible outputs unchanged", () => {
     const mae = new MaeNnFormer(MICRO, { mask: { mode: "sparse", ratio: 0.75, unit: [4, 8, 8] } }, { seed: 1 });
     try {
-      const B = 2, shape: [number, number, number, number, number] = [B, ...MICRO.cropSize, 1];
+      const B = 2,
+        shape: [number, number, number, number, number] = [B, ...MICRO.cropSize, 1];
       const n = B * 16 * 32 * 32;
       const x = randomCrops(1, n);
       const s = mae.drawMask(makeRng(2), B);
       const vox = voxelVisibility(s);
       const x2 = x.map((v, i) => (vox[i] ? v : v + 5 * normal(makeRng(i))));
       const x3 = x.map((v, i) => (vox[i] ? v + 0.5 : v)); // a visible change must show
-      const run = (data: Float32Array) => tf.tidy(() => {
-        const { enc } = mae.encode(tf.tensor5d(data, shape), s, ops, data);
-        return enc.skips.map((t) => t.arraySync() as number[][]);
-      });
+      const run = (data: Float32Array) =>
+        tf.tidy(() => {
+          const { enc } = mae.encode(tf.tensor5d(data, shape), s, ops, data);
+          return enc.skips.map((t) => t.arraySync() as number[][]);
+        });
       const [a, b, c] = [run(x), run(x2), run(x3)];
-      let checked = 0, changed = 0;
+      let checked = 0,
+        changed = 0;
       mae.encoder.plan.encoder.forEach((st, i) => {
         const vis = visibilityAt(s, st.grid);
         let scale = 0;
@@ -73,7 +76,10 @@ describe("mae/mae3d", function () {
       const wrong = tf.add(target, tf.mul(tf.onesLike(target), 0.5)) as tf.Tensor5D;
       const wrongMaskedOnly = tf.add(target, tf.mul(masked, 0.5)) as tf.Tensor5D;
       assert.ok(Math.abs(maskedMse(wrong, target, masked).dataSync()[0] - 0.25) < 1e-6);
-      assert.equal(maskedMse(wrong, target, masked).dataSync()[0], maskedMse(wrongMaskedOnly, target, masked).dataSync()[0]);
+      assert.equal(
+        maskedMse(wrong, target, masked).dataSync()[0],
+        maskedMse(wrongMaskedOnly, target, masked).dataSync()[0],
+      );
     });
   });
 
@@ -82,7 +88,10 @@ describe("mae/mae3d", function () {
     x[3] = -2.4;
     const t = normPixTargets(x, 1, [4, 8, 8], 1, [2, 4, 4], 1e-2);
     assert.ok(t.every((v) => Number.isFinite(v) && Math.abs(v) < 2));
-    assert.throws(() => new MaeNnFormer(MICRO, { normPix: "patch", normPixEps: 1e-6 }), /normPixEps = 0.000001: use at least 1e-2/);
+    assert.throws(
+      () => new MaeNnFormer(MICRO, { normPix: "patch", normPixEps: 1e-6 }),
+      /normPixEps = 0.000001: use at least 1e-2/,
+    );
   });
 
   it("compact mode reads shrunken windows' RPB rows out of the full tables (same offsets)", () => {
@@ -100,24 +109,40 @@ describe("mae/mae3d", function () {
     } finally {
       mae.dispose();
     }
-    assert.throws(() => new MaeNnFormer(MICRO, { mask: { mode: "compact", ratio: 0.75 } }), /compact crop \[16,16,16\].*cannot hold this encoder/);
+    assert.throws(
+      () => new MaeNnFormer(MICRO, { mask: { mode: "compact", ratio: 0.75 } }),
+      /compact crop \[16,16,16\].*cannot hold this encoder/,
+    );
   });
 
-  for (const [mode, config, unit] of [["sparse", MICRO, [4, 8, 8]], ["simmim", MICRO, [4, 8, 8]], ["compact", MICRO_WIDE, [8, 16, 16]]] as Array<[
-    "sparse" | "simmim" | "compact", NnFormerConfig, Triple]>) {
+  for (const [mode, config, unit] of [
+    ["sparse", MICRO, [4, 8, 8]],
+    ["simmim", MICRO, [4, 8, 8]],
+    ["compact", MICRO_WIDE, [8, 16, 16]],
+  ] as Array<["sparse" | "simmim" | "compact", NnFormerConfig, Triple]>) {
     it(`${mode}: pretraining steps keep tf.memory().numTensors flat and the loss finite`, async () => {
       const counts: number[] = [];
       const before = tf.memory().numTensors;
       const r = await pretrainMae({
-        model: config, mae: { mask: { mode, ratio: mode === "simmim" ? 0.6 : 0.75, unit } },
-        data: { kind: "phantom", seed: 0, count: 2, shape: config.cropSize }, maxSteps: 5, batchSize: 1, evalCrops: 1,
-        augment: AUGMENT_OFF, onStep: () => { counts.push(tf.memory().numTensors); },
+        model: config,
+        mae: { mask: { mode, ratio: mode === "simmim" ? 0.6 : 0.75, unit } },
+        data: { kind: "phantom", seed: 0, count: 2, shape: config.cropSize },
+        maxSteps: 5,
+        batchSize: 1,
+        evalCrops: 1,
+        augment: AUGMENT_OFF,
+        onStep: () => {
+          counts.push(tf.memory().numTensors);
+        },
       });
       assert.ok(r.losses.every(Number.isFinite));
       assert.equal(counts[1], counts[2], `tensors per step: ${counts}`);
       assert.equal(counts[2], counts[3], `tensors per step: ${counts}`);
       r.mae.dispose();
-      assert.ok(tf.memory().numTensors - before <= 40, `left behind ${tf.memory().numTensors - before} tensors (op caches only)`);
+      assert.ok(
+        tf.memory().numTensors - before <= 40,
+        `left behind ${tf.memory().numTensors - before} tensors (op caches only)`,
+      );
     });
   }
 });

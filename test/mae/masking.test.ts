@@ -4,19 +4,34 @@ import { NNFORMER_MICRO, NNFORMER_TINY, planNnFormer } from "../../src/models/nn
 import { partitionIndex } from "../../src/layers/window_attention3d";
 import { makeRng } from "../../src/runtime/random";
 import {
-  checkMaskConfig, compactCrop, compactGather, compactScatterIndex, defaultMaskConfig, defaultMaskUnit, drawMask, maskVolume,
-  randomMasking, visibilityAt, voxelVisibility,
+  checkMaskConfig,
+  compactCrop,
+  compactGather,
+  compactScatterIndex,
+  defaultMaskConfig,
+  defaultMaskUnit,
+  drawMask,
+  maskVolume,
+  randomMasking,
+  visibilityAt,
+  voxelVisibility,
 } from "../../src/mae/masking";
 
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 
 describe("mae/masking", () => {
   it("keeps exactly round((1 − r)·N) units visible per sample", () => {
-    for (const [grid, r] of [[[2, 4, 4], 0.75], [[8, 4, 4], 0.6], [[3, 5, 7], 0.9], [[2, 2, 2], 0.5]] as Array<[Triple, number]>) {
+    for (const [grid, r] of [
+      [[2, 4, 4], 0.75],
+      [[8, 4, 4], 0.6],
+      [[3, 5, 7], 0.9],
+      [[2, 2, 2], 0.5],
+    ] as Array<[Triple, number]>) {
       const N = grid[0] * grid[1] * grid[2];
       for (let seed = 0; seed < 5; seed++) {
         const v = randomMasking(makeRng(seed), grid, r, 3);
-        for (let b = 0; b < 3; b++) assert.equal(sum(v.subarray(b * N, (b + 1) * N)), Math.round((1 - r) * N), `${grid} r ${r}`);
+        for (let b = 0; b < 3; b++)
+          assert.equal(sum(v.subarray(b * N, (b + 1) * N)), Math.round((1 - r) * N), `${grid} r ${r}`);
       }
     }
     // same seed, same mask; another seed, another mask
@@ -44,22 +59,34 @@ describe("mae/masking", () => {
     const s = drawMask(makeRng(3), { mode: "sparse", ratio: 0.75, unit }, c.cropSize, 2);
     const vox = voxelVisibility(s);
     const [D, H, W] = c.cropSize;
-    for (let b = 0; b < 2; b++) for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-      const u = (Math.floor(d / unit[0]) * s.unitGrid[1] + Math.floor(h / unit[1])) * s.unitGrid[2] + Math.floor(w / unit[2]);
-      assert.equal(vox[((b * D + d) * H + h) * W + w], s.visible[b * 64 + u]);
-    }
+    for (let b = 0; b < 2; b++)
+      for (let d = 0; d < D; d++)
+        for (let h = 0; h < H; h++)
+          for (let w = 0; w < W; w++) {
+            const u =
+              (Math.floor(d / unit[0]) * s.unitGrid[1] + Math.floor(h / unit[1])) * s.unitGrid[2] +
+              Math.floor(w / unit[2]);
+            assert.equal(vox[((b * D + d) * H + h) * W + w], s.visible[b * 64 + u]);
+          }
     assert.equal(sum(vox), 2 * 16 * unit[0] * unit[1] * unit[2]);
     const grids = planNnFormer(c).encoder.map((st) => st.grid);
     for (let i = 1; i < 4; i++) {
-      const fine = visibilityAt(s, grids[i - 1]), coarse = visibilityAt(s, grids[i]);
-      const [gd, gh, gw] = grids[i], [fd, fh, fw] = grids[i - 1];
-      for (let b = 0; b < 2; b++) for (let d = 0; d < gd; d++) for (let h = 0; h < gh; h++) for (let w = 0; w < gw; w++) {
-        let any = 0;
-        for (let x = 2 * d; x < Math.min(fd, 2 * d + 2); x++) for (let y = 2 * h; y < Math.min(fh, 2 * h + 2); y++) for (let z = 2 * w; z < Math.min(fw, 2 * w + 2); z++) {
-          any |= fine[((b * fd + x) * fh + y) * fw + z];
-        }
-        assert.equal(coarse[((b * gd + d) * gh + h) * gw + w], any, `stage ${i}`);
-      }
+      const fine = visibilityAt(s, grids[i - 1]),
+        coarse = visibilityAt(s, grids[i]);
+      const [gd, gh, gw] = grids[i],
+        [fd, fh, fw] = grids[i - 1];
+      for (let b = 0; b < 2; b++)
+        for (let d = 0; d < gd; d++)
+          for (let h = 0; h < gh; h++)
+            for (let w = 0; w < gw; w++) {
+              let any = 0;
+              for (let x = 2 * d; x < Math.min(fd, 2 * d + 2); x++)
+                for (let y = 2 * h; y < Math.min(fh, 2 * h + 2); y++)
+                  for (let z = 2 * w; z < Math.min(fw, 2 * w + 2); z++) {
+                    any |= fine[((b * fd + x) * fh + y) * fw + z];
+                  }
+              assert.equal(coarse[((b * gd + d) * gh + h) * gw + w], any, `stage ${i}`);
+            }
     }
     const x = Float32Array.from({ length: 2 * D * H * W }, (_, i) => i + 1);
     const xm = maskVolume(x, s);
@@ -67,11 +94,16 @@ describe("mae/masking", () => {
   });
 
   it("compact mode keeps one unit per group, packs them, and scatters back exactly", () => {
-    const crop: Triple = [16, 64, 64], unit: Triple = [8, 16, 16];
-    for (const [ratio, group] of [[0.75, [1, 2, 2]], [0.875, [2, 2, 2]]] as Array<[number, Triple]>) {
+    const crop: Triple = [16, 64, 64],
+      unit: Triple = [8, 16, 16];
+    for (const [ratio, group] of [
+      [0.75, [1, 2, 2]],
+      [0.875, [2, 2, 2]],
+    ] as Array<[number, Triple]>) {
       const s = drawMask(makeRng(5), { mode: "compact", ratio, unit }, crop, 2);
       const N = s.unitGrid[0] * s.unitGrid[1] * s.unitGrid[2];
-      for (let b = 0; b < 2; b++) assert.equal(sum(s.visible.subarray(b * N, (b + 1) * N)), N / (group[0] * group[1] * group[2]));
+      for (let b = 0; b < 2; b++)
+        assert.equal(sum(s.visible.subarray(b * N, (b + 1) * N)), N / (group[0] * group[1] * group[2]));
       const cc = compactCrop(crop, group);
       const x = Float32Array.from({ length: 2 * crop[0] * crop[1] * crop[2] }, (_, i) => i);
       const xc = compactGather(x, s);
@@ -86,12 +118,24 @@ describe("mae/masking", () => {
     const c = NNFORMER_MICRO;
     const unit: Triple = [8, 16, 16];
     for (const ratio of [0, 1, 1.2, -0.1, NaN]) {
-      assert.throws(() => checkMaskConfig({ mode: "sparse", ratio, unit }, c), /mask\.ratio = .*strictly between 0 and 1/);
+      assert.throws(
+        () => checkMaskConfig({ mode: "sparse", ratio, unit }, c),
+        /mask\.ratio = .*strictly between 0 and 1/,
+      );
     }
     assert.throws(() => checkMaskConfig({ mode: "sparse", ratio: 0.95, unit }, c), /keeps 0 visible/);
-    assert.throws(() => checkMaskConfig({ mode: "sparse", ratio: 0.75, unit: [8, 12, 16] }, c), /mask\.unit = \[8,12,16\].*does not divide the crop/);
-    assert.throws(() => checkMaskConfig({ mode: "sparse", ratio: 0.75, unit: [8, 16, 2] }, c), /not a multiple of the embedding patch \[2,4,4\]/);
+    assert.throws(
+      () => checkMaskConfig({ mode: "sparse", ratio: 0.75, unit: [8, 12, 16] }, c),
+      /mask\.unit = \[8,12,16\].*does not divide the crop/,
+    );
+    assert.throws(
+      () => checkMaskConfig({ mode: "sparse", ratio: 0.75, unit: [8, 16, 2] }, c),
+      /not a multiple of the embedding patch \[2,4,4\]/,
+    );
     assert.throws(() => checkMaskConfig({ mode: "compact", ratio: 0.6, unit }, c), /ratio must be 0\.75.*or 0\.875/);
-    assert.throws(() => checkMaskConfig({ mode: "bogus" as never, ratio: 0.75, unit }, c), /mask\.mode = "bogus": use one of sparse, simmim, compact/);
+    assert.throws(
+      () => checkMaskConfig({ mode: "bogus" as never, ratio: 0.75, unit }, c),
+      /mask\.mode = "bogus": use one of sparse, simmim, compact/,
+    );
   });
 });

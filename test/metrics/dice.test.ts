@@ -6,7 +6,8 @@ import { formatSummary, summarize, evaluateCase, summarizeCases, NNFORMER_EVAL }
 function labels(f: (d: number, h: number, w: number) => number, shape = [4, 4, 4]): Uint8Array {
   const out = new Uint8Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
-  for (let d = 0; d < shape[0]; d++) for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) out[i++] = f(d, h, w);
+  for (let d = 0; d < shape[0]; d++)
+    for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) out[i++] = f(d, h, w);
   return out;
 }
 
@@ -74,13 +75,17 @@ describe("metrics/dice", () => {
   it("rejects mismatched grids and non-integer labels", () => {
     assert.throws(() => diceScores(new Uint8Array(3), new Uint8Array(4), [1]), /same grid/);
     assert.throws(() => diceScores(new Float32Array([0.5]), new Float32Array([1]), [1]), /not an integer label/);
-    assert.throws(() => diceScores(new Uint8Array(1), new Uint8Array(1), [1], { bothEmpty: 0 as unknown as 1 }), /bothEmpty/);
+    assert.throws(
+      () => diceScores(new Uint8Array(1), new Uint8Array(1), [1], { bothEmpty: 0 as unknown as 1 }),
+      /bothEmpty/,
+    );
     assert.throws(() => diceScores(new Uint8Array(1), new Uint8Array(1), [1.5]), /integer label/);
   });
 
   it("is fast on a 128^3 volume", () => {
     const n = 128 ** 3;
-    const p = new Uint8Array(n), r = new Uint8Array(n);
+    const p = new Uint8Array(n),
+      r = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       p[i] = i % 9;
       r[i] = (i >> 3) % 9;
@@ -103,10 +108,16 @@ describe("metrics/summarize", () => {
       ["spleen", "liver", "gall"],
     );
     assert.deepEqual(s.perClass.map((c) => c.mean).slice(0, 2), [0.5, 0.375]);
-    assert.deepEqual(s.perClass.map((c) => c.count), [3, 2, 0]);
+    assert.deepEqual(
+      s.perClass.map((c) => c.count),
+      [3, 2, 0],
+    );
     assert.ok(Number.isNaN(s.perClass[2].mean));
     assert.equal(s.mean, (0.5 + 0.375) / 2);
-    assert.deepEqual(s.perCase.map((c) => c.mean), [0.75, 0.5, 0.125]);
+    assert.deepEqual(
+      s.perCase.map((c) => c.mean),
+      [0.75, 0.5, 0.125],
+    );
     assert.ok(Math.abs(s.perClass[0].std - Math.sqrt(1 / 6)) < 1e-12);
     const text = formatSummary(s, 3);
     assert.match(text, /mean\s+0\.500\s+0\.375\s+NaN\s+0\.438/);

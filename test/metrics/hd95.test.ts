@@ -5,12 +5,17 @@ import { hd95, hd95Scores, percentile, squaredEdt, surfaceDistances, surfaceMask
 function mask(shape: Shape3, f: (d: number, h: number, w: number) => boolean): Uint8Array {
   const out = new Uint8Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
-  for (let d = 0; d < shape[0]; d++) for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) out[i++] = f(d, h, w) ? 1 : 0;
+  for (let d = 0; d < shape[0]; d++)
+    for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) out[i++] = f(d, h, w) ? 1 : 0;
   return out;
 }
 
 function sphere(shape: Shape3, c: number[], r: number, spacing: Shape3 = [1, 1, 1]): Uint8Array {
-  return mask(shape, (d, h, w) => ((d - c[0]) * spacing[0]) ** 2 + ((h - c[1]) * spacing[1]) ** 2 + ((w - c[2]) * spacing[2]) ** 2 <= r * r);
+  return mask(
+    shape,
+    (d, h, w) =>
+      ((d - c[0]) * spacing[0]) ** 2 + ((h - c[1]) * spacing[1]) ** 2 + ((w - c[2]) * spacing[2]) ** 2 <= r * r,
+  );
 }
 
 // ---- brute force reference, written independently of the library -------------------------------------------------
@@ -18,18 +23,34 @@ function sphere(shape: Shape3, c: number[], r: number, spacing: Shape3 = [1, 1, 
 /** Surface voxel coordinates: foreground with a face neighbour that is background or off the grid. */
 function bruteSurface(m: Uint8Array, shape: Shape3): number[][] {
   const [D, H, W] = shape;
-  const at = (d: number, h: number, w: number) => d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W && m[(d * H + h) * W + w] === 1;
+  const at = (d: number, h: number, w: number) =>
+    d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W && m[(d * H + h) * W + w] === 1;
   const pts: number[][] = [];
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) {
-    if (!at(d, h, w)) continue;
-    const nb = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]];
-    if (nb.some(([a, b, c]) => !at(d + a, h + b, w + c))) pts.push([d, h, w]);
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++) {
+        if (!at(d, h, w)) continue;
+        const nb = [
+          [1, 0, 0],
+          [-1, 0, 0],
+          [0, 1, 0],
+          [0, -1, 0],
+          [0, 0, 1],
+          [0, 0, -1],
+        ];
+        if (nb.some(([a, b, c]) => !at(d + a, h + b, w + c))) pts.push([d, h, w]);
+      }
   return pts;
 }
 
 function bruteDirected(a: number[][], b: number[][], s: number[]): number[] {
-  return a.map((p) => Math.sqrt(Math.min(...b.map((q) => ((p[0] - q[0]) * s[0]) ** 2 + ((p[1] - q[1]) * s[1]) ** 2 + ((p[2] - q[2]) * s[2]) ** 2))));
+  return a.map((p) =>
+    Math.sqrt(
+      Math.min(
+        ...b.map((q) => ((p[0] - q[0]) * s[0]) ** 2 + ((p[1] - q[1]) * s[1]) ** 2 + ((p[2] - q[2]) * s[2]) ** 2),
+      ),
+    ),
+  );
 }
 
 /** numpy.percentile(x, q) with the default linear method. */
@@ -41,11 +62,13 @@ function brutePercentile(x: number[], q: number): number {
 }
 
 function bruteHd95(p: Uint8Array, r: Uint8Array, shape: Shape3, s: number[]): number {
-  const sp = bruteSurface(p, shape), sr = bruteSurface(r, shape);
+  const sp = bruteSurface(p, shape),
+    sr = bruteSurface(r, shape);
   return Math.max(brutePercentile(bruteDirected(sp, sr, s), 95), brutePercentile(bruteDirected(sr, sp, s), 95));
 }
 
-const close = (a: number, b: number, msg = "") => assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${a} != ${b} ${msg}`);
+const close = (a: number, b: number, msg = "") =>
+  assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${a} != ${b} ${msg}`);
 
 describe("metrics/hd95", () => {
   it("the EDT is exact against brute force, with anisotropic spacing", () => {
@@ -53,13 +76,19 @@ describe("metrics/hd95", () => {
     const spacing: Shape3 = [2.5, 0.7, 1.3];
     const sites = mask(shape, (d, h, w) => (d * 31 + h * 17 + w * 7) % 23 === 0);
     const siteList: number[][] = [];
-    for (let d = 0; d < 7; d++) for (let h = 0; h < 9; h++) for (let w = 0; w < 11; w++) if (sites[(d * 9 + h) * 11 + w]) siteList.push([d, h, w]);
+    for (let d = 0; d < 7; d++)
+      for (let h = 0; h < 9; h++)
+        for (let w = 0; w < 11; w++) if (sites[(d * 9 + h) * 11 + w]) siteList.push([d, h, w]);
     const dt = squaredEdt(sites, shape, spacing);
     let i = 0;
-    for (let d = 0; d < 7; d++) for (let h = 0; h < 9; h++) for (let w = 0; w < 11; w++, i++) {
-      const want = Math.min(...siteList.map((q) => ((d - q[0]) * 2.5) ** 2 + ((h - q[1]) * 0.7) ** 2 + ((w - q[2]) * 1.3) ** 2));
-      close(dt[i], want, `at ${d},${h},${w}`);
-    }
+    for (let d = 0; d < 7; d++)
+      for (let h = 0; h < 9; h++)
+        for (let w = 0; w < 11; w++, i++) {
+          const want = Math.min(
+            ...siteList.map((q) => ((d - q[0]) * 2.5) ** 2 + ((h - q[1]) * 0.7) ** 2 + ((w - q[2]) * 1.3) ** 2),
+          );
+          close(dt[i], want, `at ${d},${h},${w}`);
+        }
     assert.ok(squaredEdt(new Uint8Array(8), [2, 2, 2], [1, 1, 1]).every((v) => v === Infinity));
   });
 
@@ -67,9 +96,15 @@ describe("metrics/hd95", () => {
     const shape: Shape3 = [5, 5, 5];
     const cube = mask(shape, (d, h, w) => d >= 1 && d <= 3 && h >= 1 && h <= 3 && w >= 1 && w <= 3);
     const s = surfaceMask(cube, shape);
-    assert.equal(s.reduce((a, b) => a + b, 0), 27 - 1); // only the centre voxel is interior
+    assert.equal(
+      s.reduce((a, b) => a + b, 0),
+      27 - 1,
+    ); // only the centre voxel is interior
     const full = surfaceMask(new Uint8Array(27).fill(1), [3, 3, 3]);
-    assert.equal(full.reduce((a, b) => a + b, 0), 26);
+    assert.equal(
+      full.reduce((a, b) => a + b, 0),
+      26,
+    );
   });
 
   it("hand cases: single voxels and parallel plates offset by k along D give k * spacing_D", () => {
@@ -78,7 +113,8 @@ describe("metrics/hd95", () => {
     const a = mask(shape, (d, h, w) => d === 2 && h === 3 && w === 3);
     const b = mask(shape, (d, h, w) => d === 6 && h === 3 && w === 3);
     close(hd95(a, b, shape, { spacing }), 4 * 3);
-    const p = mask(shape, (d) => d === 1), q = mask(shape, (d) => d === 4);
+    const p = mask(shape, (d) => d === 1),
+      q = mask(shape, (d) => d === 4);
     close(hd95(p, q, shape, { spacing }), 9);
     close(hd95(p, q, shape, { units: "voxel" }), 3);
     assert.equal(hd95(p, p, shape, { spacing }), 0);
@@ -87,11 +123,16 @@ describe("metrics/hd95", () => {
   it("two spheres offset by k voxels along one axis, anisotropic spacing, match brute force", () => {
     const shape: Shape3 = [16, 20, 24];
     const spacing: Shape3 = [2, 1, 0.75];
-    for (const [axis, k] of [[0, 2], [1, 3], [2, 5]] as const) {
+    for (const [axis, k] of [
+      [0, 2],
+      [1, 3],
+      [2, 5],
+    ] as const) {
       const c = [7, 9, 11];
       const c2 = c.slice();
       c2[axis] += k;
-      const p = sphere(shape, c, 6, spacing), r = sphere(shape, c2, 6, spacing);
+      const p = sphere(shape, c, 6, spacing),
+        r = sphere(shape, c2, 6, spacing);
       const want = bruteHd95(p, r, shape, spacing);
       close(hd95(p, r, shape, { spacing }), want, `axis ${axis} k ${k}`);
       close(hd95(r, p, shape, { spacing }), want, "symmetric");
@@ -109,7 +150,8 @@ describe("metrics/hd95", () => {
     const edge = mask(shape, (d, h) => d <= 3 && h <= 13); // touches three faces of the grid
     close(hd95(edge, small, shape, { spacing }), bruteHd95(edge, small, shape, spacing));
     // percentile 100 is the classic Hausdorff distance
-    const sp = bruteSurface(big, shape), ss = bruteSurface(small, shape);
+    const sp = bruteSurface(big, shape),
+      ss = bruteSurface(small, shape);
     const hd = Math.max(...bruteDirected(sp, ss, spacing), ...bruteDirected(ss, sp, spacing));
     close(hd95(big, small, shape, { spacing, percentile: 100 }), hd);
   });
@@ -150,13 +192,15 @@ describe("metrics/hd95", () => {
     assert.equal(s2, 0);
     assert.equal(s13, 0);
     assert.ok(Number.isNaN(s4));
-    const p1 = pred.map((v) => (v === 1 ? 1 : 0)), r1 = ref.map((v) => (v === 1 ? 1 : 0));
+    const p1 = pred.map((v) => (v === 1 ? 1 : 0)),
+      r1 = ref.map((v) => (v === 1 ? 1 : 0));
     close(s1, bruteHd95(p1, r1, shape, spacing));
   });
 
   it("is fast enough for a 128^3 volume with large structures", () => {
     const shape: Shape3 = [128, 128, 128];
-    const p = sphere(shape, [64, 64, 64], 50), r = sphere(shape, [66, 62, 64], 48);
+    const p = sphere(shape, [64, 64, 64], 50),
+      r = sphere(shape, [66, 62, 64], 48);
     const t0 = Date.now();
     const v = hd95(p, r, shape, { spacing: [1, 1, 1] });
     const ms = Date.now() - t0;

@@ -8,15 +8,44 @@ import type { Triple } from "../../src/layers/ops";
 import { instanceNorm3d } from "../../src/layers/conv_blocks3d";
 import { patchify } from "../../src/layers/vit3d";
 import { initValues, paramTable, type WeightSpec } from "../../src/layers/param_specs";
-import { UNETR_BTCV, UNETR_CPU, UNETR_MICRO, Unetr, countUnetrParams, unetrParamSpecs, validateUnetrConfig } from "../../src/models/unetr";
 import {
-  SWIN_UNETR_F12, SWIN_UNETR_F48, SWIN_UNETR_MICRO, countSwinUnetrParams, patchMergeRows, swinGeometry, swinRelativePositionIndex,
-  swinUnetrParamSpecs, validateSwinUnetrConfig,
+  UNETR_BTCV,
+  UNETR_CPU,
+  UNETR_MICRO,
+  Unetr,
+  countUnetrParams,
+  unetrParamSpecs,
+  validateUnetrConfig,
+} from "../../src/models/unetr";
+import {
+  SWIN_UNETR_F12,
+  SWIN_UNETR_F48,
+  SWIN_UNETR_MICRO,
+  countSwinUnetrParams,
+  patchMergeRows,
+  swinGeometry,
+  swinRelativePositionIndex,
+  swinUnetrParamSpecs,
+  validateSwinUnetrConfig,
 } from "../../src/models/swin_unetr";
-import { UNET3D_CPU, UNET3D_MICRO, UNET3D_NNUNET, Unet3d, countUnet3dParams, unet3dParamSpecs, validateUnet3dConfig } from "../../src/models/unet3d";
 import {
-  TRANSUNET3D_BASE, TRANSUNET3D_CPU, TRANSUNET3D_MICRO, countTransUnet3dParams, transUnet3dParamSpecs, upsampleMatrix,
-  upsampleTrilinear2x, validateTransUnet3dConfig,
+  UNET3D_CPU,
+  UNET3D_MICRO,
+  UNET3D_NNUNET,
+  Unet3d,
+  countUnet3dParams,
+  unet3dParamSpecs,
+  validateUnet3dConfig,
+} from "../../src/models/unet3d";
+import {
+  TRANSUNET3D_BASE,
+  TRANSUNET3D_CPU,
+  TRANSUNET3D_MICRO,
+  countTransUnet3dParams,
+  transUnet3dParamSpecs,
+  upsampleMatrix,
+  upsampleTrilinear2x,
+  validateTransUnet3dConfig,
 } from "../../src/models/transunet3d";
 
 const rows = (specs: WeightSpec[]) => Object.fromEntries(paramTable(specs).map((r) => [r.component, r.params]));
@@ -56,8 +85,12 @@ describe("models/baselines", function () {
       assert.equal(3_146_496 + 165_888, 3_312_384);
       assert.equal(1536 + 768 * 2304 + 768 * 768 + 768 + 1536 + 768 * 3072 + 3072 + 3072 * 768 + 768, 7_085_568);
       const hand = {
-        "vit.embedding": 3_312_384, "vit.blocks": 12 * 7_085_568, "vit.norm": 1536,
-        encoders: 7360 + 323_584 + 647_168 + 786_432, decoders: 2_146_304 + 405_504 + 101_376 + 25_344, out: 238,
+        "vit.embedding": 3_312_384,
+        "vit.blocks": 12 * 7_085_568,
+        "vit.norm": 1536,
+        encoders: 7360 + 323_584 + 647_168 + 786_432,
+        decoders: 2_146_304 + 405_504 + 101_376 + 25_344,
+        out: 238,
       };
       assert.deepEqual(rows(unetrParamSpecs(UNETR_BTCV).params), hand);
       assert.equal(sum(Object.values(hand)), 92_784_046);
@@ -89,15 +122,24 @@ describe("models/baselines", function () {
       //   total                                                                                         = 62,187,296
       const block = (C: number, h: number) => 12 * C * C + 13 * C + 2197 * h;
       const merge = (C: number) => 16 * C * C + 16 * C;
-      assert.deepEqual([block(48, 3), block(96, 6), block(192, 12), block(384, 24)], [34_863, 125_022, 471_228, 1_827_192]);
+      assert.deepEqual(
+        [block(48, 3), block(96, 6), block(192, 12), block(384, 24)],
+        [34_863, 125_022, 471_228, 1_827_192],
+      );
       const up = (cin: number, c: number) => 8 * cin * c + 83 * c * c;
-      assert.deepEqual([up(768, 384), up(384, 192), up(192, 96), up(96, 48), up(48, 48)], [14_598_144, 3_649_536, 912_384, 228_096, 209_664]);
+      assert.deepEqual(
+        [up(768, 384), up(384, 192), up(192, 96), up(96, 48), up(48, 48)],
+        [14_598_144, 3_649_536, 912_384, 228_096, 209_664],
+      );
       const hand = {
         "swinViT.patch_embed": 432,
-        "swinViT.layers1": 2 * block(48, 3) + merge(48), "swinViT.layers2": 2 * block(96, 6) + merge(96),
-        "swinViT.layers3": 2 * block(192, 12) + merge(192), "swinViT.layers4": 2 * block(384, 24) + merge(384),
+        "swinViT.layers1": 2 * block(48, 3) + merge(48),
+        "swinViT.layers2": 2 * block(96, 6) + merge(96),
+        "swinViT.layers3": 2 * block(192, 12) + merge(192),
+        "swinViT.layers4": 2 * block(384, 24) + merge(384),
         encoders: 27 * 48 + 27 * 48 * 48 + 48 + 2 * 27 * (48 * 48 + 96 * 96 + 192 * 192 + 768 * 768),
-        decoders: 14_598_144 + 3_649_536 + 912_384 + 228_096 + 209_664, out: 686,
+        decoders: 14_598_144 + 3_649_536 + 912_384 + 228_096 + 209_664,
+        out: 686,
       };
       assert.deepEqual(rows(swinUnetrParamSpecs(SWIN_UNETR_F48).params), hand);
       assert.equal(hand.encoders, 34_526_784);
@@ -109,8 +151,18 @@ describe("models/baselines", function () {
       // heads 1×1×1 cin·9 + 9 at 32, 16, 8 channels.
       const cv = (i: number, o: number) => 27 * i * o + o + 2 * o;
       const enc = cv(1, 8) + cv(8, 8) + cv(8, 16) + cv(16, 16) + cv(16, 32) + cv(32, 32) + cv(32, 64) + cv(64, 64);
-      const dec = (8 * 64 * 32 + 32 + cv(64, 32) + cv(32, 32)) + (8 * 32 * 16 + 16 + cv(32, 16) + cv(16, 16)) + (8 * 16 * 8 + 8 + cv(16, 8) + cv(8, 8));
-      assert.deepEqual(rows(unet3dParamSpecs(UNET3D_CPU).params), { encoder: enc, decoder: dec, heads: 32 * 9 + 9 + 16 * 9 + 9 + 8 * 9 + 9 });
+      const dec =
+        8 * 64 * 32 +
+        32 +
+        cv(64, 32) +
+        cv(32, 32) +
+        (8 * 32 * 16 + 16 + cv(32, 16) + cv(16, 16)) +
+        (8 * 16 * 8 + 8 + cv(16, 8) + cv(8, 8));
+      assert.deepEqual(rows(unet3dParamSpecs(UNET3D_CPU).params), {
+        encoder: enc,
+        decoder: dec,
+        heads: 32 * 9 + 9 + 16 * 9 + 9 + 8 * 9 + 9,
+      });
       assert.equal(countUnet3dParams(UNET3D_CPU), 351_683);
       assert.equal(countUnet3dParams({ ...UNET3D_CPU, deepSupervision: false }), 351_683 - (32 * 9 + 9) - (16 * 9 + 9));
       assert.equal(countUnet3dParams(UNET3D_NNUNET), 30_795_654);
@@ -119,7 +171,9 @@ describe("models/baselines", function () {
       const stem = 27 * (1 * 16 + 16 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128);
       const vitBlock = 4 * 192 + (192 * 576 + 576) + (192 * 192 + 192) + (192 * 768 + 768) + (768 * 192 + 192);
       const vit = 128 * 192 + 192 + 64 * 192 + 4 * vitBlock + 2 * 192;
-      const decoder = 27 * (192 * 128 + (128 + 64) * 64 + 64 * 64 + (64 + 32) * 32 + 32 * 32 + (32 + 16) * 16 + 16 * 16 + 16 * 8 + 8 * 8);
+      const decoder =
+        27 *
+        (192 * 128 + (128 + 64) * 64 + 64 * 64 + (64 + 32) * 32 + 32 * 32 + (32 + 16) * 16 + 16 * 16 + 16 * 8 + 8 * 8);
       const head = 27 * 8 * 9 + 9;
       assert.equal(countTransUnet3dParams(TRANSUNET3D_CPU), stem + vit + decoder + head);
       assert.equal(countTransUnet3dParams(TRANSUNET3D_CPU), 3_946_449);
@@ -132,29 +186,88 @@ describe("models/baselines", function () {
   describe("config validators name the bad field", () => {
     const cases: Array<[string, () => void, RegExp]> = [
       ["unetr patch", () => validateUnetrConfig({ ...UNETR_CPU, patchSize: 8 }), /UNETR config: patchSize = 8: use 16/],
-      ["unetr crop", () => validateUnetrConfig({ ...UNETR_CPU, cropSize: [64, 60, 64] }), /cropSize = \[64,60,64\].*multiple of patchSize 16 \(axis 1\)/],
-      ["unetr heads", () => validateUnetrConfig({ ...UNETR_CPU, numHeads: 5 }), /numHeads = 5: must divide hiddenSize 192/],
-      ["unetr skips", () => validateUnetrConfig({ ...UNETR_CPU, skipBlocks: [0, 2, 5] }), /skipBlocks = \[0,2,5\]: entry 2 must be a block index/],
-      ["unetr classes", () => validateUnetrConfig({ ...UNETR_CPU, numClasses: 0 }), /numClasses = 0: use a positive integer/],
-      ["swin feature", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, featureSize: 16 }), /SwinUNETR config: featureSize = 16: use a positive multiple of 12/],
-      ["swin crop", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, cropSize: [64, 64, 48] }), /cropSize = \[64,64,48\].*multiple of patchSize·16 = 32/],
-      ["swin heads", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, numHeads: [3, 6, 12, 7] }), /numHeads\[3\] = 7: stage 3 has 96 channels/],
-      ["swin depths", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, depths: [2, 2, 2] }), /depths = \[2,2,2\]: give 4 entries/],
+      [
+        "unetr crop",
+        () => validateUnetrConfig({ ...UNETR_CPU, cropSize: [64, 60, 64] }),
+        /cropSize = \[64,60,64\].*multiple of patchSize 16 \(axis 1\)/,
+      ],
+      [
+        "unetr heads",
+        () => validateUnetrConfig({ ...UNETR_CPU, numHeads: 5 }),
+        /numHeads = 5: must divide hiddenSize 192/,
+      ],
+      [
+        "unetr skips",
+        () => validateUnetrConfig({ ...UNETR_CPU, skipBlocks: [0, 2, 5] }),
+        /skipBlocks = \[0,2,5\]: entry 2 must be a block index/,
+      ],
+      [
+        "unetr classes",
+        () => validateUnetrConfig({ ...UNETR_CPU, numClasses: 0 }),
+        /numClasses = 0: use a positive integer/,
+      ],
+      [
+        "swin feature",
+        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, featureSize: 16 }),
+        /SwinUNETR config: featureSize = 16: use a positive multiple of 12/,
+      ],
+      [
+        "swin crop",
+        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, cropSize: [64, 64, 48] }),
+        /cropSize = \[64,64,48\].*multiple of patchSize·16 = 32/,
+      ],
+      [
+        "swin heads",
+        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, numHeads: [3, 6, 12, 7] }),
+        /numHeads\[3\] = 7: stage 3 has 96 channels/,
+      ],
+      [
+        "swin depths",
+        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, depths: [2, 2, 2] }),
+        /depths = \[2,2,2\]: give 4 entries/,
+      ],
       ["swin patch", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, patchSize: 4 }), /patchSize = 4: use 2/],
-      ["unet strides", () => validateUnet3dConfig({ ...UNET3D_CPU, strides: UNET3D_CPU.strides.slice(1) }), /UNet3D config: strides = .*give one stride per stage \(4\)/],
-      ["unet first stride", () => validateUnet3dConfig({ ...UNET3D_CPU, strides: [[2, 2, 2], ...UNET3D_CPU.strides.slice(1)] }), /strides\[0\] = \[2,2,2\]: use \[1, 1, 1\]/],
-      ["unet crop", () => validateUnet3dConfig({ ...UNET3D_CPU, cropSize: [64, 64, 60] }), /cropSize = \[64,64,60\]: axis 2 must be a multiple of the product of the strides \(8\)/],
+      [
+        "unet strides",
+        () => validateUnet3dConfig({ ...UNET3D_CPU, strides: UNET3D_CPU.strides.slice(1) }),
+        /UNet3D config: strides = .*give one stride per stage \(4\)/,
+      ],
+      [
+        "unet first stride",
+        () => validateUnet3dConfig({ ...UNET3D_CPU, strides: [[2, 2, 2], ...UNET3D_CPU.strides.slice(1)] }),
+        /strides\[0\] = \[2,2,2\]: use \[1, 1, 1\]/,
+      ],
+      [
+        "unet crop",
+        () => validateUnet3dConfig({ ...UNET3D_CPU, cropSize: [64, 64, 60] }),
+        /cropSize = \[64,64,60\]: axis 2 must be a multiple of the product of the strides \(8\)/,
+      ],
       ["unet features", () => validateUnet3dConfig({ ...UNET3D_CPU, features: [8, 0, 32, 64] }), /features\[1\] = 0/],
-      ["transunet decoder", () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, decoderChannels: [64, 32, 16] }), /TransUNet3D config: decoderChannels = \[64,32,16\]: give one width per stem stage \(4\)/],
-      ["transunet crop", () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, cropSize: [64, 64, 40] }), /cropSize = \[64,64,40\]: each side must be a multiple of 2\^4 = 16/],
-      ["transunet heads", () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, numHeads: 5 }), /numHeads = 5: must divide hiddenSize 192/],
+      [
+        "transunet decoder",
+        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, decoderChannels: [64, 32, 16] }),
+        /TransUNet3D config: decoderChannels = \[64,32,16\]: give one width per stem stage \(4\)/,
+      ],
+      [
+        "transunet crop",
+        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, cropSize: [64, 64, 40] }),
+        /cropSize = \[64,64,40\]: each side must be a multiple of 2\^4 = 16/,
+      ],
+      [
+        "transunet heads",
+        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, numHeads: 5 }),
+        /numHeads = 5: must divide hiddenSize 192/,
+      ],
     ];
     for (const [what, fn, re] of cases) it(what, () => assert.throws(fn, re));
 
     it("models refuse inputs of the wrong shape", () => {
       const m = new Unet3d(UNET3D_MICRO, { seed: 1 });
       const x = tf.zeros([1, 16, 16, 8, 1]) as tf.Tensor5D;
-      assert.throws(() => m.forward(x, { ops: plainOps }), /unet3d: input shape \[1,16,16,8,1\] does not match \[B, 16, 16, 16, 1\]/);
+      assert.throws(
+        () => m.forward(x, { ops: plainOps }),
+        /unet3d: input shape \[1,16,16,8,1\] does not match \[B, 16, 16, 16, 1\]/,
+      );
       x.dispose();
       m.dispose();
     });
@@ -162,16 +275,54 @@ describe("models/baselines", function () {
 
   describe("Swin UNETR follows MONAI's window rules", () => {
     it("per-axis window shrink, shift and padding on the 96³ and micro plans", () => {
-      const grids: Triple[] = [[48, 48, 48], [24, 24, 24], [12, 12, 12], [6, 6, 6]];
+      const grids: Triple[] = [
+        [48, 48, 48],
+        [24, 24, 24],
+        [12, 12, 12],
+        [6, 6, 6],
+      ];
       const g = grids.map((grid) => swinGeometry(grid, SWIN_UNETR_F48.windowSize, true));
-      assert.deepEqual(g.map((x) => x.window), [[7, 7, 7], [7, 7, 7], [7, 7, 7], [6, 6, 6]]);
-      assert.deepEqual(g.map((x) => x.shift), [[3, 3, 3], [3, 3, 3], [3, 3, 3], [0, 0, 0]]);
-      assert.deepEqual(g.map((x) => x.padded), [[49, 49, 49], [28, 28, 28], [14, 14, 14], [6, 6, 6]]);
-      assert.deepEqual(g.map((x) => x.numWindows), [343, 64, 8, 1]);
-      assert.deepEqual(g.map((x) => x.masked), [true, true, true, false]);
+      assert.deepEqual(
+        g.map((x) => x.window),
+        [
+          [7, 7, 7],
+          [7, 7, 7],
+          [7, 7, 7],
+          [6, 6, 6],
+        ],
+      );
+      assert.deepEqual(
+        g.map((x) => x.shift),
+        [
+          [3, 3, 3],
+          [3, 3, 3],
+          [3, 3, 3],
+          [0, 0, 0],
+        ],
+      );
+      assert.deepEqual(
+        g.map((x) => x.padded),
+        [
+          [49, 49, 49],
+          [28, 28, 28],
+          [14, 14, 14],
+          [6, 6, 6],
+        ],
+      );
+      assert.deepEqual(
+        g.map((x) => x.numWindows),
+        [343, 64, 8, 1],
+      );
+      assert.deepEqual(
+        g.map((x) => x.masked),
+        [true, true, true, false],
+      );
       // micro: last stage grid 2×2×4 with window 3 → window 2×2×3, shift only on W, still rolled and masked
       const m = swinGeometry([2, 2, 4], SWIN_UNETR_MICRO.windowSize, true);
-      assert.deepEqual([m.window, m.shift, m.padded, m.numWindows, m.rolled, m.masked], [[2, 2, 3], [0, 0, 1], [2, 2, 6], 2, true, true]);
+      assert.deepEqual(
+        [m.window, m.shift, m.padded, m.numWindows, m.rolled, m.masked],
+        [[2, 2, 3], [0, 0, 1], [2, 2, 6], 2, true, true],
+      );
       assert.equal(swinGeometry([2, 2, 4], [3, 3, 3], false).rolled, false);
     });
 
@@ -184,17 +335,40 @@ describe("models/baselines", function () {
       const full = swinRelativePositionIndex([7, 7, 7]);
       const cut = swinRelativePositionIndex([7, 7, 7], 216);
       assert.equal(cut.length, 216 * 216);
-      for (const [i, j] of [[0, 0], [5, 200], [215, 17]]) assert.equal(cut[i * 216 + j], full[i * 343 + j]);
+      for (const [i, j] of [
+        [0, 0],
+        [5, 200],
+        [215, 17],
+      ])
+        assert.equal(cut[i * 216 + j], full[i * 343 + j]);
       assert.ok(Math.max(...full) === 13 * 13 * 13 - 1);
     });
 
     it("PatchMerging takes the 2×2×2 voxels in MONAI's x0..x7 order", () => {
       const rowsOf = patchMergeRows([2, 4, 2], 2); // L = 16 per sample, 2 output tokens per sample
       const at = (d: number, h: number, w: number) => (d * 4 + h) * 2 + w;
-      const order: Triple[] = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]];
-      assert.deepEqual([...rowsOf.slice(0, 8)], order.map(([d, h, w]) => at(d, h, w)));
-      assert.deepEqual([...rowsOf.slice(8, 16)], order.map(([d, h, w]) => at(d, h + 2, w)));
-      assert.deepEqual([...rowsOf.slice(16, 24)], order.map(([d, h, w]) => 16 + at(d, h, w)));
+      const order: Triple[] = [
+        [0, 0, 0],
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [1, 0, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+      ];
+      assert.deepEqual(
+        [...rowsOf.slice(0, 8)],
+        order.map(([d, h, w]) => at(d, h, w)),
+      );
+      assert.deepEqual(
+        [...rowsOf.slice(8, 16)],
+        order.map(([d, h, w]) => at(d, h + 2, w)),
+      );
+      assert.deepEqual(
+        [...rowsOf.slice(16, 24)],
+        order.map(([d, h, w]) => 16 + at(d, h, w)),
+      );
     });
   });
 
@@ -207,13 +381,19 @@ describe("models/baselines", function () {
       const got = patchify(x, p).arraySync();
       const g = [D / p[0], H / p[1], W / p[2]];
       const want: number[][] = [];
-      for (let b = 0; b < B; b++) for (let a = 0; a < g[0]; a++) for (let c = 0; c < g[1]; c++) for (let e = 0; e < g[2]; e++) {
-        const row: number[] = [];
-        for (let i = 0; i < p[0]; i++) for (let j = 0; j < p[1]; j++) for (let k = 0; k < p[2]; k++) for (let ch = 0; ch < C; ch++) {
-          row.push(data[((((b * D + a * p[0] + i) * H + c * p[1] + j) * W + e * p[2] + k) * C) + ch]);
-        }
-        want.push(row);
-      }
+      for (let b = 0; b < B; b++)
+        for (let a = 0; a < g[0]; a++)
+          for (let c = 0; c < g[1]; c++)
+            for (let e = 0; e < g[2]; e++) {
+              const row: number[] = [];
+              for (let i = 0; i < p[0]; i++)
+                for (let j = 0; j < p[1]; j++)
+                  for (let k = 0; k < p[2]; k++)
+                    for (let ch = 0; ch < C; ch++) {
+                      row.push(data[(((b * D + a * p[0] + i) * H + c * p[1] + j) * W + e * p[2] + k) * C + ch]);
+                    }
+              want.push(row);
+            }
       assert.deepEqual(got, want);
       x.dispose();
     });
@@ -228,44 +408,62 @@ describe("models/baselines", function () {
       const r = tf.tensor5d(gs, [B, D, H, W, C]);
       const y = instanceNorm3d(x);
       const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(instanceNorm3d(t as tf.Tensor5D), r)))(x);
-      const yv = y.dataSync(), dv = dx.dataSync();
-      for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) {
-        const at = (s: number) => (b * S + s) * C + c;
-        let mean = 0;
-        for (let s = 0; s < S; s++) mean += xs[at(s)] / S;
-        let v = 0;
-        for (let s = 0; s < S; s++) v += (xs[at(s)] - mean) ** 2 / S;
-        const rstd = 1 / Math.sqrt(v + 1e-5);
-        const xh = (s: number) => (xs[at(s)] - mean) * rstd;
-        let mg = 0, mgx = 0;
-        for (let s = 0; s < S; s++) { mg += gs[at(s)] / S; mgx += (gs[at(s)] * xh(s)) / S; }
-        for (let s = 0; s < S; s++) {
-          assert.ok(Math.abs(yv[at(s)] - xh(s)) < 1e-4, "value");
-          const want = rstd * (gs[at(s)] - mg - xh(s) * mgx); // d/dx of Σ g·x̂
-          assert.ok(Math.abs(dv[at(s)] - want) < 1e-3, `grad ${dv[at(s)]} vs ${want}`);
+      const yv = y.dataSync(),
+        dv = dx.dataSync();
+      for (let b = 0; b < B; b++)
+        for (let c = 0; c < C; c++) {
+          const at = (s: number) => (b * S + s) * C + c;
+          let mean = 0;
+          for (let s = 0; s < S; s++) mean += xs[at(s)] / S;
+          let v = 0;
+          for (let s = 0; s < S; s++) v += (xs[at(s)] - mean) ** 2 / S;
+          const rstd = 1 / Math.sqrt(v + 1e-5);
+          const xh = (s: number) => (xs[at(s)] - mean) * rstd;
+          let mg = 0,
+            mgx = 0;
+          for (let s = 0; s < S; s++) {
+            mg += gs[at(s)] / S;
+            mgx += (gs[at(s)] * xh(s)) / S;
+          }
+          for (let s = 0; s < S; s++) {
+            assert.ok(Math.abs(yv[at(s)] - xh(s)) < 1e-4, "value");
+            const want = rstd * (gs[at(s)] - mg - xh(s) * mgx); // d/dx of Σ g·x̂
+            assert.ok(Math.abs(dv[at(s)] - want) < 1e-3, `grad ${dv[at(s)]} vs ${want}`);
+          }
         }
-      }
       tf.dispose([x, r, y, dx]);
     });
 
     it("trilinear 2× up-sampling with align_corners=True", () => {
-      assert.deepEqual([...upsampleMatrix(2)], [1, 0, 2 / 3, 1 / 3, 1 / 3, 2 / 3, 0, 1].map((v) => Math.fround(v)));
+      assert.deepEqual(
+        [...upsampleMatrix(2)],
+        [1, 0, 2 / 3, 1 / 3, 1 / 3, 2 / 3, 0, 1].map((v) => Math.fround(v)),
+      );
       assert.deepEqual([...upsampleMatrix(1)], [1, 1]);
       // a trilinear function of the coordinates is reproduced exactly on the align-corners grid
       const f = (d: number, h: number, w: number, c: number) => 1 + 2 * d - h + 0.5 * w + 3 * c + d * h * w;
       const [D, H, W, C] = [2, 3, 4, 2];
-      const x = tf.tensor5d(Array.from({ length: D * H * W * C }, (_, i) => {
-        const c = i % C, w = Math.floor(i / C) % W, h = Math.floor(i / (C * W)) % H, d = Math.floor(i / (C * W * H));
-        return f(d, h, w, c);
-      }), [1, D, H, W, C]);
+      const x = tf.tensor5d(
+        Array.from({ length: D * H * W * C }, (_, i) => {
+          const c = i % C,
+            w = Math.floor(i / C) % W,
+            h = Math.floor(i / (C * W)) % H,
+            d = Math.floor(i / (C * W * H));
+          return f(d, h, w, c);
+        }),
+        [1, D, H, W, C],
+      );
       const y = upsampleTrilinear2x(x);
       assert.deepEqual(y.shape, [1, 4, 6, 8, 2]);
       const yv = y.dataSync();
       const src = (i: number, n: number) => (i * (n - 1)) / (2 * n - 1);
       let k = 0;
-      for (let d = 0; d < 4; d++) for (let h = 0; h < 6; h++) for (let w = 0; w < 8; w++) for (let c = 0; c < 2; c++, k++) {
-        assert.ok(Math.abs(yv[k] - f(src(d, D), src(h, H), src(w, W), c)) < 1e-4);
-      }
+      for (let d = 0; d < 4; d++)
+        for (let h = 0; h < 6; h++)
+          for (let w = 0; w < 8; w++)
+            for (let c = 0; c < 2; c++, k++) {
+              assert.ok(Math.abs(yv[k] - f(src(d, D), src(h, H), src(w, W), c)) < 1e-4);
+            }
       tf.dispose([x, y]);
     });
 
@@ -288,7 +486,9 @@ describe("models/baselines", function () {
       const tn = initValues({ ...pos, shape: [20000] }, makeRng(3));
       const tstd = Math.sqrt(tn.reduce((a, v) => a + v * v, 0) / tn.length);
       assert.ok(Math.abs(tstd - 0.02) < 0.001);
-      const zeroGrad = unet3dParamSpecs(UNET3D_CPU).params.filter((s) => s.zeroGrad).map((s) => s.name);
+      const zeroGrad = unet3dParamSpecs(UNET3D_CPU)
+        .params.filter((s) => s.zeroGrad)
+        .map((s) => s.name);
       assert.equal(zeroGrad.length, 14); // the biases of the 8 encoder and 6 decoder convs, each followed by InstanceNorm
       assert.ok(zeroGrad.every((n) => n.endsWith(".conv.bias")));
     });
@@ -303,7 +503,9 @@ describe("models/baselines", function () {
         m.dispose();
         return v;
       };
-      const a = run(4), b = run(4), c = run(5);
+      const a = run(4),
+        b = run(4),
+        c = run(5);
       assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-6));
       assert.ok(a.some((v, i) => Math.abs(v - c[i]) > 1e-3));
       x.dispose();
@@ -313,14 +515,21 @@ describe("models/baselines", function () {
       const m = new Unetr(UNETR_MICRO, { seed: 2 });
       const x = tf.randomNormal([1, ...UNETR_MICRO.cropSize, 1], 0, 1, "float32", 4) as tf.Tensor5D;
       const grads = (ops: typeof plainOps) => {
-        const { value, grads: g } = tf.variableGrads(() => tf.mean(tf.square(m.forward(x, { ops }))) as tf.Scalar, m.trainableVariables());
+        const { value, grads: g } = tf.variableGrads(
+          () => tf.mean(tf.square(m.forward(x, { ops }))) as tf.Scalar,
+          m.trainableVariables(),
+        );
         value.dispose();
         return g;
       };
       const fast = selectOps("wasm");
-      const gp = grads(plainOps), gf = grads(fast);
+      const gp = grads(plainOps),
+        gf = grads(fast);
       for (const k of Object.keys(gp)) {
-        const [scale, diff] = tf.tidy(() => [tf.max(tf.abs(gp[k])).dataSync()[0] + 1e-8, tf.max(tf.abs(tf.sub(gp[k], gf[k]))).dataSync()[0]]);
+        const [scale, diff] = tf.tidy(() => [
+          tf.max(tf.abs(gp[k])).dataSync()[0] + 1e-8,
+          tf.max(tf.abs(tf.sub(gp[k], gf[k]))).dataSync()[0],
+        ]);
         assert.ok(diff / scale < 1e-3, `${k}: ${diff} vs ${scale}`);
       }
       tf.dispose([x, ...Object.values(gp), ...Object.values(gf)]);

@@ -26,7 +26,9 @@ describe("models/nnformer fast vs plain", () => {
       this.timeout(180000);
       const m = new NnFormer(config, { seed: 3 });
       const x = tf.randomNormal([1, ...config.cropSize, config.inChannels], 0, 1, "float32", 5) as tf.Tensor5D;
-      const y = tf.tidy(() => tf.floor(tf.randomUniform([1, ...config.cropSize], 0, config.numClasses, "float32", 6)).toInt());
+      const y = tf.tidy(() =>
+        tf.floor(tf.randomUniform([1, ...config.cropSize], 0, config.numClasses, "float32", 6)).toInt(),
+      );
       const run = (ops: Ops) => {
         let logits: Float32Array | null = null;
         const { value, grads } = tf.variableGrads(() => {

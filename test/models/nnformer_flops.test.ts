@@ -5,7 +5,8 @@ import { NNFORMER_ACDC, NNFORMER_SYNAPSE, NNFORMER_TINY, NNFORMER_TUMOR } from "
 // MAC counts measured on the official PyTorch networks (shared/reference/nnformer.md §1 and §3, and
 // wasm-fast-ops.md §7 for the 64³/embed-48 network: 7.38 GFLOP forward). The benchmark's GFLOP/s rest on these.
 const G = 1e9;
-const near = (got: number, want: number, tol: number, what: string) => assert.ok(Math.abs(got - want) <= tol, `${what}: ${got.toFixed(3)} vs ${want}`);
+const near = (got: number, want: number, tol: number, what: string) =>
+  assert.ok(Math.abs(got - want) <= tol, `${what}: ${got.toFixed(3)} vs ${want}`);
 
 describe("models/nnformer_flops", () => {
   it("Synapse: 212.7 GMAC (211.8 without the two auxiliary heads), split 96.1 / 7.9 / 103.0 / 5.7", () => {

@@ -8,7 +8,11 @@ import { plainOps } from "../../src/layers/plain_ops";
 import { readSafetensors, serializeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
 import { NNFORMER_MICRO, NnFormer } from "../../src/models/nnformer";
 import {
-  exportOfficialWeights, importOfficialWeights, loadNnFormerCheckpoint, officialStateDict, restoreNnFormerCheckpoint,
+  exportOfficialWeights,
+  importOfficialWeights,
+  loadNnFormerCheckpoint,
+  officialStateDict,
+  restoreNnFormerCheckpoint,
   saveNnFormerCheckpoint,
 } from "../../src/models/weights_io";
 
@@ -54,7 +58,8 @@ describe("models/weights_io", () => {
     assert.equal(report.loaded, a.specs.params.length);
     for (const [name, v] of a.params) assert.equal(maxDiff(v, b.params.get(name)!), 0, name);
     const x = tf.randomNormal([1, 16, 32, 32, 1], 0, 1, "float32", 1) as tf.Tensor5D;
-    const ya = a.forward(x, { ops: plainOps, deepSupervision: false }), yb = b.forward(x, { ops: plainOps, deepSupervision: false });
+    const ya = a.forward(x, { ops: plainOps, deepSupervision: false }),
+      yb = b.forward(x, { ops: plainOps, deepSupervision: false });
     assert.equal(maxDiff(ya.logits, yb.logits), 0);
     tf.dispose([x, ya.logits, yb.logits]);
   });
@@ -71,15 +76,22 @@ describe("models/weights_io", () => {
     const bytes = serializeSafetensors(sd as Map<string, TensorToWrite>);
     const fresh = new NnFormer(NNFORMER_MICRO, { seed: 9 });
     const before = fresh.params.get("model_down.norm0.weight")!.dataSync().slice();
-    assert.throws(() => importOfficialWeights(fresh, bytes), (e: Error) =>
-      /unknown \(1\): model_down\.extra\.weight/.test(e.message) && /missing \(1\): model_down\.norm2\.bias/.test(e.message) &&
-      /mis-shaped \(1\): final\.0\.up\.bias F32 \[4\] \(expected \[3\]\)/.test(e.message) &&
-      /relative_position_index differs.*model_down\.layers\.0\.blocks\.0/.test(e.message));
+    assert.throws(
+      () => importOfficialWeights(fresh, bytes),
+      (e: Error) =>
+        /unknown \(1\): model_down\.extra\.weight/.test(e.message) &&
+        /missing \(1\): model_down\.norm2\.bias/.test(e.message) &&
+        /mis-shaped \(1\): final\.0\.up\.bias F32 \[4\] \(expected \[3\]\)/.test(e.message) &&
+        /relative_position_index differs.*model_down\.layers\.0\.blocks\.0/.test(e.message),
+    );
     assert.deepEqual(fresh.params.get("model_down.norm0.weight")!.dataSync(), before);
     const report = importOfficialWeights(fresh, bytes, { strict: false });
     assert.deepEqual(report.unknown, ["model_down.extra.weight"]);
     assert.deepEqual(report.missing, ["model_down.norm2.bias"]);
-    assert.deepEqual(report.misshapen.map((m) => m.name), ["final.0.up.bias"]);
+    assert.deepEqual(
+      report.misshapen.map((m) => m.name),
+      ["final.0.up.bias"],
+    );
     assert.equal(report.loaded, a.specs.params.length - 2);
     assert.equal(maxDiff(fresh.params.get("model_down.norm0.weight")!, a.params.get("model_down.norm0.weight")!), 0);
     fresh.dispose();
@@ -95,9 +107,14 @@ describe("models/weights_io", () => {
     for (const [name, v] of a.params) assert.equal(maxDiff(v, model.params.get(name)!), 0, name);
     model.dispose();
     const other = new NnFormer({ ...NNFORMER_MICRO, numClasses: 4, dropPathRate: 0.1 }, { init: "zeros" });
-    assert.throws(() => restoreNnFormerCheckpoint(other, file),
-      /ckpt\.safetensors: checkpoint is for another nnFormer config; differing fields:\n {2}numClasses: checkpoint 3, model 4\n {2}dropPathRate: checkpoint 0\.2, model 0\.1/);
+    assert.throws(
+      () => restoreNnFormerCheckpoint(other, file),
+      /ckpt\.safetensors: checkpoint is for another nnFormer config; differing fields:\n {2}numClasses: checkpoint 3, model 4\n {2}dropPathRate: checkpoint 0\.2, model 0\.1/,
+    );
     other.dispose();
-    assert.throws(() => loadNnFormerCheckpoint(path.join(dir, "official.safetensors")), /not an nnFormer checkpoint of this kit.*importOfficialWeights/);
+    assert.throws(
+      () => loadNnFormerCheckpoint(path.join(dir, "official.safetensors")),
+      /not an nnFormer checkpoint of this kit.*importOfficialWeights/,
+    );
   });
 });

@@ -4,7 +4,15 @@ import * as os from "os";
 import * as path from "path";
 import * as vm from "vm";
 import {
-  figureHtml, inTslabKernel, inlineSafe, plotlyLoaderHtml, saveFigureHtml, scriptJson, show, showHtml, updatableDisplay,
+  figureHtml,
+  inTslabKernel,
+  inlineSafe,
+  plotlyLoaderHtml,
+  saveFigureHtml,
+  scriptJson,
+  show,
+  showHtml,
+  updatableDisplay,
 } from "../../src/plots/plotly";
 
 describe("plots/plotly", () => {
@@ -29,8 +37,11 @@ describe("plots/plotly", () => {
   });
 
   it("figureHtml escapes </script in the figure JSON and waits for window.Plotly", () => {
-    const html = figureHtml([{ type: "bar", x: ["</script><script>alert(1)</script>"], y: [1] }], { title: { text: "a<b" } },
-      { width: 300, height: 200, id: "fig-1" });
+    const html = figureHtml(
+      [{ type: "bar", x: ["</script><script>alert(1)</script>"], y: [1] }],
+      { title: { text: "a<b" } },
+      { width: 300, height: 200, id: "fig-1" },
+    );
     assert.equal((html.match(/<\/script>/gi) ?? []).length, 1, "only the closing tag of our own script");
     assert.equal((html.match(/<script/gi) ?? []).length, 1);
     assert.ok(html.includes('<div id="fig-1"') && html.includes("width:300px;height:200px"));
@@ -61,7 +72,8 @@ describe("plots/plotly", () => {
   });
 
   it("figureHtml sanitises ids and gives fresh ids by default", () => {
-    const a = figureHtml([], {}), b = figureHtml([], {});
+    const a = figureHtml([], {}),
+      b = figureHtml([], {});
     const id = (h: string) => /<div id="([^"]+)"/.exec(h)![1];
     assert.notEqual(id(a), id(b));
     assert.equal(id(figureHtml([], {}, { id: 'x" onload="y' })), "x__onload__y");
@@ -73,14 +85,20 @@ describe("plots/plotly", () => {
     const html = show({ data: [{ type: "scatter", x: [1], y: [2] }], layout: { width: 320 } });
     assert.ok(typeof html === "string" && html.includes("width:320px"));
     assert.equal(updatableDisplay().update("<i>y</i>"), "<i>y</i>");
-    assert.ok(!Object.keys(require.cache).some((k) => /[\\/]tslab[\\/]dist[\\/]public\.js$/.test(k)), "tslab was loaded");
+    assert.ok(
+      !Object.keys(require.cache).some((k) => /[\\/]tslab[\\/]dist[\\/]public\.js$/.test(k)),
+      "tslab was loaded",
+    );
   });
 
   it("saveFigureHtml writes a standalone page with plotly inlined", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kit-plots-"));
     try {
       const file = path.join(dir, "sub", "fig.html");
-      saveFigureHtml(file, { data: [{ type: "scatter", x: [1, 2], y: [3, 4] }], layout: { title: { text: "t</title>" } } });
+      saveFigureHtml(file, {
+        data: [{ type: "scatter", x: [1, 2], y: [3, 4] }],
+        layout: { title: { text: "t</title>" } },
+      });
       const text = fs.readFileSync(file, "utf8");
       assert.ok(text.startsWith("<!DOCTYPE html>"));
       assert.ok(text.includes("<title>t&lt;/title&gt;</title>"));

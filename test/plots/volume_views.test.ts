@@ -6,9 +6,11 @@ import { figureToHtml } from "../../src/plots/plotly";
 /** Image whose value encodes its voxel position: 100 d + 10 h + w (for small shapes). */
 function ramp(shape: Shape3, spacing: Shape3 = [1, 1, 1]): Volume<Float32Array> {
   const data = new Float32Array(shape[0] * shape[1] * shape[2]);
-  for (let d = 0; d < shape[0]; d++) for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) {
-    data[voxelIndex(shape, d, h, w)] = 100 * d + 10 * h + w;
-  }
+  for (let d = 0; d < shape[0]; d++)
+    for (let h = 0; h < shape[1]; h++)
+      for (let w = 0; w < shape[2]; w++) {
+        data[voxelIndex(shape, d, h, w)] = 100 * d + 10 * h + w;
+      }
   return { data, shape, channels: 1, spacing, affine: diagonalAffine(spacing), source: "ramp" };
 }
 
@@ -16,7 +18,8 @@ function ramp(shape: Shape3, spacing: Shape3 = [1, 1, 1]): Volume<Float32Array> 
 function boxLabel(shape: Shape3, boxes: [number, number[], number[], number[]][]): Volume<Uint8Array> {
   const data = new Uint8Array(shape[0] * shape[1] * shape[2]);
   for (const [c, [d0, d1], [h0, h1], [w0, w1]] of boxes) {
-    for (let d = d0; d < d1; d++) for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) data[voxelIndex(shape, d, h, w)] = c;
+    for (let d = d0; d < d1; d++)
+      for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) data[voxelIndex(shape, d, h, w)] = c;
   }
   return { data, shape, channels: 1, spacing: [1, 1, 1], affine: diagonalAffine([1, 1, 1]), source: "box" };
 }
@@ -36,11 +39,17 @@ describe("plots/volume_views", () => {
   it("orthoSlices: three gray heatmaps + three label overlays + legend, crosshairs, spacing-aware aspect", () => {
     const shape: Shape3 = [6, 8, 10];
     const image = ramp(shape, [3, 1, 0.5]);
-    const label = boxLabel(shape, [[1, [1, 3], [2, 4], [2, 6]], [3, [4, 5], [5, 7], [6, 9]]]);
+    const label = boxLabel(shape, [
+      [1, [1, 3], [2, 4], [2, 6]],
+      [3, [4, 5], [5, 7], [6, 9]],
+    ]);
     const fig = orthoSlices(image, { label, labelNames: ["bg", "liver", "spleen", "kidney"], title: "case 0" });
     const heat = fig.data.filter((t) => t.type === "heatmap");
     assert.equal(heat.length, 6);
-    assert.deepEqual(heat.map((t) => t.xaxis), ["x", "x", "x2", "x2", "x3", "x3"]);
+    assert.deepEqual(
+      heat.map((t) => t.xaxis),
+      ["x", "x", "x2", "x2", "x3", "x3"],
+    );
     // default index = foreground centroid
     assert.deepEqual(foregroundCentroid(label), [2, 3, 4]); // (16 voxels at (1.5, 2.5, 3.5) + 6 at (4, 5.5, 7)) / 22
     assert.ok(fig.layout.annotations.map((a: any) => a.text).join() === "axial d=2,coronal h=3,sagittal w=4");
@@ -58,7 +67,10 @@ describe("plots/volume_views", () => {
     assert.ok(overlay.opacity > 0 && overlay.opacity < 1);
     // legend: one entry per present class, named
     const legend = fig.data.filter((t) => t.type === "scatter");
-    assert.deepEqual(legend.map((t) => t.name), ["liver", "kidney"]);
+    assert.deepEqual(
+      legend.map((t) => t.name),
+      ["liver", "kidney"],
+    );
     // aspect from spacing: axial rows H (1 mm) over cols W (0.5 mm); coronal rows D (3 mm) over W
     assert.equal(fig.layout.yaxis.scaleanchor, "x");
     assert.equal(fig.layout.yaxis.scaleratio, 2);
@@ -78,7 +90,15 @@ describe("plots/volume_views", () => {
     const neuro = orthoSlices(image, { window: [0, 400], convention: "neurological" });
     assert.ok(neuro.layout.xaxis.range[0] < neuro.layout.xaxis.range[1]);
     // a flipped j axis (LPS-style affine) flips the screen axis so anterior stays up
-    const lps = { ...image, affine: [[-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] };
+    const lps = {
+      ...image,
+      affine: [
+        [-1, 0, 0, 0],
+        [0, -1, 0, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+      ],
+    };
     const f = orthoSlices(lps, { window: [0, 400] });
     assert.ok(f.layout.yaxis.range[0] > f.layout.yaxis.range[1]);
   });
@@ -95,7 +115,14 @@ describe("plots/volume_views", () => {
   it("slices longer than maxPixels are downsampled and the figure JSON stays small", () => {
     const shape: Shape3 = [40, 600, 520];
     const data = new Float32Array(shape[0] * shape[1] * shape[2]).map((_, i) => (i % 997) / 997);
-    const image: Volume = { data, shape, channels: 1, spacing: [2, 0.7, 0.7], affine: diagonalAffine([2, 0.7, 0.7]), source: "big" };
+    const image: Volume = {
+      data,
+      shape,
+      channels: 1,
+      spacing: [2, 0.7, 0.7],
+      affine: diagonalAffine([2, 0.7, 0.7]),
+      source: "big",
+    };
     const fig = orthoSlices(image);
     const axial = fig.data[0];
     assert.ok(axial.z.length <= 256 && axial.z[0].length <= 256, `${axial.z.length}x${axial.z[0].length}`);
@@ -112,15 +139,24 @@ describe("plots/volume_views", () => {
     const shape: Shape3 = [6, 8, 10];
     const image = ramp(shape);
     const truth = boxLabel(shape, [[2, [1, 4], [2, 5], [3, 7]]]);
-    const pred = boxLabel(shape, [[2, [1, 4], [2, 6], [3, 8]], [1, [4, 5], [0, 2], [0, 2]]]);
-    const fig = sliceGrid([
-      { title: "image", image },
-      { title: "ground truth", image, label: truth },
-      { title: "prediction", image, label: pred },
-    ], "coronal");
+    const pred = boxLabel(shape, [
+      [2, [1, 4], [2, 6], [3, 8]],
+      [1, [4, 5], [0, 2], [0, 2]],
+    ]);
+    const fig = sliceGrid(
+      [
+        { title: "image", image },
+        { title: "ground truth", image, label: truth },
+        { title: "prediction", image, label: pred },
+      ],
+      "coronal",
+    );
     const heat = fig.data.filter((t) => t.type === "heatmap");
     assert.equal(heat.length, 5);
-    assert.deepEqual(fig.layout.annotations.map((a: any) => a.text), ["image", "ground truth", "prediction"]);
+    assert.deepEqual(
+      fig.layout.annotations.map((a: any) => a.text),
+      ["image", "ground truth", "prediction"],
+    );
     assert.equal(fig.layout.title.text, "coronal h=3"); // centroid of the first label along H
     assert.ok(heat.every((t) => t.xaxis !== undefined));
     const gray = heat.filter((t) => t.hovertemplate.includes("class") === false);
@@ -130,7 +166,16 @@ describe("plots/volume_views", () => {
     assert.equal(overlays[0].zmax, 2.5);
     // coronal rows = D (6), cols = W (10)
     assert.deepEqual([heat[0].z.length, heat[0].z[0].length], [6, 10]);
-    const wrapped = sliceGrid([{ title: "a", image }, { title: "b", image }, { title: "c", image }], 0, 1, { columns: 2 });
+    const wrapped = sliceGrid(
+      [
+        { title: "a", image },
+        { title: "b", image },
+        { title: "c", image },
+      ],
+      0,
+      1,
+      { columns: 2 },
+    );
     assert.ok(wrapped.layout.yaxis3.domain[1] < wrapped.layout.yaxis.domain[0], "third panel on a second row");
   });
 });

@@ -10,7 +10,10 @@ describe("runtime/backend", () => {
       // without tfjs-node installed the kit must fall back to wasm, naming what it tried
       if (r.name !== "tensorflow") {
         assert.equal(r.name, "wasm");
-        assert.ok(r.skipped.some((s) => s.includes("@tensorflow/tfjs-node")), describeBackend(r));
+        assert.ok(
+          r.skipped.some((s) => s.includes("@tensorflow/tfjs-node")),
+          describeBackend(r),
+        );
       }
     }
     const y = tf.tidy(() => tf.matMul(tf.ones([4, 3]), tf.ones([3, 2])).dataSync());
@@ -22,8 +25,9 @@ describe("runtime/backend", () => {
     const x = tf.range(0, 2 * 3 * 4 * 5).reshape([2, 3, 4, 5]);
     const s = tf.slice(x, [1, 0, 1, 2], [1, 3, 2, 3]);
     const ref: number[] = [];
-    for (let b = 1; b < 2; b++) for (let i = 0; i < 3; i++) for (let j = 1; j < 3; j++) for (let k = 2; k < 5; k++)
-      ref.push(((b * 3 + i) * 4 + j) * 5 + k);
+    for (let b = 1; b < 2; b++)
+      for (let i = 0; i < 3; i++)
+        for (let j = 1; j < 3; j++) for (let k = 2; k < 5; k++) ref.push(((b * 3 + i) * 4 + j) * 5 + k);
     assert.deepEqual(Array.from(s.dataSync()), ref);
     tf.dispose([x, s]);
   });

@@ -3,7 +3,9 @@ import { makeRng, seedFrom, shuffle, normal } from "../../src/runtime/random";
 
 describe("runtime/random", () => {
   it("same seed gives the same stream; different seeds differ", () => {
-    const a = makeRng(42), b = makeRng(42), c = makeRng(43);
+    const a = makeRng(42),
+      b = makeRng(42),
+      c = makeRng(43);
     const xa = Array.from({ length: 5 }, () => a());
     const xb = Array.from({ length: 5 }, () => b());
     const xc = Array.from({ length: 5 }, () => c());

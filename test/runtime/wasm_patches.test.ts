@@ -10,7 +10,14 @@ describe("runtime/backend wasm kernel patches", () => {
   });
 
   /** Reference gather of x (flat, row-major `shape`) along `axis` with batchDims. */
-  function refGather(x: number[], shape: number[], idx: number[], idxShape: number[], axis: number, batchDims: number): number[] {
+  function refGather(
+    x: number[],
+    shape: number[],
+    idx: number[],
+    idxShape: number[],
+    axis: number,
+    batchDims: number,
+  ): number[] {
     const batch = shape.slice(0, batchDims).reduce((a, b) => a * b, 1);
     const outer = shape.slice(batchDims, axis).reduce((a, b) => a * b, 1);
     const dim = shape[axis];
@@ -24,7 +31,13 @@ describe("runtime/backend wasm kernel patches", () => {
     return out;
   }
 
-  const cases: Array<{ shape: number[]; idxShape: number[]; axis: number; batchDims: number; dtype: "float32" | "int32" }> = [
+  const cases: Array<{
+    shape: number[];
+    idxShape: number[];
+    axis: number;
+    batchDims: number;
+    dtype: "float32" | "int32";
+  }> = [
     { shape: [50, 48], idxShape: [70], axis: 0, batchDims: 0, dtype: "float32" }, // row copies (slice ≥ 8)
     { shape: [40, 3], idxShape: [90], axis: 0, batchDims: 0, dtype: "float32" }, // element loop (slice < 8)
     { shape: [4, 9, 5], idxShape: [7], axis: 1, batchDims: 0, dtype: "float32" },
@@ -39,7 +52,11 @@ describe("runtime/backend wasm kernel patches", () => {
       const m = c.idxShape.reduce((a, b) => a * b, 1);
       const idx = Array.from({ length: m }, (_, i) => (i * 7 + 3) % c.shape[c.axis]);
       const got = tf.tidy(() =>
-        Array.from(tf.gather(tf.tensor(x, c.shape, c.dtype), tf.tensor(idx, c.idxShape, "int32"), c.axis, c.batchDims).dataSync()),
+        Array.from(
+          tf
+            .gather(tf.tensor(x, c.shape, c.dtype), tf.tensor(idx, c.idxShape, "int32"), c.axis, c.batchDims)
+            .dataSync(),
+        ),
       );
       const want = refGather(x, c.shape, idx, c.idxShape, c.axis, c.batchDims);
       assert.equal(got.length, want.length);
@@ -76,7 +93,10 @@ describe("runtime/backend wasm kernel patches", () => {
       const save = args[1] as tf.GradSaveFunc;
       const y = tf.square(x);
       save([x, y]);
-      return { value: y, gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => tf.mul(dy, tf.add(tf.mul(xs, 2), tf.mul(ys, 0))) };
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => tf.mul(dy, tf.add(tf.mul(xs, 2), tf.mul(ys, 0))),
+      };
     });
     const x = tf.tensor1d([1, -2, 3]);
     const before = tf.memory().numTensors;

@@ -25,10 +25,18 @@ export function fakeResult(cell: StudyCell): RunResult {
     return { step, valDice: base * (1 - Math.exp(-step * rate)), trainLoss: 1.5 * Math.exp(-step * rate) };
   });
   return {
-    key: cell.key, init: cell.init, model: cell.model, labelFraction: cell.labelFraction, seed: cell.seed,
-    backend: "fake", wallTimeS: 10 + cell.seed, steps: 1000, curve,
+    key: cell.key,
+    init: cell.init,
+    model: cell.model,
+    labelFraction: cell.labelFraction,
+    seed: cell.seed,
+    backend: "fake",
+    wallTimeS: 10 + cell.seed,
+    steps: 1000,
+    curve,
     test: {
-      perClassDice, perClassHd95,
+      perClassDice,
+      perClassHd95,
       meanDice: dices.reduce((a, b) => a + b, 0) / dices.length,
       meanHd95: hds.reduce((a, b) => a + b, 0) / hds.length,
     },

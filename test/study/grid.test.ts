@@ -3,7 +3,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
-  RunResult, StudyCell, cellKey, expandGrid, parseResults, readResults, resultLine, runStudy, selectLabelledSubset,
+  RunResult,
+  StudyCell,
+  cellKey,
+  expandGrid,
+  parseResults,
+  readResults,
+  resultLine,
+  runStudy,
+  selectLabelledSubset,
 } from "../../src/study/grid";
 import { fakeResult } from "./fixtures";
 
@@ -18,12 +26,15 @@ describe("study/grid", () => {
   it("expandGrid lists every cell once, seed-major, with stable keys", () => {
     const cells = expandGrid(GRID);
     assert.equal(cells.length, 12);
-    assert.deepEqual(cells.slice(0, 4).map((c) => c.key), [
-      "model=nnformer|init=mae|frac=0.1|seed=1",
-      "model=nnformer|init=scratch|frac=0.1|seed=1",
-      "model=nnformer|init=mae|frac=0.5|seed=1",
-      "model=nnformer|init=scratch|frac=0.5|seed=1",
-    ]);
+    assert.deepEqual(
+      cells.slice(0, 4).map((c) => c.key),
+      [
+        "model=nnformer|init=mae|frac=0.1|seed=1",
+        "model=nnformer|init=scratch|frac=0.1|seed=1",
+        "model=nnformer|init=mae|frac=0.5|seed=1",
+        "model=nnformer|init=scratch|frac=0.5|seed=1",
+      ],
+    );
     assert.equal(new Set(cells.map((c) => c.key)).size, 12);
     for (const c of cells) assert.equal(c.key, cellKey(c));
     assert.deepEqual(expandGrid(GRID), cells); // deterministic
@@ -72,8 +83,10 @@ describe("study/grid", () => {
       if (calls++ === k) throw new Error("simulated interruption");
       return fakeResult(c);
     };
-    await assert.rejects(runStudy(cells, interrupted, { resultsFile: file }), (e: Error) =>
-      e.message.includes(cells[k].key) && e.message.includes("simulated interruption"));
+    await assert.rejects(
+      runStudy(cells, interrupted, { resultsFile: file }),
+      (e: Error) => e.message.includes(cells[k].key) && e.message.includes("simulated interruption"),
+    );
     assert.equal(readResults(file).length, k);
 
     const started: string[] = [];
@@ -81,19 +94,34 @@ describe("study/grid", () => {
     const skipped: string[] = [];
     const second = await runStudy(cells, async (c) => fakeResult(c), {
       resultsFile: file,
-      onCellStart: (c, p) => { started.push(c.key); assert.equal(p.toRun, 12 - k); },
+      onCellStart: (c, p) => {
+        started.push(c.key);
+        assert.equal(p.toRun, 12 - k);
+      },
       onCellEnd: (r) => ended.push(r.key),
       onCellSkip: (c) => skipped.push(c.key),
     });
-    assert.deepEqual(started, cells.slice(k).map((c) => c.key));
+    assert.deepEqual(
+      started,
+      cells.slice(k).map((c) => c.key),
+    );
     assert.deepEqual(ended, started);
-    assert.deepEqual(skipped, cells.slice(0, k).map((c) => c.key));
+    assert.deepEqual(
+      skipped,
+      cells.slice(0, k).map((c) => c.key),
+    );
     assert.deepEqual(second.results, full.results);
     assert.deepEqual(readResults(file), readResults(fullFile));
     assert.equal(fs.readFileSync(file, "utf8"), fs.readFileSync(fullFile, "utf8"));
 
     // a third run has nothing left to do
-    const third = await runStudy(cells, async () => { throw new Error("must not run"); }, { resultsFile: file });
+    const third = await runStudy(
+      cells,
+      async () => {
+        throw new Error("must not run");
+      },
+      { resultsFile: file },
+    );
     assert.equal(third.ran.length, 0);
     assert.deepEqual(third.results, full.results);
   });
@@ -113,7 +141,10 @@ describe("study/grid", () => {
     const lines = cells.map((c) => resultLine(fakeResult(c)));
     const file = tmpFile("corrupt.jsonl");
     fs.writeFileSync(file, lines[0] + lines[1].slice(0, 40) + "\n" + lines[2]);
-    assert.throws(() => readResults(file), (e: Error) => e.message.includes(`${file}:2: not valid JSON`));
+    assert.throws(
+      () => readResults(file),
+      (e: Error) => e.message.includes(`${file}:2: not valid JSON`),
+    );
     // valid JSON with a wrong field is an error too, even on the last line
     const bad = JSON.parse(lines[2]);
     bad.test.meanDice = "high";
@@ -137,10 +168,19 @@ describe("study/grid", () => {
     assert.equal(parseResults(lines[0] + lines[1]).needsRepair, false);
 
     const ran: string[] = [];
-    const out = await runStudy(cells, async (c) => { ran.push(c.key); return fakeResult(c); },
-      { resultsFile: file, onWarning: (m) => warnings.push(m) });
+    const out = await runStudy(
+      cells,
+      async (c) => {
+        ran.push(c.key);
+        return fakeResult(c);
+      },
+      { resultsFile: file, onWarning: (m) => warnings.push(m) },
+    );
     assert.equal(warnings.length, 2);
-    assert.deepEqual(ran, cells.slice(2).map((c) => c.key)); // the truncated cell runs again
+    assert.deepEqual(
+      ran,
+      cells.slice(2).map((c) => c.key),
+    ); // the truncated cell runs again
     const again = readResults(file, { onWarning: () => assert.fail("file still broken") });
     assert.equal(again.length, cells.length);
     assert.deepEqual(again, out.results);
@@ -149,13 +189,20 @@ describe("study/grid", () => {
   it("rejects a result that does not belong to its cell, and a results file from another grid", async () => {
     const cells = expandGrid(GRID);
     const file = tmpFile("mismatch.jsonl");
-    await assert.rejects(runStudy(cells, async (c) => ({ ...fakeResult(c), seed: 99 }), { resultsFile: file }),
-      /but the result says key .* seed 99/);
+    await assert.rejects(
+      runStudy(cells, async (c) => ({ ...fakeResult(c), seed: 99 }), { resultsFile: file }),
+      /but the result says key .* seed 99/,
+    );
     assert.equal(fs.existsSync(file), false);
     const other = { ...fakeResult(cells[0]), init: "other" };
     fs.writeFileSync(file, resultLine(other));
-    await assert.rejects(runStudy(cells, async (c) => fakeResult(c), { resultsFile: file }), /results file of another grid/);
-    await assert.rejects(runStudy([cells[0], cells[0]], async (c) => fakeResult(c), { resultsFile: tmpFile("d.jsonl") }),
-      /appears twice/);
+    await assert.rejects(
+      runStudy(cells, async (c) => fakeResult(c), { resultsFile: file }),
+      /results file of another grid/,
+    );
+    await assert.rejects(
+      runStudy([cells[0], cells[0]], async (c) => fakeResult(c), { resultsFile: tmpFile("d.jsonl") }),
+      /appears twice/,
+    );
   });
 });

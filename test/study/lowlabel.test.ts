@@ -28,7 +28,8 @@ describe("study/lowlabel (smoke profile)", function () {
     for (const res of r.results) {
       assert.equal(res.steps, 2);
       assert.equal(Object.keys(res.test.perClassDice).length, 8, "all 8 organs scored");
-      if (res.init === "mae") assert.ok((res.meta!.transferredTensors as number) > 0, "the mae arm starts from transferred weights");
+      if (res.init === "mae")
+        assert.ok((res.meta!.transferredTensors as number) > 0, "the mae arm starts from transferred weights");
     }
     assert.ok(fs.existsSync(path.join(out, "pretrain", "nnformer-micro", "mae_latest.safetensors")));
     assert.match(fs.readFileSync(r.tableFile, "utf8"), /MAE vs scratch/);
@@ -42,7 +43,8 @@ describe("study/lowlabel (smoke profile)", function () {
     // interrupt the third cell at step 2, after its step-1 checkpoint
     await assert.rejects(
       runLowLabelStudy(getProfile("smoke"), {
-        out, log: () => {},
+        out,
+        log: () => {},
         onStep: (_cell, rec) => {
           if (rec.step === 1) cellsStarted++;
           if (cellsStarted === 3 && rec.step === 2) throw new Error("simulated interruption");
@@ -50,23 +52,41 @@ describe("study/lowlabel (smoke profile)", function () {
       }),
       /simulated interruption/,
     );
-    assert.equal(readResults(path.join(out, "results.jsonl")).length, 2, "two cells were finished before the interruption");
+    assert.equal(
+      readResults(path.join(out, "results.jsonl")).length,
+      2,
+      "two cells were finished before the interruption",
+    );
     const ran: string[] = [];
     const r = await runLowLabelStudy(getProfile("smoke"), { out, log: (s) => ran.push(s) });
     assert.equal(ran.filter((l) => /already in/.test(l)).length, 2, "finished cells are skipped");
-    assert.ok(ran.some((l) => /resuming .* from step 1/.test(l)), "the interrupted cell continues from its checkpoint");
+    assert.ok(
+      ran.some((l) => /resuming .* from step 1/.test(l)),
+      "the interrupted cell continues from its checkpoint",
+    );
     assert.equal(ran.filter((l) => /^pretraining MAE/.test(l)).length, 0, "the finished pretraining is reused");
     const byKey = new Map(full.map((x) => [x.key, x]));
     for (const res of r.results) {
       const ref = byKey.get(res.key)!;
-      assert.deepEqual(res.test.perClassDice, ref.test.perClassDice, `${res.key}: same test Dice as the uninterrupted run`);
-      assert.deepEqual(res.curve.map((c) => c.valDice), ref.curve.map((c) => c.valDice), `${res.key}: same validation curve`);
+      assert.deepEqual(
+        res.test.perClassDice,
+        ref.test.perClassDice,
+        `${res.key}: same test Dice as the uninterrupted run`,
+      );
+      assert.deepEqual(
+        res.curve.map((c) => c.valDice),
+        ref.curve.map((c) => c.valDice),
+        `${res.key}: same validation curve`,
+      );
     }
   });
 
   it("refuses an unwritable output folder before any training", async () => {
     const file = path.join(root, "not-a-dir");
     fs.writeFileSync(file, "x");
-    await assert.rejects(runLowLabelStudy(getProfile("smoke"), { out: path.join(file, "sub"), log: () => {} }), /not writable/);
+    await assert.rejects(
+      runLowLabelStudy(getProfile("smoke"), { out: path.join(file, "sub"), log: () => {} }),
+      /not writable/,
+    );
   });
 });

@@ -1,6 +1,15 @@
 import { strict as assert } from "assert";
 import {
-  bootstrapCI, holmAdjust, mean, median, minAttainableP, normalCdf, pairedComparison, signFlipTest, std, stepsToReach,
+  bootstrapCI,
+  holmAdjust,
+  mean,
+  median,
+  minAttainableP,
+  normalCdf,
+  pairedComparison,
+  signFlipTest,
+  std,
+  stepsToReach,
   wilcoxonSignedRank,
 } from "../../src/study/stats";
 
@@ -11,12 +20,15 @@ function bruteWilcoxon(d: number[]): number {
   const nz = d.filter((v) => v !== 0);
   const abs = nz.map(Math.abs);
   const ranks = abs.map((a) => {
-    const below = abs.filter((b) => b < a).length, equal = abs.filter((b) => b === a).length;
+    const below = abs.filter((b) => b < a).length,
+      equal = abs.filter((b) => b === a).length;
     return below + (equal + 1) / 2;
   });
   const w = ranks.reduce((s, r, i) => s + (nz[i] > 0 ? r : 0), 0);
-  let lo = 0, hi = 0;
-  const n = nz.length, total = 2 ** n;
+  let lo = 0,
+    hi = 0;
+  const n = nz.length,
+    total = 2 ** n;
   for (let m = 0; m < total; m++) {
     let s = 0;
     for (let i = 0; i < n; i++) if ((m >> i) & 1) s += ranks[i];
@@ -91,7 +103,11 @@ describe("study/stats", () => {
     assert.equal(one.wPlus, 10);
     close(one.p, 0.625);
     // zeros are dropped; ties get midranks, still exact
-    for (const d of [[0, 1, 1, 2, -3], [0.5, -0.5, 1, 1, 1, 2, -0.25, 3], [2, 2, 2, -2]]) {
+    for (const d of [
+      [0, 1, 1, 2, -3],
+      [0.5, -0.5, 1, 1, 1, 2, -0.25, 3],
+      [2, 2, 2, -2],
+    ]) {
       close(wilcoxonSignedRank(d).p, bruteWilcoxon(d), 1e-12);
     }
     assert.equal(wilcoxonSignedRank([0, 0]).p, 1);
@@ -108,7 +124,7 @@ describe("study/stats", () => {
   });
 
   it("pairedComparison puts it together on matched pairs", () => {
-    const a = [0.80, 0.78, 0.82, 0.79, 0.81];
+    const a = [0.8, 0.78, 0.82, 0.79, 0.81];
     const b = [0.75, 0.76, 0.78, 0.74, 0.77];
     const c = pairedComparison(a, b, { seed: 1 });
     assert.equal(c.n, 5);

@@ -46,15 +46,31 @@ describe("study/table2 (table2-smoke profile)", function () {
     }
     // the overrides reached the builder: the smoke baselines are the registry's tiny networks
     const unet = r.results.find((x) => x.model === "unet3d-cpu")!;
-    const tinyUnet = buildModel("unet3d-cpu", { inChannels: 1, numClasses: 9, cropSize: [32, 32, 32], seed: 0 }, MODELS["unet3d-cpu"].tiny.overrides);
+    const tinyUnet = buildModel(
+      "unet3d-cpu",
+      { inChannels: 1, numClasses: 9, cropSize: [32, 32, 32], seed: 0 },
+      MODELS["unet3d-cpu"].tiny.overrides,
+    );
     assert.equal(unet.meta!.params, tinyUnet.numParams());
     tinyUnet.dispose();
 
     const rows = table2Rows(r.results);
-    assert.deepEqual(rows.map((x) => `${x.model}/${x.init}`), [
-      "nnformer-micro/scratch", "nnformer-micro/mae", "unet3d-cpu/scratch", "unetr-cpu/scratch", "swin-unetr-f12/scratch", "transunet3d-cpu/scratch",
-    ]);
-    assert.equal(Object.keys(rows[0]).filter((k) => !["model", "init", "n", "meanDice", "diceCi"].includes(k)).length, 8, "8 organ columns");
+    assert.deepEqual(
+      rows.map((x) => `${x.model}/${x.init}`),
+      [
+        "nnformer-micro/scratch",
+        "nnformer-micro/mae",
+        "unet3d-cpu/scratch",
+        "unetr-cpu/scratch",
+        "swin-unetr-f12/scratch",
+        "transunet3d-cpu/scratch",
+      ],
+    );
+    assert.equal(
+      Object.keys(rows[0]).filter((k) => !["model", "init", "n", "meanDice", "diceCi"].includes(k)).length,
+      8,
+      "8 organ columns",
+    );
     assert.equal(modelCostRows(r.results).length, profile.models.length);
 
     const md = fs.readFileSync(r.tableFile, "utf8");

@@ -13,7 +13,8 @@ function regressionTask(name: string, opts: { nanAt?: number } = {}) {
     variables: () => [w],
     loss(step: number, rng: Rng) {
       if (opts.nanAt !== undefined && step === opts.nanAt) return tf.mul(tf.sum(w), NaN) as tf.Scalar;
-      const xs: number[] = [], ys: number[] = [];
+      const xs: number[] = [],
+        ys: number[] = [];
       for (let i = 0; i < 16; i++) {
         const x = [normal(rng), normal(rng), normal(rng)];
         xs.push(...x);
@@ -55,7 +56,10 @@ describe("train/fit", () => {
     assert.equal(r.step, 60);
     assert.ok(r.records[59].loss < r.records[0].loss / 20, `loss ${r.records[0].loss} -> ${r.records[59].loss}`);
     assert.ok(r.records[59].eval!.err < 0.4, `weight error (starts at 4.0) ${r.records[59].eval!.err}`);
-    assert.deepEqual(saved.filter((s) => s.tag === "latest").map((s) => s.step), [20, 40, 60]);
+    assert.deepEqual(
+      saved.filter((s) => s.tag === "latest").map((s) => s.step),
+      [20, 40, 60],
+    );
     w.dispose();
   });
 
@@ -76,7 +80,8 @@ describe("train/fit", () => {
     await fit(c.task, { ...config, evalEvery: 30 }, { onStep: (rec) => rec.step < 30 }).catch(() => undefined);
     // c stopped after the step-30 checkpoint; continue it to the end
     await fit(c.task, { ...config, evalEvery: 30 }, { resume: optState });
-    const wa = Array.from(a.w.dataSync()), wc = Array.from(c.w.dataSync());
+    const wa = Array.from(a.w.dataSync()),
+      wc = Array.from(c.w.dataSync());
     wa.forEach((x, i) => assert.ok(Math.abs(x - wc[i]) < 1e-6, `${wa} vs ${wc}`));
     [a.w, b.w, c.w].forEach((w) => w.dispose());
   });
@@ -84,7 +89,10 @@ describe("train/fit", () => {
   it("stops on a NaN loss with a clear error and without saving the bad step", async () => {
     const { task, w, saved } = regressionTask("fit_test_w5", { nanAt: 25 });
     await assert.rejects(fit(task, config), (e: Error) => e instanceof NonFiniteLossError && /step 25/.test(e.message));
-    assert.deepEqual(saved.map((s) => s.step), [20, 20]); // best and latest at step 20, nothing after
+    assert.deepEqual(
+      saved.map((s) => s.step),
+      [20, 20],
+    ); // best and latest at step 20, nothing after
     w.dispose();
   });
 

@@ -28,8 +28,12 @@ describe("train/leaks: 20 nnFormer training steps", function () {
         },
       };
       const config = {
-        maxSteps: 20, optimizer: { kind: "adamw" as const, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
-        schedule: { kind: "cosine" as const, lr: 1e-3, minLr: 1e-5, warmupSteps: 2 }, clipNorm: 1, evalEvery: 0, seed: 0,
+        maxSteps: 20,
+        optimizer: { kind: "adamw" as const, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+        schedule: { kind: "cosine" as const, lr: 1e-3, minLr: 1e-5, warmupSteps: 2 },
+        clipNorm: 1,
+        evalEvery: 0,
+        seed: 0,
       };
       await fit(task, { ...config, maxSteps: 1 }); // first use builds cached constants (index tables, ones)
       const before = tf.memory().numTensors;

@@ -21,29 +21,53 @@ describe("train/learning (micro nnFormer on phantoms)", function () {
       const p = generatePhantom(7, i, { shape: [32, 64, 64] });
       return { id: `case${i}`, image: p.image, label: p.label };
     });
-    const plan = computePreprocessing(cases.map((c) => c.image), "CT");
+    const plan = computePreprocessing(
+      cases.map((c) => c.image),
+      "CT",
+    );
     const prepared = prepareCases(cases, plan);
-    const train = prepared.slice(0, 6), val = prepared.slice(6);
+    const train = prepared.slice(0, 6),
+      val = prepared.slice(6);
     const config = { ...NNFORMER_MICRO, numClasses: 9 };
     const model = new NnFormerSegmentation("nnformer-micro", new NnFormer(config, { seed: 1 }));
     try {
       const task = new SegmentationTask({
-        model, ops: fastOps, train, val, numClasses: 9, cropSize: config.cropSize, batchSize: 2, foregroundFraction: 0.5,
-        augment: AUGMENT_OFF, batchDice: true, modelName: "nnformer-micro", preprocessing: plan,
+        model,
+        ops: fastOps,
+        train,
+        val,
+        numClasses: 9,
+        cropSize: config.cropSize,
+        batchSize: 2,
+        foregroundFraction: 0.5,
+        augment: AUGMENT_OFF,
+        batchDice: true,
+        modelName: "nnformer-micro",
+        preprocessing: plan,
       });
       const r = await fit(task, {
-        maxSteps: 300, optimizer: { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
-        schedule: { kind: "poly", lr: 3e-3, exponent: 0.9, warmupSteps: 10 }, clipNorm: 12, evalEvery: 0, seed: 0,
+        maxSteps: 300,
+        optimizer: { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
+        schedule: { kind: "poly", lr: 3e-3, exponent: 0.9, warmupSteps: 10 },
+        clipNorm: 12,
+        evalEvery: 0,
+        seed: 0,
       });
       assert.ok(r.records[r.records.length - 1].loss < r.records[0].loss * 0.8, "training loss falls");
       const ev = await evaluateDice(model, fastOps, val, { cropSize: config.cropSize, numClasses: 9, overlap: 0.5 });
 
       const counts = new Array(9).fill(0);
       let total = 0;
-      for (const c of train) for (const v of c.label.data) { counts[v]++; total++; }
+      for (const c of train)
+        for (const v of c.label.data) {
+          counts[v]++;
+          total++;
+        }
       const chance = counts.slice(1).reduce((s, n) => s + n / total, 0) / 8;
       const liver = ev.perClass[PHANTOM_LABELS.findIndex((l) => l.name === "liver") - 1];
-      console.log(`      held-out mean Dice ${ev.mean.toFixed(3)} (chance ${chance.toFixed(4)}), liver ${liver.toFixed(3)}`);
+      console.log(
+        `      held-out mean Dice ${ev.mean.toFixed(3)} (chance ${chance.toFixed(4)}), liver ${liver.toFixed(3)}`,
+      );
       assert.ok(ev.mean > 0.06 && ev.mean > 5 * chance, `mean Dice ${ev.mean} vs chance ${chance}`);
       assert.ok(liver > 0.3, `liver Dice ${liver}`);
     } finally {

@@ -12,10 +12,16 @@ describe("train/optim", () => {
 
   it("SGD with Nesterov momentum and weight decay follows torch.optim.SGD", () => {
     const w = tf.variable(tf.tensor1d([1, -2]), true, "optim_test_w1");
-    const opt = new Optimizer([w], { kind: "sgd", momentum: 0.9, nesterov: true, weightDecay: 0.1 }, () => ({ lrScale: 1, weightDecay: true }));
+    const opt = new Optimizer([w], { kind: "sgd", momentum: 0.9, nesterov: true, weightDecay: 0.1 }, () => ({
+      lrScale: 1,
+      weightDecay: true,
+    }));
     let ref = [1, -2];
     let buf = [0, 0];
-    const grads = [[0.5, 0.25], [-1, 2]];
+    const grads = [
+      [0.5, 0.25],
+      [-1, 2],
+    ];
     grads.forEach((g, t) => {
       const gd = g.map((x, i) => x + 0.1 * ref[i]);
       buf = t === 0 ? gd : buf.map((b, i) => 0.9 * b + gd[i]);
@@ -33,11 +39,21 @@ describe("train/optim", () => {
 
   it("AdamW applies decoupled weight decay and bias correction like torch.optim.AdamW", () => {
     const w = tf.variable(tf.tensor1d([1, -2]), true, "optim_test_w2");
-    const opt = new Optimizer([w], { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 }, () => ({ lrScale: 1, weightDecay: true }));
-    let ref = [1, -2], m = [0, 0], v = [0, 0];
-    const grads = [[0.5, 0.25], [-1, 2], [0.1, 0.1]];
+    const opt = new Optimizer([w], { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 }, () => ({
+      lrScale: 1,
+      weightDecay: true,
+    }));
+    let ref = [1, -2],
+      m = [0, 0],
+      v = [0, 0];
+    const grads = [
+      [0.5, 0.25],
+      [-1, 2],
+      [0.1, 0.1],
+    ];
     grads.forEach((g, k) => {
-      const t = k + 1, lr = 0.1;
+      const t = k + 1,
+        lr = 0.1;
       ref = ref.map((x) => x * (1 - lr * 0.05));
       m = m.map((x, i) => 0.9 * x + 0.1 * g[i]);
       v = v.map((x, i) => 0.999 * x + 0.001 * g[i] * g[i]);
@@ -77,12 +93,18 @@ describe("train/optim", () => {
   });
 
   it("rejects bad optimizer settings naming the field", () => {
-    assert.throws(() => new Optimizer([], { kind: "sgd", momentum: 1.5, nesterov: true, weightDecay: 0 }), /optimizer\.momentum is 1\.5/);
+    assert.throws(
+      () => new Optimizer([], { kind: "sgd", momentum: 1.5, nesterov: true, weightDecay: 0 }),
+      /optimizer\.momentum is 1\.5/,
+    );
   });
 
   it("schedules: warmup, poly and cosine", () => {
     assert.equal(learningRate({ kind: "poly", lr: 0.01, exponent: 0.9, warmupSteps: 0 }, 0, 100), 0.01);
-    assert.ok(Math.abs(learningRate({ kind: "poly", lr: 0.01, exponent: 0.9, warmupSteps: 0 }, 50, 100) - 0.01 * 0.5 ** 0.9) < 1e-12);
+    assert.ok(
+      Math.abs(learningRate({ kind: "poly", lr: 0.01, exponent: 0.9, warmupSteps: 0 }, 50, 100) - 0.01 * 0.5 ** 0.9) <
+        1e-12,
+    );
     assert.equal(learningRate({ kind: "cosine", lr: 1, minLr: 0, warmupSteps: 10 }, 4, 110), 0.5);
     assert.ok(Math.abs(learningRate({ kind: "cosine", lr: 1, minLr: 0, warmupSteps: 10 }, 60, 110) - 0.5) < 1e-12);
     assert.ok(learningRate({ kind: "cosine", lr: 1, minLr: 0.1, warmupSteps: 0 }, 100, 100) - 0.1 < 1e-12);

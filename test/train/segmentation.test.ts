@@ -19,12 +19,25 @@ describe("train/segmentation: inputs are checked before training", () => {
       const p = generatePhantom(1, i, { shape: [16, 32, 32] });
       return { id: `c${i}`, image: p.image, label: p.label };
     });
-    const plan = computePreprocessing(cases.map((c) => c.image), "CT");
+    const plan = computePreprocessing(
+      cases.map((c) => c.image),
+      "CT",
+    );
     const prepared = prepareCases(cases, plan);
     model = new NnFormerSegmentation("nnformer-micro", new NnFormer({ ...NNFORMER_MICRO, numClasses: 9 }, { seed: 0 }));
     base = {
-      model, ops: fastOps, train: prepared, val: [], numClasses: 9, cropSize: [16, 32, 32], batchSize: 2, foregroundFraction: 0.5,
-      augment: AUGMENT_OFF, batchDice: true, modelName: "nnformer-micro", preprocessing: plan,
+      model,
+      ops: fastOps,
+      train: prepared,
+      val: [],
+      numClasses: 9,
+      cropSize: [16, 32, 32],
+      batchSize: 2,
+      foregroundFraction: 0.5,
+      augment: AUGMENT_OFF,
+      batchDice: true,
+      modelName: "nnformer-micro",
+      preprocessing: plan,
     };
   });
   after(() => model.dispose());
@@ -39,7 +52,10 @@ describe("train/segmentation: inputs are checked before training", () => {
   });
 
   it("refuses label values outside the model's classes, naming the case and the fix", () => {
-    assert.throws(() => new SegmentationTask({ ...base, numClasses: 4 }), /case c\d .*label value \d+ but the model has 4 classes/);
+    assert.throws(
+      () => new SegmentationTask({ ...base, numClasses: 4 }),
+      /case c\d .*label value \d+ but the model has 4 classes/,
+    );
   });
 
   it("refuses an empty training split", () => {
@@ -47,12 +63,18 @@ describe("train/segmentation: inputs are checked before training", () => {
   });
 
   it("refuses volumes smaller than the crop when padding is disabled", () => {
-    assert.throws(() => new SegmentationTask({ ...base, cropSize: [16, 64, 32], padCrops: false }), /smaller than the crop 16x64x32 on axis H.*padding is disabled/);
+    assert.throws(
+      () => new SegmentationTask({ ...base, cropSize: [16, 64, 32], padCrops: false }),
+      /smaller than the crop 16x64x32 on axis H.*padding is disabled/,
+    );
     assert.doesNotThrow(() => new SegmentationTask({ ...base, cropSize: [16, 64, 32] }));
   });
 
   it("refuses cases without labels", () => {
     const p = generatePhantom(1, 5, { shape: [16, 32, 32] });
-    assert.throws(() => prepareCases([{ id: "u", image: p.image, label: null }], base.preprocessing), /case u has no label map/);
+    assert.throws(
+      () => prepareCases([{ id: "u", image: p.image, label: null }], base.preprocessing),
+      /case u has no label map/,
+    );
   });
 });

@@ -16,7 +16,12 @@ function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   return r3(tf.depthwiseConv2d(r4(a, [1, m, k, g]), r4(b, [1, k, g, n]), 1, "valid"), [m, g, n]);
 }
 
-export function fastWindowAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, args: WindowAttentionArgs): tf.Tensor2D {
+export function fastWindowAttention(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  args: WindowAttentionArgs,
+): tf.Tensor2D {
   checkAttention(q, args);
   const { numWindows: nW, tokens: N, heads: h, scale, bias, mask } = args;
   const C = q.shape[1];

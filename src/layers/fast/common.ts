@@ -21,7 +21,10 @@ export function customOp<T extends tf.Tensor>(
     const r = body(args.slice(0, -1) as tf.Tensor[], save);
     // tfjs runs a custom gradient outside any tidy scope: without this one, every temporary of the backward would
     // live until the whole backward pass ends (enough to exhaust wasm's 4 GB heap on larger networks)
-    return { value: r.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy as T, saved)) };
+    return {
+      value: r.value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy as T, saved)),
+    };
   });
   return f(...inputs) as T;
 }
@@ -81,7 +84,12 @@ export function fitAxis(t: tf.Tensor3D, start: number, len: number): tf.Tensor3D
   const cropStart = Math.max(0, -start);
   const padEnd = Math.max(0, len - (start + n));
   let out = t;
-  if (padStart > 0 || padEnd > 0) out = tf.pad(out, [[0, 0], [padStart, padEnd], [0, 0]]);
+  if (padStart > 0 || padEnd > 0)
+    out = tf.pad(out, [
+      [0, 0],
+      [padStart, padEnd],
+      [0, 0],
+    ]);
   const have = out.shape[1];
   if (cropStart > 0 || have - cropStart > len) out = tf.slice(out, [0, cropStart, 0], [a, len, r]);
   return out;

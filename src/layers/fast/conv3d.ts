@@ -42,7 +42,8 @@ function geometry(x: tf.Tensor5D, w: tf.Tensor5D, spec: Conv3dSpec): Geometry {
   const inSize: Triple = [D, H, W];
   const kernel: Triple = [kD, kH, kW];
   const outSize = [0, 1, 2].map((a) => convOutLength(inSize[a], kernel[a], spec.stride[a], spec.padding[a])) as Triple;
-  if (outSize.some((o) => o < 1)) throw new Error(`conv3d: input [${inSize}] is too small for kernel [${kernel}] with padding [${spec.padding}]`);
+  if (outSize.some((o) => o < 1))
+    throw new Error(`conv3d: input [${inSize}] is too small for kernel [${kernel}] with padding [${spec.padding}]`);
   return { B, inSize, outSize, kernel, stride: spec.stride, pad: spec.padding, ci, co };
 }
 
@@ -85,19 +86,40 @@ function kernelSlice(w: tf.Tensor5D, kz: number): tf.Tensor4D {
 }
 
 function explicitPad(p: Triple): [[number, number], [number, number], [number, number], [number, number]] {
-  return [[0, 0], [p[1], p[1]], [p[2], p[2]], [0, 0]];
+  return [
+    [0, 0],
+    [p[1], p[1]],
+    [p[2], p[2]],
+    [0, 0],
+  ];
 }
 
 function zsplitForward(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, g: Geometry): tf.Tensor5D {
-  const { B, inSize: [D, H, W], outSize: [Do, Ho, Wo], kernel: [kD], stride: s, pad: p, ci, co } = g;
+  const {
+    B,
+    inSize: [D, H, W],
+    outSize: [Do, Ho, Wo],
+    kernel: [kD],
+    stride: s,
+    pad: p,
+    ci,
+    co,
+  } = g;
   const L = zFitLength(Do, kD, s[0]);
   const xz = fitAxis(x.reshape([B, D, H * W * ci]), p[0], L); // [B, L, H·W·Ci], zero planes at the ends
   const terms: tf.Tensor4D[] = [];
   for (let kz = 0; kz < kD; kz++) {
     const planes = r4(zPlanes(xz, kz, s[0], Do), [B * Do, H, W, ci]);
-    const conv = { x: planes, filter: kernelSlice(w, kz), strides: [s[1], s[2]] as [number, number], pad: explicitPad(p) };
+    const conv = {
+      x: planes,
+      filter: kernelSlice(w, kz),
+      strides: [s[1], s[2]] as [number, number],
+      pad: explicitPad(p),
+    };
     // the bias rides on the first tap's conv (fused into XNNPACK)
-    terms.push(kz === 0 && b ? tf.fused.conv2d({ ...conv, bias: b }) : tf.conv2d(conv.x, conv.filter, conv.strides, conv.pad));
+    terms.push(
+      kz === 0 && b ? tf.fused.conv2d({ ...conv, bias: b }) : tf.conv2d(conv.x, conv.filter, conv.strides, conv.pad),
+    );
   }
   const y = terms.length === 1 ? terms[0] : tf.addN(terms); // [B·Do, Ho, Wo, Co]
   return r5(y, [B, Do, Ho, Wo, co]);
@@ -163,7 +185,16 @@ function subpixelKernel(wk: tf.Tensor4D, sel: tf.Tensor2D, ph: AxisPlan, pw: Axi
 }
 
 function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tensor5D {
-  const { B, inSize: [D, H, W], outSize: [Do, Ho, Wo], kernel: [kD, kH, kW], stride: s, pad: p, ci, co } = g;
+  const {
+    B,
+    inSize: [D, H, W],
+    outSize: [Do, Ho, Wo],
+    kernel: [kD, kH, kW],
+    stride: s,
+    pad: p,
+    ci,
+    co,
+  } = g;
   const pz = axisPlan(D, kD, s[0], p[0]);
   const ph = axisPlan(H, kH, s[1], p[1]);
   const pw = axisPlan(W, kW, s[2], p[2]);
@@ -187,7 +218,11 @@ function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tenso
       terms.push(tf.conv2d(planes, kernels.get(kz)!, 1, "valid")); // [B·Mz, Mh, Mw, (aH,aW,Ci)]
     }
     depthPhases.push(
-      terms.length === 0 ? tf.zeros([B * pz.m, ph.m, pw.m, phases * ci]) : terms.length === 1 ? terms[0] : tf.addN(terms),
+      terms.length === 0
+        ? tf.zeros([B * pz.m, ph.m, pw.m, phases * ci])
+        : terms.length === 1
+          ? terms[0]
+          : tf.addN(terms),
     );
   }
   // in-plane depth-to-space: [N, Mh, Mw, (aH, aW, Ci)] -> [N, Mh·sH, Mw·sW, Ci]
@@ -202,7 +237,12 @@ function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tenso
   let dx =
     spaced.length === 1
       ? spaced[0].reshape([B, pz.m, r])
-      : tf.concat(spaced.map((t) => t.reshape([n, 1, r])), 1).reshape([B, pz.m * pz.s, r]);
+      : tf
+          .concat(
+            spaced.map((t) => t.reshape([n, 1, r])),
+            1,
+          )
+          .reshape([B, pz.m * pz.s, r]);
   if (pz.m * pz.s !== D) dx = tf.slice(dx, [0, 0, 0], [B, D, r]);
   let out = dx.reshape([B * D, hh, ww, ci]);
   if (hh !== H || ww !== W) out = tf.slice(out, [0, 0, 0, 0], [B * D, H, W, ci]);
@@ -210,7 +250,16 @@ function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tenso
 }
 
 function zsplitWeightGrad(x: tf.Tensor5D, dy: tf.Tensor5D, g: Geometry): tf.Tensor5D {
-  const { B, inSize: [D, H, W], outSize: [Do, Ho, Wo], kernel: [kD, kH, kW], stride: s, pad: p, ci, co } = g;
+  const {
+    B,
+    inSize: [D, H, W],
+    outSize: [Do, Ho, Wo],
+    kernel: [kD, kH, kW],
+    stride: s,
+    pad: p,
+    ci,
+    co,
+  } = g;
   // the exact in-plane window the dilated conv needs: Hq = kH + sH·(Ho − 1) rows starting at −pH
   const hq = kH + s[1] * (Ho - 1);
   const wq = kW + s[2] * (Wo - 1);
@@ -239,7 +288,14 @@ interface GatherPlan {
 }
 
 function gatherPlan(g: Geometry): GatherPlan {
-  const { B, inSize, outSize: [Do, Ho, Wo], kernel: [kD, kH, kW], stride: s, pad: pd } = g;
+  const {
+    B,
+    inSize,
+    outSize: [Do, Ho, Wo],
+    kernel: [kD, kH, kW],
+    stride: s,
+    pad: pd,
+  } = g;
   const [Dp, Hp, Wp] = [0, 1, 2].map((a) => inSize[a] + 2 * pd[a]);
   const np = B * Dp * Hp * Wp;
   const p = B * Do * Ho * Wo;
@@ -254,7 +310,8 @@ function gatherPlan(g: Geometry): GatherPlan {
           for (let x = 0; x < Wo; x++)
             for (let kz = 0; kz < kD; kz++)
               for (let ky = 0; ky < kH; ky++)
-                for (let kx = 0; kx < kW; kx++) a[n++] = ((b * Dp + s[0] * z + kz) * Hp + s[1] * y + ky) * Wp + s[2] * x + kx;
+                for (let kx = 0; kx < kW; kx++)
+                  a[n++] = ((b * Dp + s[0] * z + kz) * Hp + s[1] * y + ky) * Wp + s[2] * x + kx;
     return tf.tensor1d(a, "int32");
   });
   const idx2 = cachedConstant(`${key}:2d`, () => idx.reshape([idx.shape[0], 1]) as tf.Tensor2D);
@@ -262,15 +319,29 @@ function gatherPlan(g: Geometry): GatherPlan {
 }
 
 function padAll(x: tf.Tensor5D, g: Geometry): tf.Tensor2D {
-  const { B, inSize: [D, H, W], pad: p, ci } = g;
+  const {
+    B,
+    inSize: [D, H, W],
+    pad: p,
+    ci,
+  } = g;
   const [Hp, Wp] = [H + 2 * p[1], W + 2 * p[2]];
   const xp = tf.pad(r4(x, [B * D, H, W, ci]), explicitPad(p)); // [B·D, Hp, Wp, Ci]
-  const xz = tf.pad(xp.reshape([B, D, Hp * Wp * ci]), [[0, 0], [p[0], p[0]], [0, 0]]); // [B, Dp, Hp·Wp·Ci]
+  const xz = tf.pad(xp.reshape([B, D, Hp * Wp * ci]), [
+    [0, 0],
+    [p[0], p[0]],
+    [0, 0],
+  ]); // [B, Dp, Hp·Wp·Ci]
   return xz.reshape([-1, ci]);
 }
 
 function cropAll(xp: tf.Tensor2D, g: Geometry): tf.Tensor5D {
-  const { B, inSize: [D, H, W], pad: p, ci } = g;
+  const {
+    B,
+    inSize: [D, H, W],
+    pad: p,
+    ci,
+  } = g;
   const [Dp, Hp, Wp] = [D + 2 * p[0], H + 2 * p[1], W + 2 * p[2]];
   const z = tf.slice(xp.reshape([B, Dp, Hp * Wp * ci]), [0, p[0], 0], [B, D, Hp * Wp * ci]);
   return tf.slice(z.reshape([B * D, Hp, Wp, ci]), [0, p[1], p[2], 0], [B * D, H, W, ci]).reshape([B, D, H, W, ci]);
@@ -297,7 +368,7 @@ export function fastConv3d(
     if (!useGather) {
       save([x5, w5]);
       return {
-        value: zsplitForward(x5, w5, bi as tf.Tensor1D | undefined ?? null, g),
+        value: zsplitForward(x5, w5, (bi as tf.Tensor1D | undefined) ?? null, g),
         gradFunc: (dy, [xs, ws]) => {
           const grads: tf.Tensor[] = [
             needDx ? zsplitInputGrad(dy, ws as tf.Tensor5D, g) : tf.zerosLike(xs),

@@ -25,7 +25,11 @@ function padTrailing3(y: tf.Tensor5D, extra: Triple): tf.Tensor5D {
     if (extra[a] === 0) continue;
     const before = shape.slice(0, a + 1).reduce((p, q) => p * q, 1);
     const after = shape.slice(a + 2).reduce((p, q) => p * q, 1);
-    t = tf.pad(t.reshape([before, shape[a + 1], after]), [[0, 0], [0, extra[a]], [0, 0]]);
+    t = tf.pad(t.reshape([before, shape[a + 1], after]), [
+      [0, 0],
+      [0, extra[a]],
+      [0, 0],
+    ]);
     shape[a + 1] += extra[a];
   }
   return t.reshape(shape) as tf.Tensor5D;
@@ -47,9 +51,10 @@ export function fastConvTranspose3d(
   const p = B * D * H * W;
   const xm = r2(x, [p, ci]);
   // few voxels (deep stages): keep the weight in its stored [(kD,kH,kW,Co), Ci] layout instead of transposing it
-  const z = p * (ci + k * co) < ci * k * co
-    ? linearTransposedWeight(xm, r2(w, [k * co, ci]), fusedBias)
-    : fastLinear(xm, convTransposeMatrix(w), fusedBias); // [P, (kD,kH,kW,Co)]
+  const z =
+    p * (ci + k * co) < ci * k * co
+      ? linearTransposedWeight(xm, r2(w, [k * co, ci]), fusedBias)
+      : fastLinear(xm, convTransposeMatrix(w), fusedBias); // [P, (kD,kH,kW,Co)]
   const y = depthToSpace3d(z, [B, D, H, W], [kD, kH, kW], co);
   if (!padded) return y;
   const yp = padTrailing3(y, outputPadding);

@@ -9,7 +9,11 @@ import { customOp, r2 } from "./common";
 
 export type GatherBackward = "scatter" | "oneHot";
 
-export function fastGatherRows(table: tf.Tensor2D, index: tf.Tensor1D, backward: GatherBackward = "scatter"): tf.Tensor2D {
+export function fastGatherRows(
+  table: tf.Tensor2D,
+  index: tf.Tensor1D,
+  backward: GatherBackward = "scatter",
+): tf.Tensor2D {
   const [R, C] = table.shape;
   const M = index.shape[0];
   return customOp<tf.Tensor2D>([table], ([t]) => ({
