@@ -1,17 +1,28 @@
-// Model name → typed builder. Names carry the settings that differ (swin-unetr-f12 vs -f48); every builder takes the
-// data-dependent fields (channels, classes, crop) and a seed, and returns a SegmentationModel.
-import type * as tf from "@tensorflow/tfjs";
+// Model name -> typed builder. Names carry the settings that differ (nnformer-e24-16x32x32 = embed 24 on 16×32×32
+// crops; swin-unetr-f12 vs -f48); the old nnFormer names are kept as aliases (MODEL_ALIASES). Every builder takes the
+// data-dependent fields (channels, classes, crop) and a seed, and returns a SegmentationModel. Each entry says what
+// the model can do (capabilities), so callers never decide by name prefix.
 import type { Triple } from "./layers/ops";
-import type { SegmentationForwardOptions, SegmentationModel } from "./models/types";
+import type { SegmentationModel } from "./models/types";
+import type { Preprocessing } from "./data/preprocess";
 import {
-  NNFORMER_MICRO,
-  NNFORMER_QUICK,
-  NNFORMER_SMALL,
+  NNFORMER_UNNAMED,
+  checkKind,
+  readCheckpoint,
+  restoreParams,
+  type Checkpoint,
+  type CheckpointInfo,
+} from "./io/checkpoint";
+import {
+  NNFORMER_E12_16X32X32,
+  NNFORMER_E24_16X32X32,
+  NNFORMER_E24_32X64X64,
+  NNFORMER_E48_64X64X64,
   NNFORMER_SYNAPSE,
-  NNFORMER_TINY,
   NnFormer,
   type NnFormerConfig,
 } from "./models/nnformer";
+import { NnFormerSegmentation } from "./models/nnformer_segmentation";
 import { UNET3D_CPU, UNET3D_MICRO, UNET3D_NNUNET, Unet3d, type Unet3dConfig } from "./models/unet3d";
 import { UNETR_BTCV, UNETR_CPU, UNETR_MICRO, Unetr, type UnetrConfig } from "./models/unetr";
 import { SWIN_UNETR_F12, SWIN_UNETR_F48, SWIN_UNETR_MICRO, SwinUnetr, type SwinUnetrConfig } from "./models/swin_unetr";
@@ -32,14 +43,27 @@ export interface BuildOptions {
   seed: number;
 }
 
-/** Builds a model; `overrides` replaces preset fields other than the BuildOptions ones. */
-export type ModelBuilder<C = unknown> = (opts: BuildOptions, overrides?: Partial<C>) => SegmentationModel<C>;
+/** Builds a model named `name`; `overrides` replaces preset fields other than the BuildOptions ones. */
+export type ModelBuilder<C = unknown> = (
+  opts: BuildOptions,
+  overrides?: Partial<C>,
+  name?: string,
+) => SegmentationModel<C>;
+
+/** What a registered model can do beyond segmentation. */
+export interface ModelCapabilities {
+  /** Has an nnFormer encoder that MAE can pretrain and transfer (nnFormerOf gives it). */
+  maePretrainable: boolean;
+}
 
 export interface RegistryEntry<C = unknown> {
   description: string;
+  capabilities: ModelCapabilities;
   /** The preset the builder starts from (its inChannels/numClasses/cropSize are the defaults to show). */
   preset: C;
   build: ModelBuilder<C>;
+  /** Builds from a complete config (as stored in a checkpoint), weights zero until loaded. */
+  fromConfig: (config: C, name: string) => SegmentationModel<C>;
   /** Unit-test size: a crop and preset overrides that keep the structure but run in well under a second. */
   tiny: { cropSize: Triple; overrides: Partial<C> };
 }
@@ -47,18 +71,21 @@ export interface RegistryEntry<C = unknown> {
 type Common = { inChannels: number; numClasses: number; cropSize: Triple };
 
 function entry<C extends Common>(
-  name: string,
+  registeredName: string,
   description: string,
   preset: C,
   tiny: C,
   make: (c: C, seed: number, name: string) => SegmentationModel<C>,
+  capabilities: ModelCapabilities = { maePretrainable: false },
 ): RegistryEntry<C> {
   const { inChannels: _i, numClasses: _n, cropSize, ...rest } = tiny;
   return {
     description,
+    capabilities,
     preset,
     tiny: { cropSize, overrides: rest as unknown as Partial<C> },
-    build: (opts, overrides = {}) =>
+    fromConfig: (config, name) => make(config, 0, name),
+    build: (opts, overrides = {}, name = registeredName) =>
       make(
         {
           ...preset,
@@ -73,33 +100,6 @@ function entry<C extends Common>(
   };
 }
 
-/**
- * nnFormer as a SegmentationModel (nnformer.ts returns {logits, aux} and has no name): forward gives the logits, or
- * [full, ½, ¼] with deep supervision.
- */
-export class NnFormerSegmentation implements SegmentationModel<NnFormerConfig> {
-  constructor(
-    readonly name: string,
-    readonly net: NnFormer,
-  ) {}
-  get config(): NnFormerConfig {
-    return this.net.config;
-  }
-  numParams(): number {
-    return this.net.numParams();
-  }
-  forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D | tf.Tensor5D[] {
-    const out = this.net.forward(x, { ops: opts.ops, training: opts.training, rng: opts.rng });
-    return out.aux.length ? [out.logits, ...out.aux] : out.logits;
-  }
-  trainableVariables(): tf.Variable[] {
-    return this.net.trainableVariables();
-  }
-  dispose(): void {
-    this.net.dispose();
-  }
-}
-
 const nnFormer = (c: NnFormerConfig, seed: number, name: string) =>
   new NnFormerSegmentation(name, new NnFormer(c, { seed }));
 const unet3d = (c: Unet3dConfig, seed: number, name: string) => new Unet3d(c, { seed, name });
@@ -107,42 +107,49 @@ const unetr = (c: UnetrConfig, seed: number, name: string) => new Unetr(c, { see
 const swinUnetr = (c: SwinUnetrConfig, seed: number, name: string) => new SwinUnetr(c, { seed, name });
 const transUnet3d = (c: TransUnet3dConfig, seed: number, name: string) => new TransUnet3d(c, { seed, name });
 
-/** Every registered model. */
+const NNFORMER = { maePretrainable: true };
+
+/** Every registered model, by its sized name. */
 export const MODELS = {
-  "nnformer-tiny": entry(
-    "nnformer-tiny",
-    "nnFormer, Synapse structure at embed 48 (CPU benchmark)",
-    NNFORMER_TINY,
-    NNFORMER_MICRO,
+  "nnformer-e48-64x64x64": entry(
+    "nnformer-e48-64x64x64",
+    "nnFormer, Synapse structure at embed 48, crop 64x64x64 (CPU benchmark)",
+    NNFORMER_E48_64X64X64,
+    NNFORMER_E12_16X32X32,
     nnFormer,
+    NNFORMER,
   ),
-  "nnformer-small": entry(
-    "nnformer-small",
-    "nnFormer, Synapse structure at embed 24, crop 32x64x64 (quick study)",
-    NNFORMER_SMALL,
-    NNFORMER_MICRO,
+  "nnformer-e24-32x64x64": entry(
+    "nnformer-e24-32x64x64",
+    "nnFormer, Synapse structure at embed 24, crop 32x64x64",
+    NNFORMER_E24_32X64X64,
+    NNFORMER_E12_16X32X32,
     nnFormer,
+    NNFORMER,
   ),
-  "nnformer-quick": entry(
-    "nnformer-quick",
+  "nnformer-e24-16x32x32": entry(
+    "nnformer-e24-16x32x32",
     "nnFormer, Synapse structure at embed 24, crop 16x32x32 (the quick CPU study)",
-    NNFORMER_QUICK,
-    NNFORMER_MICRO,
+    NNFORMER_E24_16X32X32,
+    NNFORMER_E12_16X32X32,
     nnFormer,
+    NNFORMER,
   ),
-  "nnformer-micro": entry(
-    "nnformer-micro",
+  "nnformer-e12-16x32x32": entry(
+    "nnformer-e12-16x32x32",
     "nnFormer, Synapse structure at embed 12, crop 16x32x32 (smoke tests)",
-    NNFORMER_MICRO,
-    NNFORMER_MICRO,
+    NNFORMER_E12_16X32X32,
+    NNFORMER_E12_16X32X32,
     nnFormer,
+    NNFORMER,
   ),
   "nnformer-synapse": entry(
     "nnformer-synapse",
-    "nnFormer, official Synapse network (150M)",
+    "nnFormer, official Synapse network (embed 192, crop 64x128x128, 150M)",
     NNFORMER_SYNAPSE,
-    NNFORMER_MICRO,
+    NNFORMER_E12_16X32X32,
     nnFormer,
+    NNFORMER,
   ),
   "unet3d-cpu": entry("unet3d-cpu", "nnU-Net-style U-Net, 8-16-32-64 channels", UNET3D_CPU, UNET3D_MICRO, unet3d),
   "unet3d-nnunet": entry(
@@ -192,17 +199,72 @@ export const MODELS = {
 
 export type ModelName = keyof typeof MODELS;
 
-/** Registered names in table order. */
+/**
+ * Old names, still accepted everywhere a model name is (profiles, --models, checkpoints, results keys keep the name
+ * they were given). "nnformer-tiny" (embed 48) was larger than "nnformer-small" (embed 24), hence the sized names.
+ */
+export const MODEL_ALIASES: Record<string, ModelName> = {
+  "nnformer-tiny": "nnformer-e48-64x64x64",
+  "nnformer-small": "nnformer-e24-32x64x64",
+  "nnformer-quick": "nnformer-e24-16x32x32",
+  "nnformer-micro": "nnformer-e12-16x32x32",
+};
+
+/** Registered names in table order (aliases not included). */
 export function modelNames(): ModelName[] {
   return Object.keys(MODELS) as ModelName[];
 }
 
+/** The registered name for a name or alias; throws listing the names for an unknown one. */
+export function resolveModelName(name: string): ModelName {
+  if (name in MODELS) return name as ModelName;
+  const alias = MODEL_ALIASES[name];
+  if (alias) return alias;
+  throw new Error(
+    `unknown model "${name}"; registered: ${modelNames().join(", ")} (aliases: ${Object.keys(MODEL_ALIASES).join(", ")})`,
+  );
+}
+
+/** The registry entry of a name or alias. */
+export function modelEntry(name: string): RegistryEntry<any> {
+  return (MODELS as Record<ModelName, RegistryEntry<any>>)[resolveModelName(name)];
+}
+
 /**
- * Builds a registered model; throws listing the names for an unknown one. `overrides` replaces preset fields other
- * than the BuildOptions ones (e.g. a registry entry's `tiny.overrides` for smoke runs).
+ * Builds a registered model (name or alias; the model keeps the name it was asked for). `overrides` replaces preset
+ * fields other than the BuildOptions ones (e.g. a registry entry's `tiny.overrides` for smoke runs).
  */
 export function buildModel(name: string, opts: BuildOptions, overrides?: object): SegmentationModel {
-  const e = (MODELS as Record<string, RegistryEntry<any>>)[name];
-  if (!e) throw new Error(`unknown model "${name}"; registered: ${modelNames().join(", ")}`);
-  return e.build(opts, overrides);
+  return modelEntry(name).build(opts, overrides, name);
+}
+
+/**
+ * Builds the model a checkpoint of kind "finetune" or "model" was saved from (its registry name and full config) and
+ * loads its weights. Refuses other kinds, saying what they are and where they belong.
+ */
+export function loadTrainedModel(src: string | Uint8Array | Checkpoint): {
+  model: SegmentationModel;
+  info: CheckpointInfo;
+  /** The fields every model config has (channels, classes, training crop). */
+  config: Common;
+  /** The intensity preprocessing of training, or null when the file records none. */
+  preprocessing: Preprocessing | null;
+} {
+  const ckpt = typeof src === "object" && "info" in src ? src : readCheckpoint(src);
+  checkKind(ckpt, ["finetune", "model"], "a trained model (predict --checkpoint, loadTrainedModel)");
+  const { model: name, config } = ckpt.info;
+  const model =
+    name === NNFORMER_UNNAMED ? nnFormer(config as NnFormerConfig, 0, name) : modelEntry(name).fromConfig(config, name);
+  try {
+    restoreParams(ckpt, model.params, { config: model.config, what: `model "${name}"` });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return {
+    model,
+    info: ckpt.info,
+    config: model.config as Common,
+    preprocessing: (ckpt.info.preprocessing ?? null) as Preprocessing | null,
+  };
 }

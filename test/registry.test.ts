@@ -5,8 +5,17 @@ import { makeRng } from "../src/runtime/random";
 import { plainOps } from "../src/layers/plain_ops";
 import { disposeCachedConstants, selectOps } from "../src/layers/fast_ops";
 import type { Ops } from "../src/layers/ops";
-import { MODELS, NnFormerSegmentation, buildModel, modelNames, type RegistryEntry } from "../src/registry";
-import { SpecModel } from "../src/models/spec_model";
+import {
+  MODELS,
+  MODEL_ALIASES,
+  buildModel,
+  modelEntry,
+  modelNames,
+  resolveModelName,
+  type RegistryEntry,
+} from "../src/registry";
+import { NnFormerSegmentation, nnFormerOf } from "../src/models/nnformer_segmentation";
+import { countParams } from "../src/layers/param_specs";
 import type { SegmentationModel } from "../src/models/types";
 
 /** max |a − b| (or max |a| without b), computed and freed here. */
@@ -25,27 +34,9 @@ function loss(model: SegmentationModel, x: tf.Tensor5D, ops: Ops, training: bool
   return tf.addN(outs.map((o) => tf.mean(tf.square(tf.sub(o, 0.5))))) as tf.Scalar;
 }
 
-/**
- * Names of parameters whose gradient is zero by construction: a conv bias right before InstanceNorm, and (nnFormer at
- * unit-test size) the relative-position table of a 1-token window, which adds one constant to a one-entry softmax.
- */
+/** Parameters whose gradient is zero by construction, as their specs say (e.g. a conv bias right before InstanceNorm). */
 function zeroGradNames(model: SegmentationModel): Set<string> {
-  if (model instanceof SpecModel) return new Set(model.specs.filter((s) => s.zeroGrad).map((s) => s.name));
-  const names = new Set<string>();
-  if (model instanceof NnFormerSegmentation) {
-    const { encoder, decoder } = model.net.plan;
-    encoder.forEach((s, i) =>
-      s.blocks.forEach((g, j) => {
-        if (g.tokens === 1) names.add(`model_down.layers.${i}.blocks.${j}.attn.relative_position_bias_table`);
-      }),
-    );
-    decoder.forEach((s, j) =>
-      s.blocks.forEach((g, b) => {
-        if (g.tokens === 1) names.add(`decoder.layers.${2 - j}.blocks.${b}.attn.relative_position_bias_table`);
-      }),
-    );
-  }
-  return names;
+  return new Set(model.specs.filter((s) => s.zeroGrad).map((s) => s.name));
 }
 
 describe("registry", function () {
@@ -56,7 +47,8 @@ describe("registry", function () {
 
   it("names every Table II model with the settings that differ", () => {
     for (const n of [
-      "nnformer-tiny",
+      "nnformer-e48-64x64x64",
+      "nnformer-e24-16x32x32",
       "unet3d-cpu",
       "unetr-cpu",
       "unetr-btcv",
@@ -71,8 +63,41 @@ describe("registry", function () {
   it("refuses an unknown name, listing the registered ones", () => {
     assert.throws(
       () => buildModel("unetr-huge", { inChannels: 1, numClasses: 2, cropSize: [64, 64, 64], seed: 0 }),
-      /unknown model "unetr-huge"; registered: nnformer-tiny, .*swin-unetr-f48/,
+      /unknown model "unetr-huge"; registered: nnformer-e48-64x64x64, .*swin-unetr-f48.*aliases: nnformer-tiny/,
     );
+  });
+
+  it("keeps the old nnFormer names as aliases: same preset, and the model keeps the name it was built under", () => {
+    assert.deepEqual(Object.keys(MODEL_ALIASES), [
+      "nnformer-tiny",
+      "nnformer-small",
+      "nnformer-quick",
+      "nnformer-micro",
+    ]);
+    for (const [alias, name] of Object.entries(MODEL_ALIASES)) {
+      assert.equal(resolveModelName(alias), name);
+      assert.equal(modelEntry(alias), MODELS[name]);
+    }
+    // the sized names say what the old ones hid: "tiny" (embed 48) is the larger one
+    assert.equal((MODELS["nnformer-e48-64x64x64"].preset as { embedDim: number }).embedDim, 48);
+    assert.equal((MODELS["nnformer-e24-32x64x64"].preset as { embedDim: number }).embedDim, 24);
+    const m = buildModel("nnformer-micro", { inChannels: 1, numClasses: 3, cropSize: [16, 32, 32], seed: 0 });
+    assert.equal(m.name, "nnformer-micro");
+    m.dispose();
+  });
+
+  it("says by capability, not by name, which models MAE can pretrain", () => {
+    const pretrainable = modelNames().filter((n) => MODELS[n].capabilities.maePretrainable);
+    assert.deepEqual(pretrainable, [
+      "nnformer-e48-64x64x64",
+      "nnformer-e24-32x64x64",
+      "nnformer-e24-16x32x32",
+      "nnformer-e12-16x32x32",
+      "nnformer-synapse",
+    ]);
+    const u = buildModel("unet3d-cpu", { inChannels: 1, numClasses: 2, cropSize: [16, 16, 16], seed: 0 });
+    assert.throws(() => nnFormerOf(u), /"unet3d-cpu" is not an nnFormer.*no MAE-pretrainable encoder/);
+    u.dispose();
   });
 
   it("builds the CPU presets from BuildOptions (channels, classes and crop come from the data)", () => {
@@ -98,10 +123,17 @@ describe("registry", function () {
       const model = entry.build({ inChannels: 1, numClasses: 3, cropSize, seed: 7 }, overrides);
       assert.equal(model.name, name);
       const vars = model.trainableVariables();
+      // one parameter contract: the spec list, the store and the variables agree, name by name and in order
+      assert.equal(model.numParams(), countParams(model.specs));
       assert.equal(
         model.numParams(),
         vars.reduce((n, v) => n + v.size, 0),
       );
+      assert.deepEqual(
+        [...model.params.keys()],
+        model.specs.map((s) => s.name),
+      );
+      model.specs.forEach((s) => assert.deepEqual(model.params.get(s.name).shape, s.shape, s.name));
       const x = tf.randomNormal([1, ...cropSize, 1], 0, 1, "float32", 11) as tf.Tensor5D;
 
       // forward: full-resolution logits first, finite, same with plain and fast ops
@@ -156,7 +188,7 @@ describe("registry", function () {
   }
 
   it("nnFormer satisfies the interface through the adapter (deep supervision → [full, ½, ¼])", () => {
-    const entry = MODELS["nnformer-tiny"];
+    const entry = modelEntry("nnformer-tiny");
     const m = entry.build(
       { inChannels: 1, numClasses: 3, cropSize: entry.tiny.cropSize, seed: 1 },
       entry.tiny.overrides,

@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend, describeBackend } from "../../src/runtime/backend";
 import { readSafetensors } from "../../src/io/safetensors";
 import { NnFormer, type NnFormerConfig } from "../../src/models/nnformer";
-import { importOfficialWeights } from "../../src/models/weights_io";
+import { importOfficialWeights } from "../../src/models/official_weights";
 import { plainOps } from "../../src/layers/plain_ops";
 import { fastOps } from "../../src/layers/fast_ops";
 

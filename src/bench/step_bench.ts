@@ -3,7 +3,7 @@
 // FLOPs of the step, counted as 3 × forward, divided by the step time). Not a test: nothing here asserts a time.
 import * as tf from "@tensorflow/tfjs";
 import { NnFormer, NnFormerConfig } from "../models/nnformer";
-import { NnFormerSegmentation } from "../registry";
+import { NnFormerSegmentation } from "../models/nnformer_segmentation";
 import type { SegmentationModel } from "../models/types";
 import { nnFormerForwardMacs } from "../models/nnformer_flops";
 import { Ops } from "../layers/ops";

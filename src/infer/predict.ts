@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { loadTrainedModel } from "../train/checkpoint";
+import { loadTrainedModel } from "../registry";
 import { selectOps } from "../layers/fast_ops";
 import { Preprocessing, applyPreprocessing } from "../data/preprocess";
 import { readNifti, checkSameGrid } from "../data/nifti";
@@ -41,15 +41,14 @@ export class Predictor {
       throw new Error(
         `checkpoint ${file} does not exist; pass a best.safetensors or latest.safetensors from a fine-tuning run`,
       );
-    const { model, info } = loadTrainedModel(file);
-    if (!info.preprocessing) {
+    const { model, config, preprocessing } = loadTrainedModel(file);
+    if (!preprocessing) {
       model.dispose();
       throw new Error(
         `${file}: the checkpoint records no preprocessing, so its intensities cannot be reproduced; it was not written by a fine-tuning run`,
       );
     }
-    const cfg = info.config as { cropSize: [number, number, number]; numClasses: number };
-    return new Predictor(model, info.preprocessing as Preprocessing, cfg.cropSize, cfg.numClasses, file);
+    return new Predictor(model, preprocessing, config.cropSize, config.numClasses, file);
   }
 
   /** The label map of one image (raw intensities, any size; windows are padded where the image is smaller). */

@@ -153,7 +153,18 @@ export function instanceNormAct(
   });
 }
 
-/** InstanceNorm + activation for a model: the custom-gradient op with fast ops, the plain formulation otherwise. */
+/** InstanceNorm + activation in the plain formulation (autodiff): plainOps.instanceNormAct. */
+export function instanceNormActPlain(
+  x: tf.Tensor5D,
+  gamma: tf.Tensor1D | null,
+  beta: tf.Tensor1D | null,
+  act: NormAct,
+): tf.Tensor5D {
+  const y = instanceNorm3dPlain(x, gamma, beta);
+  return act === null ? y : act.slope === 0 ? tf.relu(y) : tf.leakyRelu(y, act.slope);
+}
+
+/** InstanceNorm + activation for a model, as the context's ops implement it (custom gradient with fast ops). */
 export function normAct(
   ctx: NetContext,
   x: tf.Tensor5D,
@@ -161,9 +172,7 @@ export function normAct(
   beta: tf.Tensor1D | null,
   act: NormAct,
 ): tf.Tensor5D {
-  if (ctx.ops.name === "fast") return instanceNormAct(x, gamma, beta, act);
-  const y = instanceNorm3dPlain(x, gamma, beta);
-  return act === null ? y : act.slope === 0 ? tf.relu(y) : tf.leakyRelu(y, act.slope);
+  return ctx.ops.instanceNormAct(x, gamma, beta, act);
 }
 
 /** LeakyReLU(0.01), nnU-Net's and MONAI's activation. */
@@ -265,24 +274,6 @@ export function resBlock(ctx: NetContext, x: tf.Tensor5D, name: string, stride =
     ? normAct(ctx, conv(ctx, x, `${name}.conv3.conv`, cube(stride), cube(0), inputGrad), null, null, null)
     : x;
   return leakyRelu(tf.add(y, residual));
-}
-
-/** UnetBasicBlock: (conv-IN-LReLU) twice. */
-export function basicBlockSpec(L: SpecList, name: string, cin: number, cout: number, k = 3): void {
-  L.conv(`${name}.conv1.conv`, cin, cout, cube(k), { bias: false });
-  L.conv(`${name}.conv2.conv`, cout, cout, cube(k), { bias: false });
-}
-
-export function basicBlock(ctx: NetContext, x: tf.Tensor5D, name: string, stride = 1, inputGrad = true): tf.Tensor5D {
-  const k = (ctx.p(`${name}.conv1.conv.weight`) as tf.Tensor5D).shape[0];
-  const y = normAct(
-    ctx,
-    conv(ctx, x, `${name}.conv1.conv`, cube(stride), cube(samePadding(k, stride)), inputGrad),
-    null,
-    null,
-    LEAKY,
-  );
-  return normAct(ctx, conv(ctx, y, `${name}.conv2.conv`, cube(1), cube(samePadding(k, 1))), null, null, LEAKY);
 }
 
 /** UnetrBasicBlock with res_block=True (UNETR's and Swin-UNETR's setting): one UnetResBlock under `${name}.layer`. */

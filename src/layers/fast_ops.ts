@@ -10,12 +10,14 @@ import { fastGatherRows } from "./fast/gather_rows";
 import { fastLinear } from "./fast/linear";
 import { fastGelu, fastLayerNorm } from "./fast/norm_act";
 import { fastRoll } from "./fast/roll";
+import { instanceNormAct } from "./conv_blocks3d";
 
 export { disposeCachedConstants } from "./fast/common";
 
 /** Custom-gradient ops: the choice on wasm and cpu. */
 export const fastOps: Ops = {
   name: "fast",
+  instanceNormAct: (x, gamma, beta, act) => instanceNormAct(x, gamma, beta, act),
   linear: fastLinear,
   conv3d: (x, w, b, spec) => fastConv3d(x, w, b, spec),
   convTranspose3d: fastConvTranspose3d,

@@ -56,4 +56,14 @@ export interface Ops {
   gelu<T extends tf.Tensor>(x: T): T;
   /** torch.roll over the spatial axes of x [B, D, H, W, C]: out[d] = x[(d - shift) mod D], per axis. */
   roll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D;
+  /**
+   * InstanceNorm3d over D·H·W per (sample, channel) with optional affine gamma, beta [C], then LeakyReLU(slope)
+   * (ReLU at slope 0) or nothing (act null). x [B, D, H, W, C]. The conv-block models' normalisation.
+   */
+  instanceNormAct(
+    x: tf.Tensor5D,
+    gamma: tf.Tensor1D | null,
+    beta: tf.Tensor1D | null,
+    act: { slope: number } | null,
+  ): tf.Tensor5D;
 }

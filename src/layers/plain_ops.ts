@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Conv3dSpec, Ops, Triple, WindowAttentionArgs } from "./ops";
 import { convOutLength, customOp } from "./fast/common";
+import { instanceNormActPlain } from "./conv_blocks3d";
 
 /** Largest R·M for which plain gatherRows on wasm builds a dense one-hot [M, R] matrix. */
 const PLAIN_ONE_HOT_MAX = 1 << 24;
@@ -219,6 +220,7 @@ function roll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D {
 /** Plain tfjs ops with autodiff: the reference implementation and the choice on the `tensorflow` backend. */
 export const plainOps: Ops = {
   name: "plain",
+  instanceNormAct: instanceNormActPlain,
   linear,
   conv3d,
   convTranspose3d,

@@ -21,12 +21,14 @@ import { selectOps } from "../layers/fast_ops";
 import { officialRelativePositionIndex } from "../layers/window_attention3d";
 import {
   NnFormer,
+  checkNnFormerConfig,
+  nnFormerParamSpecs,
+  planNnFormer,
   type NnFormerConfig,
   type NnFormerEncoding,
-  planNnFormer,
-  validateNnFormerConfig,
 } from "../models/nnformer";
-import { makeRng, normal, seedFrom, type Rng } from "../runtime/random";
+import type { Rng } from "../runtime/random";
+import { ParamStore, SpecList, prod, type ParamSpec } from "../layers/param_specs";
 import {
   MaskConfig,
   MaskSample,
@@ -142,50 +144,48 @@ export function normPixTargets(
   return out;
 }
 
-let maeCounter = 0;
-const prod = (t: readonly number[]) => t.reduce((a, b) => a * b, 1);
 const ENCODER_PREFIX = "model_down.";
 
-/** Shapes of the MAE-only parameters (decoder, mask tokens), by name. */
-export function maeParamShapes(c: NnFormerConfig, m: MaeConfig): Map<string, number[]> {
-  const out = new Map<string, number[]>();
+/**
+ * The MAE-only parameters (decoder, mask tokens) as specs, in a fixed order. The decoder is ours (no PyTorch
+ * reference), so its init is our own rule: norms 1/0, mask tokens N(0, 0.02²) clamped to ±0.04, every other weight
+ * U(±1/√fan) with fan = in-channels (· kernel volume for the transposed convs) and every bias U(±1/√length).
+ */
+export function maeParamSpecs(c: NnFormerConfig, m: MaeConfig): ParamSpec[] {
+  const L = new SpecList();
+  L.group = "mae_decoder";
   const dims = [0, 1, 2, 3].map((s) => c.embedDim * 2 ** s);
   const d = m.decoderDims;
+  const bias = (name: string, n: number) =>
+    L.add({ name, shape: [n], torchShape: [n], kind: "vector", init: "uniform", fanIn: n });
+  const convT = (name: string, cin: number, cout: number, k: Triple) => {
+    L.add({
+      name: `${name}.weight`,
+      shape: [...k, cout, cin], // ConvTranspose3d [kD, kH, kW, Co, Ci]
+      torchShape: [cin, cout, ...k],
+      kind: "convT",
+      init: "uniform",
+      fanIn: cin * prod(k),
+    });
+    bias(`${name}.bias`, cout);
+  };
   for (let s = 0; s < 4; s++) {
-    out.set(`mae_decoder.norm${s}.weight`, [dims[s]]);
-    out.set(`mae_decoder.norm${s}.bias`, [dims[s]]);
-    out.set(`mae_decoder.mask_token${s}`, [dims[s]]);
-    out.set(`mae_decoder.proj${s}.weight`, [dims[s], d[s]]);
-    out.set(`mae_decoder.proj${s}.bias`, [d[s]]);
-    if (s > 0) {
-      out.set(`mae_decoder.up${s}.weight`, [...c.downStrides[s - 1], d[s - 1], d[s]]); // ConvTranspose3d [kD, kH, kW, Co, Ci]
-      out.set(`mae_decoder.up${s}.bias`, [d[s - 1]]);
-    }
+    L.norm(`mae_decoder.norm${s}`, dims[s]);
+    L.tensor(`mae_decoder.mask_token${s}`, [dims[s]], [dims[s]], "vector", "clamped_normal");
+    L.add({
+      name: `mae_decoder.proj${s}.weight`,
+      shape: [dims[s], d[s]],
+      torchShape: [d[s], dims[s]],
+      kind: "linear",
+      init: "uniform",
+      fanIn: dims[s],
+    });
+    bias(`mae_decoder.proj${s}.bias`, d[s]);
+    if (s > 0) convT(`mae_decoder.up${s}`, d[s], d[s - 1], c.downStrides[s - 1]);
   }
-  out.set("mae_decoder.head.weight", [...c.patchSize, c.inChannels, d[0]]);
-  out.set("mae_decoder.head.bias", [c.inChannels]);
-  if (m.mask.mode === "simmim") out.set("simmim.mask_token", [c.embedDim]);
-  return out;
-}
-
-function initMae(name: string, shape: number[], rng: Rng): Float32Array {
-  const n = prod(shape);
-  const out = new Float32Array(n);
-  if (/norm\d\.weight$/.test(name)) out.fill(1);
-  else if (/norm\d\.bias$/.test(name)) out.fill(0);
-  else if (/mask_token/.test(name))
-    for (let i = 0; i < n; i++) out[i] = Math.max(-0.04, Math.min(0.04, normal(rng, 0, 0.02)));
-  else {
-    // PyTorch default U(±1/√fan_in) for weights and biases; fan_in = in-features (linear) or Ci·k (transposed conv)
-    const fanIn = /\.weight$/.test(name)
-      ? shape.length === 2
-        ? shape[0]
-        : shape[4] * shape[0] * shape[1] * shape[2]
-      : 0;
-    const bound = 1 / Math.sqrt(fanIn || shape[0]);
-    for (let i = 0; i < n; i++) out[i] = (2 * rng() - 1) * bound;
-  }
-  return out;
+  convT("mae_decoder.head", d[0], c.inChannels, c.patchSize);
+  if (m.mask.mode === "simmim") L.tensor("simmim.mask_token", [c.embedDim], [c.embedDim], "vector", "clamped_normal");
+  return L.params;
 }
 
 /** A compact-mode RPB table that is read out of a full-encoder table (different effective window). */
@@ -200,9 +200,11 @@ export class MaeNnFormer {
   readonly mae: MaeConfig;
   /** The encoder (owner of the `model_down.*` weights). Its decoder and heads are not used during pretraining. */
   readonly encoder: NnFormer;
+  /** MAE-only parameter specs (decoder, mask tokens). */
+  readonly specs: ParamSpec[];
   /** MAE-only parameters (decoder, mask tokens). */
-  readonly params = new Map<string, tf.Variable>();
-  /** Compact mode: the encoder built for the compact crop, sharing the encoder's variables. */
+  readonly params: ParamStore;
+  /** Compact mode: the encoder built for the compact crop, on a borrowed view of the encoder's variables. */
   readonly compactEncoder: NnFormer | null = null;
   private readonly derived: DerivedTable[] = [];
   private disposed = false;
@@ -212,7 +214,7 @@ export class MaeNnFormer {
     over: MaeOverrides = {},
     opts: { seed?: number; init?: "pytorch" | "zeros" } = {},
   ) {
-    validateNnFormerConfig(config);
+    checkNnFormerConfig(config);
     const mae = defaultMaeConfig(config, over);
     checkMaeConfig(mae, config);
     this.config = JSON.parse(JSON.stringify(config));
@@ -220,17 +222,8 @@ export class MaeNnFormer {
     checkDecoderGrids(this.config);
     const seed = opts.seed ?? 0;
     this.encoder = new NnFormer(this.config, { seed, init: opts.init });
-    const id = maeCounter++;
-    for (const [name, shape] of maeParamShapes(this.config, this.mae)) {
-      const t = tf.tensor(
-        opts.init === "zeros"
-          ? new Float32Array(prod(shape))
-          : initMae(name, shape, makeRng(seedFrom("mae", seed, name))),
-        shape,
-      );
-      this.params.set(name, tf.variable(t, true, `mae${id}/${name}`));
-      t.dispose();
-    }
+    this.specs = maeParamSpecs(this.config, this.mae);
+    this.params = ParamStore.create("mae", this.specs, seed, opts.init);
     if (this.mae.mask.mode === "compact") this.compactEncoder = this.buildCompactEncoder();
   }
 
@@ -250,31 +243,32 @@ export class MaeNnFormer {
     const cCrop = compactCrop(c.cropSize, group);
     const cc: NnFormerConfig = { ...c, cropSize: cCrop };
     try {
-      validateNnFormerConfig(cc);
+      checkNnFormerConfig(cc);
     } catch (e) {
       throw new Error(
         `mask.mode "compact": the compact crop ${JSON.stringify(cCrop)} (crop ${JSON.stringify(c.cropSize)} ÷ group ${JSON.stringify(group)}) cannot hold this encoder: ${(e as Error).message}. Use a larger crop or mode "sparse"`,
       );
     }
-    const model = new NnFormer(cc, { init: "zeros" });
+    // every encoder tensor of the compact network is the full encoder's own variable, except the RPB tables whose
+    // effective window shrank: those are absent from the view and derived from the full table at each forward
+    const full = this.encoder.params;
+    const shared = (spec: ParamSpec) => {
+      const v = spec.name.startsWith(ENCODER_PREFIX) && full.has(spec.name) ? full.get(spec.name) : undefined;
+      return v && v.shape.every((n, i) => n === spec.shape[i]) ? v : undefined;
+    };
+    const view = ParamStore.borrow(nnFormerParamSpecs(cc).params, shared);
+    const model = new NnFormer(cc, { params: view });
     checkCompactPlans(this.encoder.plan, model.plan, c.cropSize, cCrop, m.unit, group);
-    for (const [name, v] of [...model.params]) {
-      model.params.delete(name);
-      const full = this.encoder.params.get(name);
-      if (!name.startsWith(ENCODER_PREFIX) || !full) {
-        v.dispose();
-        continue;
-      }
-      if (full.shape.every((n, i) => n === v.shape[i])) {
-        v.dispose();
-        model.params.set(name, full);
-        continue;
-      }
+    for (const spec of model.specs) {
+      const name = spec.name;
+      if (!name.startsWith(ENCODER_PREFIX) || view.has(name)) continue;
+      const fullVar = full.has(name) ? full.get(name) : undefined;
+      if (!fullVar) throw new Error(`compact mode: ${name} of the compact encoder is not in the full encoder`);
       // an RPB table whose effective window shrank: map compact rows to full rows at the same offset
       const where = /model_down\.layers\.(\d+)\.blocks\.(\d+)\./.exec(name);
       if (!where || !name.endsWith("relative_position_bias_table")) {
         throw new Error(
-          `compact mode: ${name} has shape [${v.shape}] on the compact crop but [${full.shape}] on the full crop; only position-bias tables may differ`,
+          `compact mode: ${name} has shape [${spec.shape}] on the compact crop but [${fullVar.shape}] on the full crop; only position-bias tables may differ`,
         );
       }
       const [si, bi] = [Number(where[1]), Number(where[2])];
@@ -284,8 +278,7 @@ export class MaeNnFormer {
         throw new Error(
           `compact mode: stage ${si} window ${JSON.stringify(wc)} on the compact crop is larger than ${JSON.stringify(wf)} on the full crop`,
         );
-      this.derived.push({ name, rows: tf.tensor1d(subWindowRows(wc, wf, v.shape[0]), "int32") });
-      v.dispose();
+      this.derived.push({ name, rows: tf.tensor1d(subWindowRows(wc, wf, spec.shape[0]), "int32") });
     }
     return model;
   }
@@ -311,9 +304,7 @@ export class MaeNnFormer {
   }
 
   private p(name: string): tf.Tensor {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`MAE: no parameter named ${name}`);
-    return v;
+    return this.params.get(name);
   }
 
   /** Runs the encoder on the masked input; returns the full-grid skips and per-stage active masks (null = all active). */
@@ -331,11 +322,10 @@ export class MaeNnFormer {
       const data = xData ?? (x.dataSync() as Float32Array);
       const cm = this.compactEncoder!;
       const xc = tf.tensor5d(compactGather(data, s, c.inChannels), [s.batch, ...cm.config.cropSize, c.inChannels]);
-      for (const d of this.derived) {
-        const full = this.encoder.params.get(d.name)! as tf.Tensor2D;
-        cm.params.set(d.name, ops.gatherRows(full, d.rows) as unknown as tf.Variable);
-      }
-      const ec = cm.encode(xc, { ops });
+      const derived = new Map<string, tf.Tensor>();
+      for (const d of this.derived)
+        derived.set(d.name, ops.gatherRows(this.encoder.params.get(d.name) as tf.Tensor2D, d.rows));
+      const ec = cm.encode(xc, { ops, paramOverrides: derived });
       const active: Uint8Array[] = [];
       const skips = ec.skips.map((t, i) => {
         const idx = compactScatterIndex(s, grids[i], cm.plan.encoder[i].grid);
@@ -481,13 +471,10 @@ export class MaeNnFormer {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.compactEncoder) {
-      this.compactEncoder.params.clear(); // shared with the encoder (or per-step derived tables)
-      this.compactEncoder.dispose();
-    }
+    this.compactEncoder?.dispose(); // frees its caches only: its parameters are borrowed from the encoder
     tf.dispose(this.derived.map((d) => d.rows));
     this.encoder.dispose();
-    tf.dispose([...this.params.values()]);
+    this.params.dispose();
   }
 }
 

@@ -37,13 +37,8 @@ import {
   computePreprocessing,
   type Preprocessing,
 } from "../data/preprocess";
-import {
-  nameOptimizerState,
-  optimizerStateForModel,
-  readMaeCheckpointInfo,
-  restoreMaeCheckpoint,
-  saveMaeCheckpoint,
-} from "./checkpoint";
+import { readMaeCheckpointInfo, restoreMaeCheckpoint, saveMaeCheckpoint } from "./checkpoint";
+import { slotsByParamName, slotsByVariableName } from "../io/checkpoint";
 
 /** Where pretraining volumes come from. Labels are never used. */
 export type PretrainData =
@@ -274,7 +269,7 @@ export class MaePretrainTask implements TrainTask {
       preprocessing: this.preprocessing,
       fitState: state,
       train: this.opts.trainInfo,
-      optimizer: nameOptimizerState(this.mae, await optimizer.state()),
+      optimizer: slotsByParamName(this.mae.namedParams(), await optimizer.state()),
     });
     if (!this.checkpoints.includes(file)) this.checkpoints.push(file);
   }
@@ -378,11 +373,11 @@ export async function pretrainMae(options: PretrainOptions): Promise<PretrainRes
   try {
     let resume: FitOptions["resume"];
     if (info) {
-      restoreMaeCheckpoint(mae, info.file);
+      restoreMaeCheckpoint(mae, info.ckpt);
       if (!info.fitState) throw new Error(`resume: ${resumeFile} has no fit state (it was not written by pretrainMae)`);
       resume = {
         state: info.fitState,
-        optimizer: info.optimizer ? optimizerStateForModel(mae, info.optimizer) : undefined,
+        optimizer: info.optimizer ? slotsByVariableName(mae.namedParams(), info.optimizer) : undefined,
       };
     }
     const task = new MaePretrainTask(

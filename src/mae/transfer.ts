@@ -73,9 +73,9 @@ export function transferEncoder(
     where = info.source;
     srcConfig = info.config;
     if (opts.preprocessing) checkPreprocessingMatch(info.preprocessing, opts.preprocessing);
-    for (const [n, t] of info.file.tensors) {
-      if (n.startsWith(ENCODER_PREFIX)) tensors.set(n, { shape: t.shape, read: () => t.data as Float32Array });
-      else if (!n.startsWith("optimizer.")) skipped.push(n);
+    for (const [n, t] of info.ckpt.params) {
+      if (n.startsWith(ENCODER_PREFIX)) tensors.set(n, { shape: t.shape, read: () => t.data });
+      else skipped.push(n);
     }
   }
   const report: TransferReport = { transferred: [], skipped, mismatched: [] };

@@ -3,27 +3,27 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Ops, Triple } from "../layers/ops";
 import type { NetContext } from "../layers/conv_blocks3d";
-import { ParamStore, countParams, paramTable, type WeightSpec } from "../layers/param_specs";
+import { ParamStore, countParams, paramTable, type ParamSpec } from "../layers/param_specs";
 import type { SegmentationForwardOptions, SegmentationModel } from "./types";
 
 export abstract class SpecModel<C extends { inChannels: number; cropSize: Triple }> implements SegmentationModel<C> {
   readonly name: string;
   readonly config: C;
-  readonly specs: WeightSpec[];
-  protected readonly store: ParamStore;
+  readonly specs: ParamSpec[];
+  readonly params: ParamStore;
 
   /** `kind` names the architecture in errors and seeds ("unetr"); `name` is the registry name. */
   protected constructor(
     protected readonly kind: string,
     name: string,
     config: C,
-    specs: WeightSpec[],
+    specs: ParamSpec[],
     seed: number,
   ) {
     this.name = name;
     this.config = JSON.parse(JSON.stringify(config));
     this.specs = specs;
-    this.store = new ParamStore(kind, specs, seed);
+    this.params = ParamStore.create(kind, specs, seed);
   }
 
   numParams(): number {
@@ -36,22 +36,17 @@ export abstract class SpecModel<C extends { inChannels: number; cropSize: Triple
   }
 
   trainableVariables(): tf.Variable[] {
-    return this.store.variables();
-  }
-
-  /** The variable under a PyTorch state_dict name. */
-  param(name: string): tf.Variable {
-    return this.store.get(name);
+    return this.params.variables();
   }
 
   dispose(): void {
-    this.store.dispose();
+    this.params.dispose();
   }
 
   abstract forward(x: tf.Tensor5D, opts: SegmentationForwardOptions): tf.Tensor5D | tf.Tensor5D[];
 
   protected context(ops: Ops): NetContext {
-    return { ops, p: (n) => this.store.get(n), has: (n) => this.store.has(n) };
+    return { ops, p: (n) => this.params.get(n), has: (n) => this.params.has(n) };
   }
 
   /** The networks are built for their crop (position embeddings, window plans): other shapes are refused. */

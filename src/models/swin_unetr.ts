@@ -89,7 +89,7 @@ export const SWIN_UNETR_MICRO: SwinUnetrConfig = {
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build a Swin UNETR. */
-export function validateSwinUnetrConfig(c: SwinUnetrConfig): void {
+export function checkSwinUnetrConfig(c: SwinUnetrConfig): void {
   const bad = configError("SwinUNETR");
   checkCommon(bad, c);
   if (c.patchSize !== 2)
@@ -169,7 +169,7 @@ export function swinRelativePositionIndex(w: Triple, n = windowTokens(w)): Int32
 
 /** All parameters with MONAI state_dict names. Does not allocate. */
 export function swinUnetrParamSpecs(c: SwinUnetrConfig): SpecList {
-  validateSwinUnetrConfig(c);
+  checkSwinUnetrConfig(c);
   const L = new SpecList();
   const f = c.featureSize,
     p = c.patchSize;
@@ -209,10 +209,6 @@ export function swinUnetrParamSpecs(c: SwinUnetrConfig): SpecList {
   L.group = "out";
   outBlockSpec(L, "out", f, c.numClasses);
   return L;
-}
-
-export function countSwinUnetrParams(c: SwinUnetrConfig): number {
-  return swinUnetrParamSpecs(c).params.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** PatchMerging (v0.9.0 order): the 8 voxels of each 2×2×2 cell, slots (d,h,w) offsets in MONAI's x0..x7 order. */

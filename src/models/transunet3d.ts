@@ -86,7 +86,7 @@ export const TRANSUNET3D_MICRO: TransUnet3dConfig = {
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build the network. */
-export function validateTransUnet3dConfig(c: TransUnet3dConfig): void {
+export function checkTransUnet3dConfig(c: TransUnet3dConfig): void {
   const bad = configError("TransUNet3D");
   checkCommon(bad, c);
   for (const f of ["hiddenSize", "mlpDim", "numLayers", "numHeads", "headChannels"] as const) {
@@ -136,7 +136,7 @@ const cube = (n: number): Triple => [n, n, n];
 
 /** All parameters. Does not allocate. */
 export function transUnet3dParamSpecs(c: TransUnet3dConfig): SpecList {
-  validateTransUnet3dConfig(c);
+  checkTransUnet3dConfig(c);
   const L = new SpecList();
   const S = c.cnnChannels.length;
   L.group = "stem";
@@ -156,10 +156,6 @@ export function transUnet3dParamSpecs(c: TransUnet3dConfig): SpecList {
   L.group = "segmentation_head";
   L.conv("segmentation_head.conv", c.decoderChannels[S - 1], c.numClasses, cube(3), { bias: true });
   return L;
-}
-
-export function countTransUnet3dParams(c: TransUnet3dConfig): number {
-  return transUnet3dParamSpecs(c).params.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** The [2n, n] matrix of 2× linear interpolation with align_corners=True (src = i·(n−1)/(2n−1)). */

@@ -3,6 +3,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { Ops } from "../layers/ops";
 import type { Rng } from "../runtime/random";
+import type { ParamHolder } from "../layers/param_specs";
 
 /** What forward needs besides the input. */
 export interface SegmentationForwardOptions {
@@ -18,7 +19,7 @@ export interface SegmentationForwardOptions {
  * A segmentation network. Input x [B, D, H, W, Cin] channels-last; output logits [B, D, H, W, K] (no softmax), or,
  * with deep supervision, an array whose first entry is the full-resolution logits followed by coarser ones.
  */
-export interface SegmentationModel<C = unknown> {
+export interface SegmentationModel<C = unknown> extends ParamHolder {
   /** Registry name, e.g. "unetr-cpu". */
   readonly name: string;
   readonly config: C;

@@ -8,7 +8,7 @@
 // features, strides and crop are the config; without deep supervision we build only the full-resolution head (nnU-Net
 // builds the unused ones too, numClasses·(f+1) parameters each).
 // Conv biases directly followed by InstanceNorm get no gradient (the norm subtracts their constant); nnU-Net keeps
-// them and so do we (WeightSpec.zeroGrad marks them).
+// them and so do we (ParamSpec.zeroGrad marks them).
 import * as tf from "@tensorflow/tfjs";
 import type { Triple } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
@@ -65,7 +65,7 @@ export const UNET3D_MICRO: Unet3dConfig = {
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build the U-Net. */
-export function validateUnet3dConfig(c: Unet3dConfig): void {
+export function checkUnet3dConfig(c: Unet3dConfig): void {
   const bad = configError("UNet3D");
   checkCommon(bad, c);
   if (!Array.isArray(c.features) || c.features.length < 2)
@@ -122,7 +122,7 @@ function stack(
 
 /** All parameters with nnU-Net state_dict names. Does not allocate. */
 export function unet3dParamSpecs(c: Unet3dConfig): SpecList {
-  validateUnet3dConfig(c);
+  checkUnet3dConfig(c);
   const L = new SpecList();
   const F = c.features,
     S = F.length;
@@ -140,10 +140,6 @@ export function unet3dParamSpecs(c: Unet3dConfig): SpecList {
       L.conv(`decoder.seg_layers.${i}`, F[S - 2 - i], c.numClasses, cube(1), { bias: true, init: "he_normal" });
   }
   return L;
-}
-
-export function countUnet3dParams(c: Unet3dConfig): number {
-  return unet3dParamSpecs(c).params.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** nnU-Net-style plain conv U-Net. */

@@ -88,7 +88,7 @@ export const UNETR_MICRO: UnetrConfig = {
 };
 
 /** Throws, naming the field, its value and the fix, when the config cannot build a UNETR. */
-export function validateUnetrConfig(c: UnetrConfig): void {
+export function checkUnetrConfig(c: UnetrConfig): void {
   const bad = configError("UNETR");
   checkCommon(bad, c);
   for (const f of ["hiddenSize", "mlpDim", "numLayers", "numHeads", "featureSize"] as const) {
@@ -130,7 +130,7 @@ function vitShape(c: UnetrConfig): VitShape {
 
 /** All parameters with MONAI state_dict names, in module order. Does not allocate. */
 export function unetrParamSpecs(c: UnetrConfig): SpecList {
-  validateUnetrConfig(c);
+  checkUnetrConfig(c);
   const L = new SpecList();
   const f = c.featureSize,
     E = c.hiddenSize;
@@ -148,11 +148,6 @@ export function unetrParamSpecs(c: UnetrConfig): SpecList {
   L.group = "out";
   outBlockSpec(L, "out", f, c.numClasses);
   return L;
-}
-
-/** Trainable parameters of a config, without allocating. */
-export function countUnetrParams(c: UnetrConfig): number {
-  return unetrParamSpecs(c).params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** UNETR with weights as tf.Variables under MONAI's names. */

@@ -8,17 +8,17 @@ import * as tf from "@tensorflow/tfjs";
 import { loadManifest, resolveManifest, Manifest } from "../data/manifest";
 import { loadSplit, writePhantomDataset, LoadedCase } from "../data/dataset";
 import { generatePhantom, PHANTOM_LABELS } from "../data/phantom";
-import { AUGMENT_DEFAULT, AUGMENT_OFF } from "../data/augment";
 import { computePreprocessing, Preprocessing } from "../data/preprocess";
 import { pretrainMae } from "../mae/pretrain";
 import { readMaeCheckpointInfo } from "../mae/checkpoint";
 import { transferEncoder } from "../mae/transfer";
-import { buildModel, MODELS, NnFormerSegmentation } from "../registry";
+import { buildModel, modelEntry } from "../registry";
+import { nnFormerOf } from "../models/nnformer_segmentation";
 import { selectOps } from "../layers/fast_ops";
-import { fit, FitOptions, StepRecord } from "../train/fit";
-import { loadCheckpoint, optimizerStateFor, restoreVariables } from "../train/checkpoint";
-import { nnFormerLayerDecay } from "../train/layer_decay";
-import { prepareCases, SegmentationTask, evaluateDice, PreparedCase } from "../train/segmentation";
+import type { StepRecord } from "../train/fit";
+import { finetune, runFolder } from "../train/recipe";
+import { prepareCases, PreparedCase } from "../train/segmentation";
+import { evaluateDice } from "../infer/evaluate";
 import { hd95Scores } from "../metrics/hd95";
 import { nanMean } from "../metrics/dice";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
@@ -144,8 +144,9 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
 
   // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
   const maeCheckpoints = new Map<string, string>();
+  if (options.maeCheckpoint) readMaeCheckpointInfo(options.maeCheckpoint); // a wrong file fails before any training
   if (profile.inits.includes("mae")) {
-    for (const name of profile.models.filter(isNnFormer)) {
+    for (const name of profile.models.filter(isMaePretrainable)) {
       maeCheckpoints.set(
         name,
         options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)),
@@ -163,7 +164,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
     models: profile.models,
     labelFractions: profile.labelFractions,
     seeds: profile.seeds,
-  }).filter((c) => c.init !== "mae" || isNnFormer(c.model));
+  }).filter((c) => c.init !== "mae" || isMaePretrainable(c.model));
 
   const runCell = async (cell: StudyCell): Promise<RunResult> => {
     const tc = Date.now();
@@ -174,77 +175,34 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
       { inChannels: plan.channels, numClasses, cropSize, seed: cell.seed },
       profile.modelOverrides?.[cell.model],
     );
-    const stepMs: number[] = [];
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        if (!(model instanceof NnFormerSegmentation))
-          throw new Error(`init "mae" needs an nnFormer model, got ${cell.model}`);
-        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, model.net, { preprocessing: plan }).transferred
-          .length;
+        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, nnFormerOf(model), { preprocessing: plan })
+          .transferred.length;
       } else if (cell.init !== "scratch") {
         throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
       }
-      const f = profile.finetune;
-      const cellDir = path.join(options.out, "runs", cell.key.replace(/[|=]/g, "_"));
-      const latest = path.join(cellDir, "latest.safetensors");
-      const curve: CurvePoint[] = [];
-      let resume: FitOptions["resume"];
-      if (fs.existsSync(latest)) {
-        // an interrupted run of this cell: continue from its last checkpoint (same weights, moments and step streams)
-        const ck = loadCheckpoint(latest);
-        restoreVariables(ck, model.trainableVariables(), { model: cell.model, config: model.config });
-        resume = { state: ck.info.fit!, optimizer: optimizerStateFor(ck, model.trainableVariables()) };
-        curve.push(...(((ck.info.extra ?? {}) as { curve?: CurvePoint[] }).curve ?? []));
-        log(`    resuming ${cell.key} from step ${resume.state.step} (${latest})`);
-      }
-      const task = new SegmentationTask({
+      const run = await finetune({
         model,
+        modelName: cell.model,
         ops,
         train: subset,
         val,
         numClasses,
         cropSize,
-        batchSize: f.batchSize,
-        foregroundFraction: f.foregroundFraction,
-        augment: f.augment ? AUGMENT_DEFAULT : AUGMENT_OFF,
-        batchDice: true,
         evalClasses: data.evalClasses,
-        valOverlap: 0,
-        paramRule:
-          cell.init === "mae" && f.layerDecay !== undefined && f.layerDecay < 1
-            ? nnFormerLayerDecay(f.layerDecay)
-            : undefined,
-        padCrops: f.padCrops,
-        modelName: cell.model,
         preprocessing: plan,
-        checkpointDir: cellDir,
-        extra: { cell: cell.key, curve },
+        settings: profile.finetune,
+        seed: cell.seed,
+        pretrained: cell.init === "mae",
+        dir: runFolder(options.out, cell.key),
+        extra: { cell: cell.key },
+        progress: options.progress,
+        label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
+        onStep: (rec) => options.onStep?.(cell, rec),
+        log,
       });
-      const r = await fit(
-        task,
-        {
-          maxSteps: f.steps,
-          optimizer:
-            f.optimizer === "sgd"
-              ? { kind: "sgd", momentum: 0.99, nesterov: true, weightDecay: 3e-5 }
-              : { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 },
-          schedule: { kind: "poly", lr: f.lr, exponent: 0.9, warmupSteps: Math.round(f.warmupFraction * f.steps) },
-          clipNorm: 12,
-          evalEvery: f.evalEvery,
-          seed: cell.seed,
-        },
-        {
-          resume,
-          progress: options.progress,
-          label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
-          onStep: (rec) => {
-            stepMs.push(rec.ms);
-            if (rec.eval) curve.push({ step: rec.step, valDice: rec.eval.valDice, trainLoss: rec.loss });
-            return options.onStep?.(cell, rec);
-          },
-        },
-      );
       const metrics = await testMetrics(model, ops, test, data, cropSize, numClasses, profile);
       return {
         key: cell.key,
@@ -254,8 +212,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
         seed: cell.seed,
         backend: tf.getBackend(),
         wallTimeS: (Date.now() - tc) / 1000,
-        steps: r.step,
-        curve,
+        steps: run.fit.step,
+        curve: run.curve,
         test: metrics,
         labelledCases: ids,
         meta: {
@@ -263,7 +221,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
           profile: profile.name,
           data: data.name,
           params: model.numParams(),
-          msPerStep: meanStepMs(stepMs),
+          msPerStep: meanStepMs(run.stepMs),
         },
       };
     } finally {
@@ -291,22 +249,20 @@ function meanStepMs(ms: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
-/** True for registry names of nnFormer models (the ones MAE can initialise). */
-export function isNnFormer(name: string): boolean {
-  return name.startsWith("nnformer-");
+/** True for models whose encoder MAE can pretrain and transfer (a registry capability). */
+export function isMaePretrainable(name: string): boolean {
+  return modelEntry(name).capabilities.maePretrainable;
 }
 
 /** The training crop of a registered model's preset. */
 function registeredCrop(name: string): Triple {
-  const entry = (MODELS as Record<string, { preset: { cropSize: Triple } }>)[name];
-  if (!entry) throw new Error(`unknown model "${name}"; registered: ${Object.keys(MODELS).join(", ")}`);
-  return [...entry.preset.cropSize] as Triple;
+  return [...(modelEntry(name).preset as { cropSize: Triple }).cropSize] as Triple;
 }
 
 /** The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains. */
 export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData, out: string): Promise<string> {
   assertWritableDir(out);
-  const name = profile.models.find(isNnFormer);
+  const name = profile.models.find(isMaePretrainable);
   if (!name) throw new Error(`pretraining needs an nnFormer model; the profile lists ${profile.models.join(", ")}`);
   return pretrainOnce(
     profile,
@@ -366,7 +322,7 @@ async function pretrainOnce(
     }
   }
   const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
-  const config = (model as NnFormerSegmentation).net.config;
+  const config = nnFormerOf(model).config;
   model.dispose();
   const heldOut = data.val.length ? data.val : data.train.slice(-1);
   log(

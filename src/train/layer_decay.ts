@@ -3,7 +3,7 @@
 // stage 3 (bottleneck) d, stage 2 d², stage 1 d³, stage 0 d⁴, the convolutional embedding d⁵.
 import * as tf from "@tensorflow/tfjs";
 import { ParamGroupRule, defaultRule } from "./optim";
-import { stableName } from "./checkpoint";
+import { stableName } from "../layers/param_specs";
 
 /** The learning-rate multiplier of an nnFormer parameter (official name) under layer-wise decay `decay`. */
 export function nnFormerLrScale(name: string, decay: number): number {

@@ -10,12 +10,11 @@ import { augment, AugmentConfig } from "../data/augment";
 import { Preprocessing, applyPreprocessing } from "../data/preprocess";
 import { LoadedCase } from "../data/dataset";
 import { deepSupervisionLoss } from "../losses/dice_ce";
-import { slidingWindowPredict } from "../infer/sliding_window";
-import { diceScores, nanMean } from "../metrics/dice";
+import { evaluateDice } from "../infer/evaluate";
 import { Rng, randInt } from "../runtime/random";
 import { FitState, TrainTask } from "./fit";
 import { Optimizer, ParamGroupRule, defaultRule } from "./optim";
-import { saveCheckpoint } from "./checkpoint";
+import { saveCheckpoint, slotsByParamName } from "../io/checkpoint";
 
 /** A case ready for training: normalised float32 image, label map and its foreground index. */
 export interface PreparedCase {
@@ -157,62 +156,21 @@ export class SegmentationTask implements TrainTask {
   async save(tag: "latest" | "best", state: FitState, optimizer: Optimizer): Promise<void> {
     if (!this.o.checkpointDir) return;
     this.optimizerRef = optimizer;
-    await saveCheckpoint(
+    const params = this.o.model.params;
+    saveCheckpoint(
       path.join(this.o.checkpointDir, `${tag}.safetensors`),
-      this.variables(),
+      params,
       {
+        kind: "finetune",
         model: this.o.modelName,
         config: this.o.model.config,
         preprocessing: this.o.preprocessing,
         fit: state,
         extra: this.o.extra,
       },
-      tag === "latest" ? optimizer : undefined,
+      tag === "latest"
+        ? { ...slotsByParamName(params, await optimizer.state()), kind: optimizer.config.kind }
+        : undefined,
     );
   }
-}
-
-export interface DiceEvalOptions {
-  cropSize: Triple;
-  numClasses: number;
-  classes?: number[];
-  overlap?: number;
-  mirror?: boolean;
-  batchSize?: number;
-}
-
-/** Predicts each case by sliding window and scores Dice per class; mean over cases then classes (NaN skipped). */
-export async function evaluateDice(
-  model: SegmentationModel,
-  ops: Ops,
-  cases: Array<{ id: string; image: Volume<Float32Array>; label: Volume }>,
-  o: DiceEvalOptions,
-): Promise<{ mean: number; perClass: number[]; perCase: number[][]; predictions: Array<Uint8Array | Uint16Array> }> {
-  const classes = o.classes ?? Array.from({ length: o.numClasses - 1 }, (_, i) => i + 1);
-  const perCase: number[][] = [];
-  const predictions: Array<Uint8Array | Uint16Array> = [];
-  for (const c of cases) {
-    const pred = await slidingWindowPredict(
-      c.image,
-      (batch) => mainOutput(model.forward(batch, { ops, training: false })),
-      {
-        cropSize: o.cropSize,
-        numClasses: o.numClasses,
-        overlap: o.overlap ?? 0.5,
-        mirror: o.mirror ?? false,
-        batchSize: o.batchSize ?? 1,
-      },
-    );
-    perCase.push(diceScores(pred.labels, c.label.data, classes));
-    predictions.push(pred.labels);
-  }
-  const perClass = classes.map((_, k) => nanMean(perCase.map((r) => r[k])));
-  return { mean: nanMean(perClass), perClass, perCase, predictions };
-}
-
-/** The full-resolution logits of a forward result; auxiliary deep-supervision outputs are disposed. */
-function mainOutput(out: tf.Tensor5D | tf.Tensor5D[]): tf.Tensor5D {
-  if (!Array.isArray(out)) return out;
-  tf.dispose(out.slice(1));
-  return out[0];
 }

@@ -8,7 +8,7 @@ import { resolveManifest } from "../../src/data/manifest";
 import { readNifti } from "../../src/data/nifti";
 import { computePreprocessing } from "../../src/data/preprocess";
 import { buildModel } from "../../src/registry";
-import { saveCheckpoint } from "../../src/train/checkpoint";
+import { readCheckpoint, saveCheckpoint } from "../../src/io/checkpoint";
 import { predictSplit, evaluatePredictions, Predictor } from "../../src/infer/predict";
 
 describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function () {
@@ -25,7 +25,8 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     const plan = computePreprocessing([first], "CT");
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
     const ckpt = path.join(root, "best.safetensors");
-    await saveCheckpoint(ckpt, model.trainableVariables(), {
+    saveCheckpoint(ckpt, model.params, {
+      kind: "finetune",
       model: "nnformer-micro",
       config: model.config,
       preprocessing: plan,
@@ -57,8 +58,9 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     assert.throws(() => Predictor.load(path.join(root, "nope.safetensors")), /does not exist/);
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
     const ckpt = path.join(root, "noplan.safetensors");
-    await saveCheckpoint(ckpt, model.trainableVariables(), { model: "nnformer-micro", config: model.config });
+    saveCheckpoint(ckpt, model.params, { kind: "finetune", model: "nnformer-micro", config: model.config });
     model.dispose();
     assert.throws(() => Predictor.load(ckpt), /records no preprocessing/);
+    assert.equal(readCheckpoint(ckpt).info.kind, "finetune");
   });
 });

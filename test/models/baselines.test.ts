@@ -7,48 +7,37 @@ import { selectOps } from "../../src/layers/fast_ops";
 import type { Triple } from "../../src/layers/ops";
 import { instanceNorm3d } from "../../src/layers/conv_blocks3d";
 import { patchify } from "../../src/layers/vit3d";
-import { initValues, paramTable, type WeightSpec } from "../../src/layers/param_specs";
-import {
-  UNETR_BTCV,
-  UNETR_CPU,
-  UNETR_MICRO,
-  Unetr,
-  countUnetrParams,
-  unetrParamSpecs,
-  validateUnetrConfig,
-} from "../../src/models/unetr";
+import { countParams, initValues, paramTable, type ParamSpec } from "../../src/layers/param_specs";
+import { UNETR_BTCV, UNETR_CPU, UNETR_MICRO, Unetr, unetrParamSpecs, checkUnetrConfig } from "../../src/models/unetr";
 import {
   SWIN_UNETR_F12,
   SWIN_UNETR_F48,
   SWIN_UNETR_MICRO,
-  countSwinUnetrParams,
   patchMergeRows,
   swinGeometry,
   swinRelativePositionIndex,
   swinUnetrParamSpecs,
-  validateSwinUnetrConfig,
+  checkSwinUnetrConfig,
 } from "../../src/models/swin_unetr";
 import {
   UNET3D_CPU,
   UNET3D_MICRO,
   UNET3D_NNUNET,
   Unet3d,
-  countUnet3dParams,
   unet3dParamSpecs,
-  validateUnet3dConfig,
+  checkUnet3dConfig,
 } from "../../src/models/unet3d";
 import {
   TRANSUNET3D_BASE,
   TRANSUNET3D_CPU,
   TRANSUNET3D_MICRO,
-  countTransUnet3dParams,
   transUnet3dParamSpecs,
   upsampleMatrix,
   upsampleTrilinear2x,
-  validateTransUnet3dConfig,
+  checkTransUnet3dConfig,
 } from "../../src/models/transunet3d";
 
-const rows = (specs: WeightSpec[]) => Object.fromEntries(paramTable(specs).map((r) => [r.component, r.params]));
+const rows = (specs: ParamSpec[]) => Object.fromEntries(paramTable(specs).map((r) => [r.component, r.params]));
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 describe("models/baselines", function () {
@@ -94,9 +83,9 @@ describe("models/baselines", function () {
       };
       assert.deepEqual(rows(unetrParamSpecs(UNETR_BTCV).params), hand);
       assert.equal(sum(Object.values(hand)), 92_784_046);
-      assert.equal(countUnetrParams(UNETR_BTCV), 92_784_046);
+      assert.equal(countParams(unetrParamSpecs(UNETR_BTCV).params), 92_784_046);
       const crossAttnPerBlock = 2 * 768 + 3 * 768 * 768 + 768 * 768 + 768;
-      assert.equal(countUnetrParams(UNETR_BTCV) + 12 * crossAttnPerBlock, 121_123_246);
+      assert.equal(countParams(unetrParamSpecs(UNETR_BTCV).params) + 12 * crossAttnPerBlock, 121_123_246);
     });
 
     it("Swin UNETR f48 = MONAI SwinUNETR(in 1, out 14, feature 48) (img 96³): 62,187,296", () => {
@@ -143,7 +132,7 @@ describe("models/baselines", function () {
       };
       assert.deepEqual(rows(swinUnetrParamSpecs(SWIN_UNETR_F48).params), hand);
       assert.equal(hand.encoders, 34_526_784);
-      assert.equal(countSwinUnetrParams(SWIN_UNETR_F48), 62_187_296);
+      assert.equal(countParams(swinUnetrParamSpecs(SWIN_UNETR_F48).params), 62_187_296);
     });
 
     it("U-Net and TransUNet-3D presets (hand counts of our own structures)", () => {
@@ -163,9 +152,12 @@ describe("models/baselines", function () {
         decoder: dec,
         heads: 32 * 9 + 9 + 16 * 9 + 9 + 8 * 9 + 9,
       });
-      assert.equal(countUnet3dParams(UNET3D_CPU), 351_683);
-      assert.equal(countUnet3dParams({ ...UNET3D_CPU, deepSupervision: false }), 351_683 - (32 * 9 + 9) - (16 * 9 + 9));
-      assert.equal(countUnet3dParams(UNET3D_NNUNET), 30_795_654);
+      assert.equal(countParams(unet3dParamSpecs(UNET3D_CPU).params), 351_683);
+      assert.equal(
+        countParams(unet3dParamSpecs({ ...UNET3D_CPU, deepSupervision: false }).params),
+        351_683 - (32 * 9 + 9) - (16 * 9 + 9),
+      );
+      assert.equal(countParams(unet3dParamSpecs(UNET3D_NNUNET).params), 30_795_654);
       // TRANSUNET3D_CPU: stem convs bias-free; ViT with qkv bias (E 192, 4³ tokens, patch 1 from 128 channels);
       // conv_more 27·192·128; decoder blocks (in + skip → out) bias-free; 3×3×3 head with bias.
       const stem = 27 * (1 * 16 + 16 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128);
@@ -175,87 +167,87 @@ describe("models/baselines", function () {
         27 *
         (192 * 128 + (128 + 64) * 64 + 64 * 64 + (64 + 32) * 32 + 32 * 32 + (32 + 16) * 16 + 16 * 16 + 16 * 8 + 8 * 8);
       const head = 27 * 8 * 9 + 9;
-      assert.equal(countTransUnet3dParams(TRANSUNET3D_CPU), stem + vit + decoder + head);
-      assert.equal(countTransUnet3dParams(TRANSUNET3D_CPU), 3_946_449);
-      assert.ok(countTransUnet3dParams(TRANSUNET3D_BASE) > 85e6); // 12 ViT-B blocks alone hold 85M
-      assert.equal(countUnetrParams(UNETR_CPU), 3_417_073);
-      assert.equal(countSwinUnetrParams(SWIN_UNETR_F12), 3_911_295);
+      assert.equal(countParams(transUnet3dParamSpecs(TRANSUNET3D_CPU).params), stem + vit + decoder + head);
+      assert.equal(countParams(transUnet3dParamSpecs(TRANSUNET3D_CPU).params), 3_946_449);
+      assert.ok(countParams(transUnet3dParamSpecs(TRANSUNET3D_BASE).params) > 85e6); // 12 ViT-B blocks alone hold 85M
+      assert.equal(countParams(unetrParamSpecs(UNETR_CPU).params), 3_417_073);
+      assert.equal(countParams(swinUnetrParamSpecs(SWIN_UNETR_F12).params), 3_911_295);
     });
   });
 
   describe("config validators name the bad field", () => {
     const cases: Array<[string, () => void, RegExp]> = [
-      ["unetr patch", () => validateUnetrConfig({ ...UNETR_CPU, patchSize: 8 }), /UNETR config: patchSize = 8: use 16/],
+      ["unetr patch", () => checkUnetrConfig({ ...UNETR_CPU, patchSize: 8 }), /UNETR config: patchSize = 8: use 16/],
       [
         "unetr crop",
-        () => validateUnetrConfig({ ...UNETR_CPU, cropSize: [64, 60, 64] }),
+        () => checkUnetrConfig({ ...UNETR_CPU, cropSize: [64, 60, 64] }),
         /cropSize = \[64,60,64\].*multiple of patchSize 16 \(axis 1\)/,
       ],
       [
         "unetr heads",
-        () => validateUnetrConfig({ ...UNETR_CPU, numHeads: 5 }),
+        () => checkUnetrConfig({ ...UNETR_CPU, numHeads: 5 }),
         /numHeads = 5: must divide hiddenSize 192/,
       ],
       [
         "unetr skips",
-        () => validateUnetrConfig({ ...UNETR_CPU, skipBlocks: [0, 2, 5] }),
+        () => checkUnetrConfig({ ...UNETR_CPU, skipBlocks: [0, 2, 5] }),
         /skipBlocks = \[0,2,5\]: entry 2 must be a block index/,
       ],
       [
         "unetr classes",
-        () => validateUnetrConfig({ ...UNETR_CPU, numClasses: 0 }),
+        () => checkUnetrConfig({ ...UNETR_CPU, numClasses: 0 }),
         /numClasses = 0: use a positive integer/,
       ],
       [
         "swin feature",
-        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, featureSize: 16 }),
+        () => checkSwinUnetrConfig({ ...SWIN_UNETR_F12, featureSize: 16 }),
         /SwinUNETR config: featureSize = 16: use a positive multiple of 12/,
       ],
       [
         "swin crop",
-        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, cropSize: [64, 64, 48] }),
+        () => checkSwinUnetrConfig({ ...SWIN_UNETR_F12, cropSize: [64, 64, 48] }),
         /cropSize = \[64,64,48\].*multiple of patchSize·16 = 32/,
       ],
       [
         "swin heads",
-        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, numHeads: [3, 6, 12, 7] }),
+        () => checkSwinUnetrConfig({ ...SWIN_UNETR_F12, numHeads: [3, 6, 12, 7] }),
         /numHeads\[3\] = 7: stage 3 has 96 channels/,
       ],
       [
         "swin depths",
-        () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, depths: [2, 2, 2] }),
+        () => checkSwinUnetrConfig({ ...SWIN_UNETR_F12, depths: [2, 2, 2] }),
         /depths = \[2,2,2\]: give 4 entries/,
       ],
-      ["swin patch", () => validateSwinUnetrConfig({ ...SWIN_UNETR_F12, patchSize: 4 }), /patchSize = 4: use 2/],
+      ["swin patch", () => checkSwinUnetrConfig({ ...SWIN_UNETR_F12, patchSize: 4 }), /patchSize = 4: use 2/],
       [
         "unet strides",
-        () => validateUnet3dConfig({ ...UNET3D_CPU, strides: UNET3D_CPU.strides.slice(1) }),
+        () => checkUnet3dConfig({ ...UNET3D_CPU, strides: UNET3D_CPU.strides.slice(1) }),
         /UNet3D config: strides = .*give one stride per stage \(4\)/,
       ],
       [
         "unet first stride",
-        () => validateUnet3dConfig({ ...UNET3D_CPU, strides: [[2, 2, 2], ...UNET3D_CPU.strides.slice(1)] }),
+        () => checkUnet3dConfig({ ...UNET3D_CPU, strides: [[2, 2, 2], ...UNET3D_CPU.strides.slice(1)] }),
         /strides\[0\] = \[2,2,2\]: use \[1, 1, 1\]/,
       ],
       [
         "unet crop",
-        () => validateUnet3dConfig({ ...UNET3D_CPU, cropSize: [64, 64, 60] }),
+        () => checkUnet3dConfig({ ...UNET3D_CPU, cropSize: [64, 64, 60] }),
         /cropSize = \[64,64,60\]: axis 2 must be a multiple of the product of the strides \(8\)/,
       ],
-      ["unet features", () => validateUnet3dConfig({ ...UNET3D_CPU, features: [8, 0, 32, 64] }), /features\[1\] = 0/],
+      ["unet features", () => checkUnet3dConfig({ ...UNET3D_CPU, features: [8, 0, 32, 64] }), /features\[1\] = 0/],
       [
         "transunet decoder",
-        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, decoderChannels: [64, 32, 16] }),
+        () => checkTransUnet3dConfig({ ...TRANSUNET3D_CPU, decoderChannels: [64, 32, 16] }),
         /TransUNet3D config: decoderChannels = \[64,32,16\]: give one width per stem stage \(4\)/,
       ],
       [
         "transunet crop",
-        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, cropSize: [64, 64, 40] }),
+        () => checkTransUnet3dConfig({ ...TRANSUNET3D_CPU, cropSize: [64, 64, 40] }),
         /cropSize = \[64,64,40\]: each side must be a multiple of 2\^4 = 16/,
       ],
       [
         "transunet heads",
-        () => validateTransUnet3dConfig({ ...TRANSUNET3D_CPU, numHeads: 5 }),
+        () => checkTransUnet3dConfig({ ...TRANSUNET3D_CPU, numHeads: 5 }),
         /numHeads = 5: must divide hiddenSize 192/,
       ],
     ];

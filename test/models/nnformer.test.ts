@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
+import { countParams as count } from "../../src/layers/param_specs";
 import { initBackend } from "../../src/runtime/backend";
 import { makeRng } from "../../src/runtime/random";
 import { plainOps } from "../../src/layers/plain_ops";
@@ -13,10 +14,10 @@ import {
   NNFORMER_TUMOR,
   NnFormer,
   NnFormerConfig,
-  countNnFormerParams,
+  nnFormerParamSpecs,
   nnFormerParamTable,
   planNnFormer,
-  validateNnFormerConfig,
+  checkNnFormerConfig,
 } from "../../src/models/nnformer";
 import { keyMaskFromVisibility, type WindowGeometry } from "../../src/layers/window_attention3d";
 
@@ -36,11 +37,11 @@ describe("models/nnformer", function () {
   });
 
   it("has exactly the official parameter counts (spec §3)", () => {
-    assert.equal(countNnFormerParams(NNFORMER_SYNAPSE), 150_054_210);
-    assert.equal(countNnFormerParams(NNFORMER_ACDC), 37_160_200);
-    assert.equal(countNnFormerParams(NNFORMER_TUMOR), 37_606_726);
-    assert.equal(countNnFormerParams({ ...NNFORMER_TINY, numClasses: 14 }), 9_522_078);
-    assert.equal(countNnFormerParams({ ...NNFORMER_SYNAPSE, deepSupervision: false }), 149_538_086);
+    assert.equal(count(nnFormerParamSpecs(NNFORMER_SYNAPSE).params), 150_054_210);
+    assert.equal(count(nnFormerParamSpecs(NNFORMER_ACDC).params), 37_160_200);
+    assert.equal(count(nnFormerParamSpecs(NNFORMER_TUMOR).params), 37_606_726);
+    assert.equal(count(nnFormerParamSpecs({ ...NNFORMER_TINY, numClasses: 14 }).params), 9_522_078);
+    assert.equal(count(nnFormerParamSpecs({ ...NNFORMER_SYNAPSE, deepSupervision: false }).params), 149_538_086);
   });
 
   it("matches the per-component rows of the spec's table", () => {
@@ -250,7 +251,7 @@ describe("models/nnformer", function () {
       ],
     ];
     for (const [patch, re] of cases) {
-      assert.throws(() => validateNnFormerConfig({ ...NNFORMER_TINY, ...patch }), re, JSON.stringify(patch));
+      assert.throws(() => checkNnFormerConfig({ ...NNFORMER_TINY, ...patch }), re, JSON.stringify(patch));
     }
     for (const c of [
       NNFORMER_SYNAPSE,
@@ -261,7 +262,7 @@ describe("models/nnformer", function () {
       NNFORMER_MICRO,
       ACDC_MICRO,
     ]) {
-      validateNnFormerConfig(c);
+      checkNnFormerConfig(c);
     }
   });
 
@@ -415,7 +416,7 @@ describe("models/nnformer", function () {
   it("tiny (benchmark preset, 64³): real forward with deep supervision", function () {
     this.timeout(300000);
     const m = new NnFormer(NNFORMER_TINY, { seed: 0 });
-    assert.equal(m.numParams(), countNnFormerParams(NNFORMER_TINY));
+    assert.equal(m.numParams(), count(nnFormerParamSpecs(NNFORMER_TINY).params));
     const x = tf.randomNormal([1, 64, 64, 64, 1], 0, 1, "float32", 1) as tf.Tensor5D;
     const out = m.forward(x, { ops: plainOps });
     assert.deepEqual(out.logits.shape, [1, 64, 64, 64, 9]);

@@ -3,10 +3,11 @@ import { initBackend } from "../../src/runtime/backend";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/data/phantom";
 import { computePreprocessing } from "../../src/data/preprocess";
 import { AUGMENT_OFF } from "../../src/data/augment";
-import { prepareCases, SegmentationTask, evaluateDice } from "../../src/train/segmentation";
+import { prepareCases, SegmentationTask } from "../../src/train/segmentation";
+import { evaluateDice } from "../../src/infer/evaluate";
 import { fit } from "../../src/train/fit";
 import { NnFormer, NNFORMER_MICRO } from "../../src/models/nnformer";
-import { NnFormerSegmentation } from "../../src/registry";
+import { NnFormerSegmentation } from "../../src/models/nnformer_segmentation";
 import { fastOps } from "../../src/layers/fast_ops";
 
 // Learning really happens: a micro nnFormer (embed 12, crop 16x32x32) trained for 300 steps on 6 phantoms of

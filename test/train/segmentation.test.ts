@@ -5,7 +5,7 @@ import { computePreprocessing } from "../../src/data/preprocess";
 import { AUGMENT_OFF } from "../../src/data/augment";
 import { prepareCases, SegmentationTask, SegmentationTaskOptions } from "../../src/train/segmentation";
 import { NnFormer, NNFORMER_MICRO } from "../../src/models/nnformer";
-import { NnFormerSegmentation } from "../../src/registry";
+import { NnFormerSegmentation } from "../../src/models/nnformer_segmentation";
 import { fastOps } from "../../src/layers/fast_ops";
 import { makeRng } from "../../src/runtime/random";
 import * as tf from "@tensorflow/tfjs";
