@@ -9,7 +9,7 @@ import { writeFileAtomic } from "../runtime/files";
 import { writePhantomDataset, loadCase, phantomManifestFor } from "../data/dataset";
 import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
 import { runBench } from "../bench/run";
-import { modelNames, type ModelName } from "../registry";
+import { resolveModelName } from "../registry";
 import * as fs from "fs";
 import { getProfile, StudyProfile } from "../study/profiles";
 import { runLowLabelStudy, writeReports, loadStudyData, pretrainOnceForCli } from "../study/lowlabel";
@@ -262,9 +262,13 @@ function program(): Command {
         .map((v) => positiveInt(v, "--crop"));
       if (crop.length !== 3) throw new Error(`--crop ${o.crop}: give D x H x W, e.g. 32x64x64`);
       const models = list(o.models, (s) => s, "--models");
-      for (const m of models ?? [])
-        if (!modelNames().includes(m as ModelName))
-          throw new Error(`--models: unknown model "${m}"; registered: ${modelNames().join(", ")}`);
+      for (const m of models ?? []) {
+        try {
+          resolveModelName(m); // sized names and the old aliases
+        } catch (e) {
+          throw new Error(`--models: ${(e as Error).message}`);
+        }
+      }
       const mae = list(
         o.mae,
         (s) => {

@@ -250,7 +250,7 @@ function meanStepMs(ms: number[]): number {
 }
 
 /** True for models whose encoder MAE can pretrain and transfer (a registry capability). */
-export function isMaePretrainable(name: string): boolean {
+function isMaePretrainable(name: string): boolean {
   return modelEntry(name).capabilities.maePretrainable;
 }
 

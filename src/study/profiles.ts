@@ -5,7 +5,7 @@
 //   table2: the paper's Table II comparison (nnFormer vs the baselines, full labels) at CPU sizes and one shared crop.
 //   table2-smoke: the same grid at unit-test sizes, for tests and the notebook's smoke run.
 import type { Shape3 } from "../data/volume";
-import { MODELS } from "../registry";
+import { modelEntry } from "../registry";
 
 export type DataSource =
   /** Files described by a manifest (the phantom manifest is written by the kit when missing). */
@@ -73,66 +73,78 @@ export interface StudyProfile {
   };
 }
 
+/** The baselines of the Table II comparison at CPU sizes. */
+const TABLE2_BASELINES = ["unet3d-cpu", "unetr-cpu", "swin-unetr-f12", "transunet3d-cpu"];
+
 /** The models of the Table II comparison at CPU sizes: nnFormer and the four baselines. */
-export const TABLE2_MODELS = ["nnformer-small", "unet3d-cpu", "unetr-cpu", "swin-unetr-f12", "transunet3d-cpu"];
+export const TABLE2_MODELS = ["nnformer-small", ...TABLE2_BASELINES];
 
 /** The Table II grid at unit-test size: nnformer-micro, the baselines at their registry `tiny` overrides. */
-const TABLE2_SMOKE_MODELS = ["nnformer-micro", "unet3d-cpu", "unetr-cpu", "swin-unetr-f12", "transunet3d-cpu"];
+const TABLE2_SMOKE_MODELS = ["nnformer-micro", ...TABLE2_BASELINES];
+
+/** A profile that differs from `base` in the given fields (nested objects copied, never shared). */
+function derive(base: StudyProfile, changes: Partial<StudyProfile> & { name: string }): StudyProfile {
+  return { ...JSON.parse(JSON.stringify(base)), ...changes };
+}
+
+const SMOKE: StudyProfile = {
+  name: "smoke",
+  data: { kind: "phantom-memory", seed: 0, shape: [16, 32, 32], unlabeled: 3, train: 2, val: 1, test: 1 },
+  models: ["nnformer-micro"],
+  inits: ["scratch", "mae"],
+  labelFractions: [0.5, 1],
+  seeds: [0],
+  pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
+  finetune: {
+    steps: 2,
+    batchSize: 1,
+    optimizer: "adamw",
+    lr: 3e-3,
+    warmupFraction: 0,
+    evalEvery: 1,
+    augment: false,
+    foregroundFraction: 0.5,
+  },
+  convergenceLevels: [0.05, 0.1],
+  eval: { overlap: 0, mirror: false },
+};
+
+const QUICK: StudyProfile = {
+  name: "quick",
+  data: { kind: "manifest", manifest: "phantom" },
+  models: ["nnformer-quick"],
+  inits: ["scratch", "mae"],
+  labelFractions: [0.125, 0.25, 1],
+  seeds: [0],
+  // 4x8x8-voxel mask units: 64 per 16x32x32 crop (the default patch x window unit would leave 8)
+  pretrain: {
+    steps: 400,
+    batchSize: 2,
+    lr: 1e-3,
+    maskRatio: 0.75,
+    maskMode: "sparse",
+    maskUnit: [4, 8, 8],
+    evalEvery: 200,
+  },
+  // no augmentation: in 300-step runs it slows learning for both arms alike (measured: test Dice 0.07 with, 0.23 without
+  // at 100 % labels); the paper profile keeps nnU-Net's augmentation
+  finetune: {
+    steps: 300,
+    batchSize: 2,
+    optimizer: "adamw",
+    lr: 3e-3,
+    warmupFraction: 0.05,
+    evalEvery: 50,
+    augment: false,
+    foregroundFraction: 0.5,
+  },
+  convergenceLevels: [0.1, 0.2],
+  eval: { overlap: 0.5, mirror: false },
+};
 
 export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-smoke", StudyProfile> = {
-  smoke: {
-    name: "smoke",
-    data: { kind: "phantom-memory", seed: 0, shape: [16, 32, 32], unlabeled: 3, train: 2, val: 1, test: 1 },
-    models: ["nnformer-micro"],
-    inits: ["scratch", "mae"],
-    labelFractions: [0.5, 1],
-    seeds: [0],
-    pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
-    finetune: {
-      steps: 2,
-      batchSize: 1,
-      optimizer: "adamw",
-      lr: 3e-3,
-      warmupFraction: 0,
-      evalEvery: 1,
-      augment: false,
-      foregroundFraction: 0.5,
-    },
-    convergenceLevels: [0.05, 0.1],
-    eval: { overlap: 0, mirror: false },
-  },
-  quick: {
-    name: "quick",
-    data: { kind: "manifest", manifest: "phantom" },
-    models: ["nnformer-quick"],
-    inits: ["scratch", "mae"],
-    labelFractions: [0.125, 0.25, 1],
-    seeds: [0],
-    // 4x8x8-voxel mask units: 64 per 16x32x32 crop (the default patch x window unit would leave 8)
-    pretrain: {
-      steps: 400,
-      batchSize: 2,
-      lr: 1e-3,
-      maskRatio: 0.75,
-      maskMode: "sparse",
-      maskUnit: [4, 8, 8],
-      evalEvery: 200,
-    },
-    // no augmentation: in 300-step runs it slows learning for both arms alike (measured: test Dice 0.07 with, 0.23 without
-    // at 100 % labels); the paper profile keeps nnU-Net's augmentation
-    finetune: {
-      steps: 300,
-      batchSize: 2,
-      optimizer: "adamw",
-      lr: 3e-3,
-      warmupFraction: 0.05,
-      evalEvery: 50,
-      augment: false,
-      foregroundFraction: 0.5,
-    },
-    convergenceLevels: [0.1, 0.2],
-    eval: { overlap: 0.5, mirror: false },
-  },
+  smoke: SMOKE,
+  quick: QUICK,
   paper: {
     name: "paper",
     data: { kind: "manifest", manifest: "btcv-synapse" },
@@ -154,70 +166,26 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     convergenceLevels: [0.7, 0.8],
     eval: { overlap: 0.5, mirror: true },
   },
-  // Table II of nnFormer (Synapse, full labels): every model fine-tuned with the same budget as "quick" on one shared
-  // crop, 32×64×64 (nnformer-small's crop; every CPU preset accepts it: UNet3D needs multiples of 8, UNETR and
-  // TransUNet-3D of 16, Swin UNETR of 32). MAE runs only for nnFormer (the baselines have no MAE encoder).
-  table2: {
+  // Table II of nnFormer (Synapse, full labels): every model fine-tuned with the quick study's data and step budgets
+  // on one shared crop, 32×64×64 (nnformer-small's crop; every CPU preset accepts it: UNet3D needs multiples of 8,
+  // UNETR and TransUNet-3D of 16, Swin UNETR of 32). MAE runs only for nnFormer (the baselines have no MAE encoder).
+  table2: derive(QUICK, {
     name: "table2",
-    data: { kind: "manifest", manifest: "phantom" },
     models: TABLE2_MODELS,
     cropSize: [32, 64, 64],
-    inits: ["scratch", "mae"],
     labelFractions: [1],
-    seeds: [0],
-    // the quick study's step budgets (same pretraining and fine-tuning steps; the crop here is 32x64x64)
-    pretrain: {
-      steps: 400,
-      batchSize: 2,
-      lr: 1e-3,
-      maskRatio: 0.75,
-      maskMode: "sparse",
-      maskUnit: [4, 8, 8],
-      evalEvery: 200,
-    },
-    finetune: {
-      steps: 300,
-      batchSize: 2,
-      optimizer: "adamw",
-      lr: 3e-3,
-      warmupFraction: 0.05,
-      evalEvery: 50,
-      augment: false,
-      foregroundFraction: 0.5,
-    },
     convergenceLevels: [0.2, 0.3],
-    eval: { overlap: 0.5, mirror: false },
-  },
-  // 32³: the smallest crop every model takes (Swin UNETR needs multiples of 32; at 32³ its encoder10 sees a 1³ grid,
-  // which InstanceNorm maps to zeros: harmless for a plumbing test, not for results).
-  "table2-smoke": {
+  }),
+  // The smoke settings on 32³ phantoms: the smallest crop every model takes (Swin UNETR needs multiples of 32; at 32³
+  // its encoder10 sees a 1³ grid, which InstanceNorm maps to zeros: harmless for a plumbing test, not for results).
+  "table2-smoke": derive(SMOKE, {
     name: "table2-smoke",
     data: { kind: "phantom-memory", seed: 0, shape: [32, 32, 32], unlabeled: 2, train: 2, val: 1, test: 1 },
     models: TABLE2_SMOKE_MODELS,
     cropSize: [32, 32, 32],
-    modelOverrides: Object.fromEntries(
-      TABLE2_SMOKE_MODELS.filter((m) => m in MODELS && !m.startsWith("nnformer-")).map((m) => [
-        m,
-        (MODELS as Record<string, { tiny: { overrides: object } }>)[m].tiny.overrides,
-      ]),
-    ),
-    inits: ["scratch", "mae"],
+    modelOverrides: Object.fromEntries(TABLE2_BASELINES.map((m) => [m, modelEntry(m).tiny.overrides])),
     labelFractions: [1],
-    seeds: [0],
-    pretrain: { steps: 2, batchSize: 1, lr: 3e-4, maskRatio: 0.75, maskMode: "sparse", evalEvery: 0 },
-    finetune: {
-      steps: 2,
-      batchSize: 1,
-      optimizer: "adamw",
-      lr: 3e-3,
-      warmupFraction: 0,
-      evalEvery: 1,
-      augment: false,
-      foregroundFraction: 0.5,
-    },
-    convergenceLevels: [0.05, 0.1],
-    eval: { overlap: 0, mirror: false },
-  },
+  }),
 };
 
 /** A profile by name, with a clear error for unknown names. */
