@@ -38,8 +38,8 @@ describe("train/recipe", () => {
 
   it("names run folders after the cell key, with | and = replaced", () => {
     assert.equal(
-      runFolder("runs/quick", "init=mae|model=nnformer-quick|fraction=0.25|seed=0"),
-      path.join("runs/quick", "runs", "init_mae_model_nnformer-quick_fraction_0.25_seed_0"),
+      runFolder("runs/quick", "model=nnformer-quick|init=mae|frac=0.25|seed=0"),
+      path.join("runs/quick", "runs", "model_nnformer-quick_init_mae_frac_0.25_seed_0"),
     );
   });
 });
