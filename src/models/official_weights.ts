@@ -93,7 +93,7 @@ export function importOfficialWeights(
     const perm = torchToTfPerm(spec.kind);
     const v = tf.tidy(() => {
       const t = tf.tensor(data, spec.torchShape);
-      return perm ? tf.transpose(t, perm) : t;
+      return perm ? tf.transpose(t, perm) : tf.reshape(t, spec.shape); // "embedding": torch [1, N, E] -> [N, E]
     });
     model.params.get(spec.name).assign(v);
     v.dispose();

@@ -7,6 +7,7 @@ import { initBackend } from "../../src/runtime/backend";
 import { plainOps } from "../../src/layers/plain_ops";
 import { readSafetensors, serializeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
 import { NNFORMER_MICRO, NnFormer } from "../../src/models/nnformer";
+import { MODELS, modelNames, type RegistryEntry } from "../../src/registry";
 import { exportOfficialWeights, importOfficialWeights, officialStateDict } from "../../src/models/official_weights";
 
 const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
@@ -89,4 +90,33 @@ describe("models/official_weights", () => {
     assert.equal(maxDiff(fresh.params.get("model_down.norm0.weight")!, a.params.get("model_down.norm0.weight")!), 0);
     fresh.dispose();
   });
+
+  // one loader and one exporter for every model: the baselines go through the same adapter as nnFormer (one registry
+  // entry per architecture; at unit-test size the other entries of a family build the same network)
+  const onePerFamily = [
+    "nnformer-e12-16x32x32",
+    "unet3d-cpu",
+    "unetr-cpu",
+    "swin-unetr-f12",
+    "transunet3d-cpu",
+  ] as const;
+  it("covers every architecture of the registry", () => {
+    const family = (n: string) => n.replace(/-[^-]*$/, "").replace(/^nnformer-.*/, "nnformer");
+    assert.deepEqual(new Set(modelNames().map(family)), new Set(onePerFamily.map(family)));
+  });
+  for (const name of onePerFamily) {
+    it(`${name}: official state_dict out and back in gives the same weights`, () => {
+      const e = MODELS[name] as RegistryEntry<any>;
+      const opts = { inChannels: 1, numClasses: 3, cropSize: e.tiny.cropSize, seed: 3 };
+      const src = e.build(opts, e.tiny.overrides);
+      const dst = e.build({ ...opts, seed: 4 }, e.tiny.overrides);
+      const sd = officialStateDict(src);
+      src.specs.forEach((s) => assert.deepEqual(sd.get(s.name)!.shape, s.torchShape, s.name));
+      const report = importOfficialWeights(dst, serializeSafetensors(sd));
+      assert.equal(report.loaded, src.specs.length);
+      for (const [n, v] of src.params) assert.equal(maxDiff(v, dst.params.get(n)), 0, n);
+      src.dispose();
+      dst.dispose();
+    });
+  }
 });
