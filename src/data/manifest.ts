@@ -23,7 +23,8 @@ const relPath = z
   .string()
   .min(1, { error: "path must not be empty" })
   .refine((p) => !path.isAbsolute(p) && !/^[A-Za-z]:[\\/]/.test(p), {
-    error: "paths are relative to the data root; drop the leading folder and set the data root (or defaultDataRoot) instead",
+    error:
+      "paths are relative to the data root; drop the leading folder and set the data root (or defaultDataRoot) instead",
   })
   .refine((p) => !p.includes("\\"), { error: "use forward slashes in paths" })
   .refine((p) => !p.split("/").includes(".."), { error: "paths must stay inside the data root (no '..')" });
@@ -41,7 +42,9 @@ const LabelSchema = z
 
 const CaseSchema = z
   .object({
-    id: z.string().regex(CASE_ID, { error: "case ids use letters, digits, '_', '.', '-' and start with a letter or digit" }),
+    id: z
+      .string()
+      .regex(CASE_ID, { error: "case ids use letters, digits, '_', '.', '-' and start with a letter or digit" }),
     /** One path (a 3D file, or a 4D file holding every channel) or one path per channel, in `channels` order. */
     image: z.union([relPath, z.array(relPath).min(1)], {
       error: "expected a path (string) or a list of paths, one per channel",
@@ -55,9 +58,7 @@ const CaseSchema = z
 
 const idList = z.array(z.string(), { error: "expected a list of case ids" });
 
-const SplitsSchema = z
-  .object({ train: idList, val: idList, test: idList, unlabeled: idList })
-  .strict();
+const SplitsSchema = z.object({ train: idList, val: idList, test: idList, unlabeled: idList }).strict();
 
 const SourceSchema = z
   .object({
@@ -84,11 +85,13 @@ const GeneratorSchema = z
 /** The manifest schema (zod). Unknown fields are errors at every level. */
 export const ManifestSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { error: "names are lower-case letters, digits and '-' (the file name)" }),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, { error: "names are lower-case letters, digits and '-' (the file name)" }),
     description: z.string().min(1),
     modality: z.enum(["CT", "MRI", "multi-MRI", "PET", "US"]),
     /** Input channel names, in the order the model sees them. */
-    channels: z.array(z.string().min(1)).min(1, { error: "list at least one input channel, e.g. [\"CT\"]" }),
+    channels: z.array(z.string().min(1)).min(1, { error: 'list at least one input channel, e.g. ["CT"]' }),
     /** Every value that may occur in a label map; value 0 (background) first, values ascending. */
     labels: z.array(LabelSchema).min(2, { error: "list background (0) and at least one foreground label" }),
     /** Label names reported in the study tables; default: every foreground label. */
@@ -116,7 +119,11 @@ export type ManifestGenerator = NonNullable<Manifest["generator"]>;
 
 /** A manifest problem; `issues` holds one readable line per problem, `file` the manifest it came from. */
 export class ManifestError extends Error {
-  constructor(message: string, readonly file: string, readonly issues: string[]) {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly issues: string[],
+  ) {
     super(message);
     this.name = "ManifestError";
   }
@@ -203,23 +210,30 @@ function crossFieldIssues(m: Manifest): string[] {
   const out: string[] = [];
 
   // Labels: background first, integer values ascending and unique, names unique.
-  if (m.labels[0].value !== 0) out.push(`labels[0].value: got ${m.labels[0].value}; the first label must be value 0 (background)`);
+  if (m.labels[0].value !== 0)
+    out.push(`labels[0].value: got ${m.labels[0].value}; the first label must be value 0 (background)`);
   const seenValues = new Map<number, number>();
   const seenNames = new Map<string, number>();
   m.labels.forEach((l, i) => {
     const prevV = seenValues.get(l.value);
-    if (prevV !== undefined) out.push(`labels[${i}].value: ${l.value} is already used by labels[${prevV}]; each value appears once`);
+    if (prevV !== undefined)
+      out.push(`labels[${i}].value: ${l.value} is already used by labels[${prevV}]; each value appears once`);
     else if (i > 0 && l.value < m.labels[i - 1].value)
-      out.push(`labels[${i}].value: ${l.value} comes after ${m.labels[i - 1].value}; list labels in ascending value order`);
+      out.push(
+        `labels[${i}].value: ${l.value} comes after ${m.labels[i - 1].value}; list labels in ascending value order`,
+      );
     seenValues.set(l.value, i);
     const prevN = seenNames.get(l.name);
-    if (prevN !== undefined) out.push(`labels[${i}].name: "${l.name}" is already used by labels[${prevN}]; names must be unique`);
+    if (prevN !== undefined)
+      out.push(`labels[${i}].name: "${l.name}" is already used by labels[${prevN}]; names must be unique`);
     seenNames.set(l.name, i);
   });
   (m.evaluatedLabels ?? []).forEach((name, i) => {
     const idx = seenNames.get(name);
-    if (idx === undefined) out.push(`evaluatedLabels[${i}]: "${name}" is not a label name; use one of the names in labels`);
-    else if (m.labels[idx].value === 0) out.push(`evaluatedLabels[${i}]: "${name}" is the background; list foreground labels only`);
+    if (idx === undefined)
+      out.push(`evaluatedLabels[${i}]: "${name}" is not a label name; use one of the names in labels`);
+    else if (m.labels[idx].value === 0)
+      out.push(`evaluatedLabels[${i}]: "${name}" is the background; list foreground labels only`);
     if (m.evaluatedLabels!.indexOf(name) !== i) out.push(`evaluatedLabels[${i}]: "${name}" is listed twice`);
   });
 
@@ -234,7 +248,8 @@ function crossFieldIssues(m: Manifest): string[] {
   const caseIndex = new Map<string, number>();
   m.cases.forEach((c, i) => {
     const prev = caseIndex.get(c.id);
-    if (prev !== undefined) out.push(`cases[${i}].id: "${c.id}" is already used by cases[${prev}]; case ids must be unique`);
+    if (prev !== undefined)
+      out.push(`cases[${i}].id: "${c.id}" is already used by cases[${prev}]; case ids must be unique`);
     else caseIndex.set(c.id, i);
     if (Array.isArray(c.image) && c.image.length !== m.channels.length) {
       out.push(
@@ -243,13 +258,17 @@ function crossFieldIssues(m: Manifest): string[] {
       );
     }
     const paths: Array<[string, string]> = [
-      ...(Array.isArray(c.image) ? c.image.map((p, k): [string, string] => [`cases[${i}].image[${k}]`, p]) : [[`cases[${i}].image`, c.image] as [string, string]]),
+      ...(Array.isArray(c.image)
+        ? c.image.map((p, k): [string, string] => [`cases[${i}].image[${k}]`, p])
+        : [[`cases[${i}].image`, c.image] as [string, string]]),
       ...(c.label !== null ? [[`cases[${i}].label`, c.label] as [string, string]] : []),
     ];
     for (const [where, p] of paths) {
       const keys = placeholders(p);
       if (keys.length > 0 && c.varsFile === undefined)
-        out.push(`${where}: ${show(p)} has placeholder(s) {${keys.join("}, {")}} but the case has no varsFile to fill them; add "varsFile"`);
+        out.push(
+          `${where}: ${show(p)} has placeholder(s) {${keys.join("}, {")}} but the case has no varsFile to fill them; add "varsFile"`,
+        );
     }
     if (c.varsFile !== undefined && placeholders(c.varsFile).length > 0)
       out.push(`cases[${i}].varsFile: ${show(c.varsFile)} must be a plain path without placeholders`);
@@ -269,7 +288,9 @@ function crossFieldIssues(m: Manifest): string[] {
       if (members[split].has(id)) out.push(`${where}: "${id}" is listed twice in ${split}`);
       members[split].add(id);
       if (split !== "unlabeled" && m.cases[ci].label === null)
-        out.push(`${where}: case "${id}" has label null; ${split} cases need labels (put unlabelled cases in splits.unlabeled)`);
+        out.push(
+          `${where}: case "${id}" has label null; ${split} cases need labels (put unlabelled cases in splits.unlabeled)`,
+        );
     });
   }
   const overlap = (a: SplitName, b: SplitName) => [...members[a]].filter((id) => members[b].has(id));
@@ -281,7 +302,10 @@ function crossFieldIssues(m: Manifest): string[] {
   ];
   for (const [a, b, why] of forbidden) {
     const both = overlap(a, b);
-    if (both.length > 0) out.push(`splits: ${show(both)} ${both.length === 1 ? "is" : "are"} in both ${a} and ${b}; ${why}. Keep them apart`);
+    if (both.length > 0)
+      out.push(
+        `splits: ${show(both)} ${both.length === 1 ? "is" : "are"} in both ${a} and ${b}; ${why}. Keep them apart`,
+      );
   }
   // val and test may be the very same list (nnFormer's Synapse protocol), but not a partial overlap.
   const vt = overlap("val", "test");
@@ -364,7 +388,9 @@ export function loadManifest(pathOrName: string): Manifest {
   try {
     json = JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (e) {
-    throw new ManifestError(`data manifest ${file} is not valid JSON: ${(e as Error).message}`, file, [(e as Error).message]);
+    throw new ManifestError(`data manifest ${file} is not valid JSON: ${(e as Error).message}`, file, [
+      (e as Error).message,
+    ]);
   }
   const manifest = parseManifest(json, file);
   if (isName && manifest.name !== pathOrName) {
@@ -465,7 +491,8 @@ export function resolveManifest(manifest: Manifest, dataRoot?: string, options: 
   for (const split of wanted) {
     for (const id of manifest.splits[split]) needLabel.set(id, (needLabel.get(id) ?? false) || split !== "unlabeled");
   }
-  if (options.only === undefined) for (const c of manifest.cases) if (!needLabel.has(c.id)) needLabel.set(c.id, c.label !== null);
+  if (options.only === undefined)
+    for (const c of manifest.cases) if (!needLabel.has(c.id)) needLabel.set(c.id, c.label !== null);
 
   const missing = new Map<string, string[]>(); // path -> what needs it (a label or Info.cfg may serve several cases)
   const problems: string[] = [];
@@ -512,14 +539,21 @@ export function resolveManifest(manifest: Manifest, dataRoot?: string, options: 
       label = abs(fill(c.label, `cases[${i}].label`));
       if (canCheck && needLabel.get(c.id)) note(label, `case ${c.id}, label`);
     }
-    cases.set(c.id, { id: c.id, images, channelsInOneFile: !Array.isArray(c.image) && manifest.channels.length > 1, label });
+    cases.set(c.id, {
+      id: c.id,
+      images,
+      channelsInOneFile: !Array.isArray(c.image) && manifest.channels.length > 1,
+      label,
+    });
   });
 
   if (missing.size > 0 || problems.length > 0) {
     const lines: string[] = [];
     const missingLines = [...missing].map(([p, uses]) => `  ${p}  (${uses.join("; ")})`);
     if (missing.size > 0) {
-      lines.push(`${missing.size} file(s) of data manifest "${manifest.name}" (${file}) are missing under data root ${root}:`);
+      lines.push(
+        `${missing.size} file(s) of data manifest "${manifest.name}" (${file}) are missing under data root ${root}:`,
+      );
       if (!fs.existsSync(root)) lines.push(`  (the data root ${root} itself does not exist)`);
       lines.push(...missingLines);
       if (varsMissing) lines.push(`  (images and labels of cases whose varsFile is missing could not be checked yet)`);
@@ -530,7 +564,9 @@ export function resolveManifest(manifest: Manifest, dataRoot?: string, options: 
     }
     if (manifest.layout) lines.push(`Expected layout: ${manifest.layout}`);
     if (manifest.generator) {
-      lines.push(`These files are made by the kit, not downloaded: generate them with \`npm run phantoms\` into ${root}.`);
+      lines.push(
+        `These files are made by the kit, not downloaded: generate them with \`npm run phantoms\` into ${root}.`,
+      );
     } else {
       lines.push(
         `Fix: get the data as described in data-manifests/README.md (${manifest.source.url ?? manifest.source.text}) and lay it ` +

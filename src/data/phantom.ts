@@ -68,8 +68,24 @@ export const PHANTOM_TISSUES: readonly string[] = [
   "arterial blood", // 18
 ];
 const T = {
-  air: 0, scFat: 1, muscle: 2, cancellous: 3, cortical: 4, disc: 5, canal: 6, visceralFat: 7, bowel: 8, gas: 9,
-  lung: 10, vein: 11, parenchyma: 12, medulla: 13, stomachWall: 14, stomachContent: 15, hepaticVessel: 16, bile: 17,
+  air: 0,
+  scFat: 1,
+  muscle: 2,
+  cancellous: 3,
+  cortical: 4,
+  disc: 5,
+  canal: 6,
+  visceralFat: 7,
+  bowel: 8,
+  gas: 9,
+  lung: 10,
+  vein: 11,
+  parenchyma: 12,
+  medulla: 13,
+  stomachWall: 14,
+  stomachContent: 15,
+  hepaticVessel: 16,
+  bile: 17,
   blood: 18,
 } as const;
 
@@ -126,7 +142,9 @@ function checkPhantomConfig(c: PhantomConfig): void {
   if (!Array.isArray(c.shape) || c.shape.length !== 3)
     throw new Error(`PhantomConfig.shape must be [D, H, W], got ${JSON.stringify(c.shape)}; e.g. shape: [64, 64, 64]`);
   if (!Array.isArray(c.spacing) || c.spacing.length !== 3)
-    throw new Error(`PhantomConfig.spacing must be [D, H, W] in mm, got ${JSON.stringify(c.spacing)}; e.g. spacing: [3, 6, 6]`);
+    throw new Error(
+      `PhantomConfig.spacing must be [D, H, W] in mm, got ${JSON.stringify(c.spacing)}; e.g. spacing: [3, 6, 6]`,
+    );
   for (let a = 0; a < 3; a++) {
     const n = c.shape[a];
     if (!Number.isInteger(n) || n < 16)
@@ -135,7 +153,9 @@ function checkPhantomConfig(c: PhantomConfig): void {
       );
     const s = c.spacing[a];
     if (!Number.isFinite(s) || s <= 0)
-      throw new Error(`PhantomConfig.spacing[${a}] (${axes[a]}) must be a positive number of mm, got ${s}; e.g. spacing: [3, 6, 6]`);
+      throw new Error(
+        `PhantomConfig.spacing[${a}] (${axes[a]}) must be a positive number of mm, got ${s}; e.g. spacing: [3, 6, 6]`,
+      );
   }
   const nonNeg: Array<[keyof PhantomConfig, number, string]> = [
     ["noiseStd", 1000, "HU, e.g. 15 (0 for a noise-free image)"],
@@ -170,15 +190,20 @@ function valueNoise(rng: Rng, shape: Shape3, cells: Shape3): Float32Array {
     }
     return { i0, t };
   };
-  const ad = axis(shape[0], cd), ah = axis(shape[1], ch), aw = axis(shape[2], cw);
-  const sH = cw + 1, sD = (ch + 1) * (cw + 1);
+  const ad = axis(shape[0], cd),
+    ah = axis(shape[1], ch),
+    aw = axis(shape[2], cw);
+  const sH = cw + 1,
+    sD = (ch + 1) * (cw + 1);
   const out = new Float32Array(numVoxels(shape));
   const line = new Float64Array(cw + 1); // lattice row interpolated in d and h, then only a lerp along w per voxel
   let i = 0;
   for (let d = 0; d < shape[0]; d++) {
-    const kd = ad.i0[d] * sD, td = ad.t[d];
+    const kd = ad.i0[d] * sD,
+      td = ad.t[d];
     for (let h = 0; h < shape[1]; h++) {
-      const kh = kd + ah.i0[h] * sH, th = ah.t[h];
+      const kh = kd + ah.i0[h] * sH,
+        th = ah.t[h];
       for (let j = 0; j <= cw; j++) {
         const k = kh + j;
         const b0 = lat[k] + (lat[k + sH] - lat[k]) * th;
@@ -221,12 +246,23 @@ interface Frame {
 }
 
 function rotation(ax: number, ay: number, az: number): number[] {
-  const cx = Math.cos(ax), sx = Math.sin(ax), cy = Math.cos(ay), sy = Math.sin(ay), cz = Math.cos(az), sz = Math.sin(az);
+  const cx = Math.cos(ax),
+    sx = Math.sin(ax),
+    cy = Math.cos(ay),
+    sy = Math.sin(ay),
+    cz = Math.cos(az),
+    sz = Math.sin(az);
   // R = Rz * Ry * Rx
   return [
-    cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx,
-    sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx,
-    -sy, cy * sx, cy * cx,
+    cz * cy,
+    cz * sy * sx - sz * cx,
+    cz * sy * cx + sz * sx,
+    sz * cy,
+    sz * sy * sx + cz * cx,
+    sz * sy * cx - cz * sx,
+    -sy,
+    cy * sx,
+    cy * cx,
   ];
 }
 
@@ -240,17 +276,33 @@ interface Pose {
 }
 
 /** Draws one organ frame around a nominal anatomy (mm, relative to the body centre); always the same number of draws. */
-function drawFrame(rng: Rng, pose: Pose, c: V3, semi: V3, angles: V3, o: { pos?: number; rot?: number; mirror?: boolean; wob?: number }): Frame {
-  const posStd = o.pos ?? 5, rotStd = (o.rot ?? 8) * DEG;
+function drawFrame(
+  rng: Rng,
+  pose: Pose,
+  c: V3,
+  semi: V3,
+  angles: V3,
+  o: { pos?: number; rot?: number; mirror?: boolean; wob?: number },
+): Frame {
+  const posStd = o.pos ?? 5,
+    rotStd = (o.rot ?? 8) * DEG;
   const iso = uniform(rng, 0.85, 1.15);
-  const s: V3 = [semi[0] * iso * uniform(rng, 0.92, 1.08), semi[1] * iso * uniform(rng, 0.92, 1.08), semi[2] * iso * uniform(rng, 0.92, 1.08)];
+  const s: V3 = [
+    semi[0] * iso * uniform(rng, 0.92, 1.08),
+    semi[1] * iso * uniform(rng, 0.92, 1.08),
+    semi[2] * iso * uniform(rng, 0.92, 1.08),
+  ];
   const mx = o.mirror ? -1 : 1;
   const center: V3 = [
     mx * c[0] * pose.scaleX + pose.shift[0] + normal(rng, 0, posStd),
     c[1] * pose.scaleY + pose.shift[1] + normal(rng, 0, posStd),
     c[2] + pose.shift[2] + normal(rng, 0, posStd),
   ];
-  const r = rotation(angles[0] * DEG + normal(rng, 0, rotStd), angles[1] * DEG + normal(rng, 0, rotStd), angles[2] * DEG + normal(rng, 0, rotStd));
+  const r = rotation(
+    angles[0] * DEG + normal(rng, 0, rotStd),
+    angles[1] * DEG + normal(rng, 0, rotStd),
+    angles[2] * DEG + normal(rng, 0, rotStd),
+  );
   const wobAmp = uniform(rng, 0.5, 1) * (o.wob ?? 0.18);
   const wobF: V3 = [uniform(rng, 1.5, 3.5), uniform(rng, 1.5, 3.5), uniform(rng, 1.5, 3.5)];
   const wobP: V3 = [uniform(rng, 0, 6.3), uniform(rng, 0, 6.3), uniform(rng, 0, 6.3)];
@@ -260,7 +312,9 @@ function drawFrame(rng: Rng, pose: Pose, c: V3, semi: V3, angles: V3, o: { pos?:
 
 /** World mm -> local coordinates in units of the semi-axes, written into `out`. */
 function toLocal(f: Frame, x: number, y: number, z: number, out: Float64Array): void {
-  const dx = f.mirror ? f.c[0] - x : x - f.c[0], dy = y - f.c[1], dz = z - f.c[2];
+  const dx = f.mirror ? f.c[0] - x : x - f.c[0],
+    dy = y - f.c[1],
+    dz = z - f.c[2];
   const r = f.r;
   out[0] = (r[0] * dx + r[3] * dy + r[6] * dz) / f.semi[0];
   out[1] = (r[1] * dx + r[4] * dy + r[7] * dz) / f.semi[1];
@@ -269,7 +323,10 @@ function toLocal(f: Frame, x: number, y: number, z: number, out: Float64Array): 
 
 /** Squared radius divided by the wobbled boundary: <= 1 inside. */
 function wobble(f: Frame, l: Float64Array, q: number): number {
-  const s = Math.sin(f.wobF[0] * l[0] + f.wobP[0]) + Math.sin(f.wobF[1] * l[1] + f.wobP[1]) + Math.sin(f.wobF[2] * l[2] + f.wobP[2]);
+  const s =
+    Math.sin(f.wobF[0] * l[0] + f.wobP[0]) +
+    Math.sin(f.wobF[1] * l[1] + f.wobP[1]) +
+    Math.sin(f.wobF[2] * l[2] + f.wobP[2]);
   const m = 1 + (f.wobAmp * s) / 3;
   return q / (m * m);
 }
@@ -310,16 +367,29 @@ function drawCase(rng: Rng) {
   };
   const A = 160 * uniform(rng, 0.85, 1.08); // body semi-axes, mm (left-right, anterior-posterior)
   const B = 112 * uniform(rng, 0.85, 1.1);
-  const bx = normal(rng, 0, 4), by = -5 + normal(rng, 0, 4);
+  const bx = normal(rng, 0, 4),
+    by = -5 + normal(rng, 0, 4);
   const body = { A, B, bx, by, fat: uniform(rng, 6, 28), wall: uniform(rng, 6, 12) };
   // organ positions scale with the abdominal cavity (nominal semi-axes 134 x 86 mm inside fat and wall)
-  const scaleX = (A - body.fat - body.wall) / 134, scaleY = (B - body.fat - body.wall) / 86;
+  const scaleX = (A - body.fat - body.wall) / 134,
+    scaleY = (B - body.fat - body.wall) / 86;
   const pose: Pose = { shift: [bx + normal(rng, 0, 5), by + normal(rng, 0, 5), normal(rng, 0, 10)], scaleX, scaleY };
   const yv = by - 33 * pose.scaleY + normal(rng, 0, 3);
   const spine = { xv: bx, yv, period: uniform(rng, 28, 32), phase: uniform(rng, 0, 30) };
   const aortaR = uniform(rng, 9, 13);
-  const aorta = { x: bx - 12 + normal(rng, 0, 3), y: yv + 20 + aortaR + normal(rng, 0, 2), r: aortaR, bend: normal(rng, 0, 5), tilt: normal(rng, 0, 4) };
-  const ivc = { x: bx + 22 + normal(rng, 0, 3), y: yv + 24 + normal(rng, 0, 2), a: uniform(rng, 10, 14), b: uniform(rng, 7, 10) };
+  const aorta = {
+    x: bx - 12 + normal(rng, 0, 3),
+    y: yv + 20 + aortaR + normal(rng, 0, 2),
+    r: aortaR,
+    bend: normal(rng, 0, 5),
+    tilt: normal(rng, 0, 4),
+  };
+  const ivc = {
+    x: bx + 22 + normal(rng, 0, 3),
+    y: yv + 24 + normal(rng, 0, 2),
+    a: uniform(rng, 10, 14),
+    b: uniform(rng, 7, 10),
+  };
   const lungTop = 105 + pose.shift[2] + uniform(rng, -8, 8);
   // Organs, nominal mm relative to the body centre (x patient-right, y anterior, z superior); angles in degrees.
   const organs = {
@@ -339,11 +409,29 @@ function drawCase(rng: Rng) {
   const panc = {
     tail: [-68 + normal(rng, 0, 4), -48 + normal(rng, 0, 4), 12 + normal(rng, 0, 4)],
     head: [42 + normal(rng, 0, 4), -14 + normal(rng, 0, 4), -18 + normal(rng, 0, 4)],
-    ryTail: uniform(rng, 6, 9), ryHead: uniform(rng, 11, 16),
-    rzTail: uniform(rng, 8, 11), rzHead: uniform(rng, 15, 21),
+    ryTail: uniform(rng, 6, 9),
+    ryHead: uniform(rng, 11, 16),
+    rzTail: uniform(rng, 8, 11),
+    rzHead: uniform(rng, 15, 21),
   };
-  const bowelBias = uniform(rng, -0.2, 0.2), gasThreshold = uniform(rng, 0.5, 0.75);
-  return { phase, hu, body, pose, spine, aorta, ivc, lungTop, organs, stomachGasY, spleenBend, panc, bowelBias, gasThreshold };
+  const bowelBias = uniform(rng, -0.2, 0.2),
+    gasThreshold = uniform(rng, 0.5, 0.75);
+  return {
+    phase,
+    hu,
+    body,
+    pose,
+    spine,
+    aorta,
+    ivc,
+    lungTop,
+    organs,
+    stomachGasY,
+    spleenBend,
+    panc,
+    bowelBias,
+    gasThreshold,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -371,7 +459,10 @@ function gaussianBlur(data: Float32Array, shape: Shape3, sigma: number): void {
     }
   }
   // along H, then D: whole rows (planes) weighted and summed, so the inner loop is contiguous
-  const passes: Array<[number, number, number]> = [[D, H, W], [1, D, H * W]]; // [outer count, axis length, row length]
+  const passes: Array<[number, number, number]> = [
+    [D, H, W],
+    [1, D, H * W],
+  ]; // [outer count, axis length, row length]
   for (const [outer, n, len] of passes) {
     src.set(data);
     for (let a = 0; a < outer; a++) {
@@ -381,7 +472,8 @@ function gaussianBlur(data: Float32Array, shape: Shape3, sigma: number): void {
         for (let x = 0; x < len; x++) data[o + x] = 0;
         for (let t = -rad; t <= rad; t++) {
           const j = i + t < 0 ? 0 : i + t >= n ? n - 1 : i + t;
-          const kt = k[t + rad], s = base + j * len;
+          const kt = k[t + rad],
+            s = base + j * len;
           for (let x = 0; x < len; x++) data[o + x] += kt * src[s + x];
         }
       }
@@ -396,12 +488,16 @@ function sphereBox(...spheres: Array<[V3, number]>): [V3, V3] {
   return [min, max];
 }
 
-const REGION_AIR = 0, REGION_WALL = 1, REGION_SOLID = 2, REGION_CAVITY = 3;
+const REGION_AIR = 0,
+  REGION_WALL = 1,
+  REGION_SOLID = 2,
+  REGION_CAVITY = 3;
 
 /** Generates case `index` of `seed`: an abdominal CT-like image (HU), its 0..8 label map and its tissue map. */
 export function generatePhantom(seed: number, index: number, config: Partial<PhantomConfig> = {}): PhantomCase {
   if (!Number.isFinite(seed)) throw new Error(`generatePhantom: seed must be a finite number, got ${seed}`);
-  if (!Number.isInteger(index) || index < 0) throw new Error(`generatePhantom: index must be an integer >= 0, got ${index}`);
+  if (!Number.isInteger(index) || index < 0)
+    throw new Error(`generatePhantom: index must be an integer >= 0, got ${index}`);
   const cfg = resolvePhantomConfig(config);
   const shape = cfg.shape;
   const [D, H, W] = shape;
@@ -415,15 +511,25 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   const gx = Float64Array.from({ length: W }, (_, w) => ((w + 0.5) / W - 0.5) * PHANTOM_FOV_MM[2]);
 
   // Smooth random displacement: per component, two separable products of sinusoids (wavelengths 12-40 cm).
-  const X = new Float32Array(n), Y = new Float32Array(n), Z = new Float32Array(n);
+  const X = new Float32Array(n),
+    Y = new Float32Array(n),
+    Z = new Float32Array(n);
   const terms = [0, 1, 2].map(() =>
-    [0, 1].map(() => ({ a: cfg.deformMm * uniform(rng, 0.25, 0.5), tz: sinTable(gz, rng, 120, 400), ty: sinTable(gy, rng, 120, 400), tx: sinTable(gx, rng, 120, 400) })),
+    [0, 1].map(() => ({
+      a: cfg.deformMm * uniform(rng, 0.25, 0.5),
+      tz: sinTable(gz, rng, 120, 400),
+      ty: sinTable(gy, rng, 120, 400),
+      tx: sinTable(gx, rng, 120, 400),
+    })),
   );
   for (let d = 0, i = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
-      const ax0 = terms[0][0].a * terms[0][0].tz[d] * terms[0][0].ty[h], ax1 = terms[0][1].a * terms[0][1].tz[d] * terms[0][1].ty[h];
-      const ay0 = terms[1][0].a * terms[1][0].tz[d] * terms[1][0].ty[h], ay1 = terms[1][1].a * terms[1][1].tz[d] * terms[1][1].ty[h];
-      const az0 = terms[2][0].a * terms[2][0].tz[d] * terms[2][0].ty[h], az1 = terms[2][1].a * terms[2][1].tz[d] * terms[2][1].ty[h];
+      const ax0 = terms[0][0].a * terms[0][0].tz[d] * terms[0][0].ty[h],
+        ax1 = terms[0][1].a * terms[0][1].tz[d] * terms[0][1].ty[h];
+      const ay0 = terms[1][0].a * terms[1][0].tz[d] * terms[1][0].ty[h],
+        ay1 = terms[1][1].a * terms[1][1].tz[d] * terms[1][1].ty[h];
+      const az0 = terms[2][0].a * terms[2][0].tz[d] * terms[2][0].ty[h],
+        az1 = terms[2][1].a * terms[2][1].tz[d] * terms[2][1].ty[h];
       for (let w = 0; w < W; w++, i++) {
         X[i] = gx[w] + ax0 * terms[0][0].tx[w] + ax1 * terms[0][1].tx[w];
         Y[i] = gy[h] + ay0 * terms[1][0].tx[w] + ay1 * terms[1][1].tx[w];
@@ -439,9 +545,16 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   const tex = valueNoise(rng, shape, [12, 24, 24]);
   const vessels = valueNoise(rng, shape, [5, 10, 10]);
   // bias: a sum of two separable products of long sinusoids (wavelengths 40-100 cm), in [-1, 1]
-  const biasTerms = [0, 1].map(() => ({ tz: sinTable(gz, rng, 400, 1000), ty: sinTable(gy, rng, 400, 1000), tx: sinTable(gx, rng, 400, 1000) }));
+  const biasTerms = [0, 1].map(() => ({
+    tz: sinTable(gz, rng, 400, 1000),
+    ty: sinTable(gy, rng, 400, 1000),
+    tx: sinTable(gx, rng, 400, 1000),
+  }));
 
-  const img = new Float32Array(n), lab = new Uint8Array(n), tis = new Uint8Array(n), region = new Uint8Array(n);
+  const img = new Float32Array(n),
+    lab = new Uint8Array(n),
+    tis = new Uint8Array(n),
+    region = new Uint8Array(n);
   const hu = c.hu;
 
   // 1) Body, wall, spine and the abdominal cavity's filling (bowel, mesenteric fat, lung bases): all label 0.
@@ -449,46 +562,78 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
     const { A, B, bx, by, fat, wall } = c.body;
     const { xv, yv, period, phase } = c.spine;
     const s = c.pose.scaleX;
-    const iA2 = 1 / (A * A), iBa2 = 1 / (B * B), iBp2 = 1 / (0.81 * B * B);
-    const iAf2 = 1 / ((A - fat) * (A - fat)), iBfa2 = 1 / ((B - fat) * (B - fat)), iBfp2 = 1 / ((0.9 * B - fat) * (0.9 * B - fat));
-    const iVb = 1 / (22 * 22 * s * s), iEr = 1 / (25 * 25 * s * s);
+    const iA2 = 1 / (A * A),
+      iBa2 = 1 / (B * B),
+      iBp2 = 1 / (0.81 * B * B);
+    const iAf2 = 1 / ((A - fat) * (A - fat)),
+      iBfa2 = 1 / ((B - fat) * (B - fat)),
+      iBfp2 = 1 / ((0.9 * B - fat) * (0.9 * B - fat));
+    const iVb = 1 / (22 * 22 * s * s),
+      iEr = 1 / (25 * 25 * s * s);
     for (let i = 0; i < n; i++) {
-      const x = X[i] - bx, y = Y[i] - by, z = Z[i];
-      const x2 = x * x, y2 = y * y;
+      const x = X[i] - bx,
+        y = Y[i] - by,
+        z = Z[i];
+      const x2 = x * x,
+        y2 = y * y;
       if (x2 * iA2 + y2 * (y < 0 ? iBp2 : iBa2) > 1) {
-        img[i] = -1000; tis[i] = T.air; region[i] = REGION_AIR;
+        img[i] = -1000;
+        tis[i] = T.air;
+        region[i] = REGION_AIR;
         continue;
       }
       const Bs = y < 0 ? 0.9 * B : B; // flatter back
-      const Af = A - fat, Bf = Bs - fat;
+      const Af = A - fat,
+        Bf = Bs - fat;
       const eFat = x2 * iAf2 + y2 * (y < 0 ? iBfp2 : iBfa2);
       // spine and back muscles (in the fat-bounded interior); only looked at near the spine
-      const sx = X[i] - xv, sy = Y[i] - yv, asx = Math.abs(sx);
+      const sx = X[i] - xv,
+        sy = Y[i] - yv,
+        asx = Math.abs(sx);
       let solid = -1;
       if (asx < 62 * s && sy > -70 && sy < 20) {
         const zz = (((z - phase) % period) + period) % period;
         const eVb = sx * sx * iVb + (sy * sy) / (18 * 18);
-        const cy = sy + 29, rCanal = sx * sx + cy * cy;
+        const cy = sy + 29,
+          rCanal = sx * sx + cy * cy;
         const psR = 7 + 10 * (0.5 - z / PHANTOM_FOV_MM[0]);
-        const px = asx - 38 * s, ex2 = asx - 33 * s;
+        const px = asx - 38 * s,
+          ex2 = asx - 33 * s;
         if (eVb <= 1) solid = zz < 6 ? T.disc : eVb > 0.72 ? T.cortical : T.cancellous;
         else if (rCanal <= 100) solid = T.canal;
-        else if ((rCanal <= 225 && sy < -20) || (asx < 4 && sy <= -29 && sy > -62) || (zz > 10 && zz < 18 && Math.abs(sy + 25) < 4 && asx < 42 * s))
+        else if (
+          (rCanal <= 225 && sy < -20) ||
+          (asx < 4 && sy <= -29 && sy > -62) ||
+          (zz > 10 && zz < 18 && Math.abs(sy + 25) < 4 && asx < 42 * s)
+        )
           solid = T.cortical; // arch, spinous and transverse processes
-        else if (ex2 * ex2 * iEr + ((sy + 45) * (sy + 45)) / (20 * 20) <= 1) solid = T.muscle; // erector spinae
+        else if (ex2 * ex2 * iEr + ((sy + 45) * (sy + 45)) / (20 * 20) <= 1)
+          solid = T.muscle; // erector spinae
         else if ((px * px) / (1.2 * psR * psR) + (sy * sy) / (psR * psR) <= 1) solid = T.muscle; // psoas
       }
       if (eFat > 1 && !(solid >= 0 && solid !== T.muscle)) {
-        img[i] = hu.scFat + 6 * tex[i]; tis[i] = T.scFat; region[i] = REGION_WALL;
+        img[i] = hu.scFat + 6 * tex[i];
+        tis[i] = T.scFat;
+        region[i] = REGION_WALL;
         continue;
       }
       if (solid >= 0) {
-        tis[i] = solid; region[i] = REGION_SOLID;
-        img[i] = solid === T.muscle ? hu.muscle + 5 * tex[i] : solid === T.canal ? hu.canal : solid === T.disc ? hu.disc
-          : solid === T.cortical ? hu.cortical : hu.cancellous + 30 * tex[i];
+        tis[i] = solid;
+        region[i] = REGION_SOLID;
+        img[i] =
+          solid === T.muscle
+            ? hu.muscle + 5 * tex[i]
+            : solid === T.canal
+              ? hu.canal
+              : solid === T.disc
+                ? hu.disc
+                : solid === T.cortical
+                  ? hu.cortical
+                  : hu.cancellous + 30 * tex[i];
         continue;
       }
-      const Am = Af - wall, Bm = Bf - wall;
+      const Am = Af - wall,
+        Bm = Bf - wall;
       const eIn = (x * x) / (Am * Am) + (y * y) / (Bm * Bm);
       if (eIn > 1) {
         // abdominal wall muscle, with rib cross-sections in the upper abdomen
@@ -502,7 +647,8 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
       region[i] = REGION_CAVITY;
       const zDome = c.lungTop - 45 * eIn - 30 * eIn * Math.max(0, -y / Bm);
       if (z > zDome) {
-        img[i] = hu.lung + 20 * tex[i]; tis[i] = T.lung;
+        img[i] = hu.lung + 20 * tex[i];
+        tis[i] = T.lung;
         continue;
       }
       const b = bowel[i] + 0.5 * tex[i] - 0.35 * (z / 96) + 0.25 * (y / B) + c.bowelBias;
@@ -521,11 +667,18 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   const margin = cfg.deformMm + 1;
   // Visits cavity voxels whose (unwarped) centre lies in a world box [min, max] (mm, x y z), widened by the warp.
   const forBox = (box: [V3, V3], fn: (i: number) => void) => {
-    const min = box[0].map((v) => v - margin), max = box[1].map((v) => v + margin);
-    const lo = (v: number, a: number, size: number) => Math.max(0, Math.floor((v / PHANTOM_FOV_MM[a] + 0.5) * size - 0.5));
-    const hi = (v: number, a: number, size: number) => Math.min(size - 1, Math.ceil((v / PHANTOM_FOV_MM[a] + 0.5) * size - 0.5));
-    const d0 = lo(min[2], 0, D), d1 = hi(max[2], 0, D), h0 = lo(min[1], 1, H), h1 = hi(max[1], 1, H);
-    const w0 = lo(min[0], 2, W), w1 = hi(max[0], 2, W);
+    const min = box[0].map((v) => v - margin),
+      max = box[1].map((v) => v + margin);
+    const lo = (v: number, a: number, size: number) =>
+      Math.max(0, Math.floor((v / PHANTOM_FOV_MM[a] + 0.5) * size - 0.5));
+    const hi = (v: number, a: number, size: number) =>
+      Math.min(size - 1, Math.ceil((v / PHANTOM_FOV_MM[a] + 0.5) * size - 0.5));
+    const d0 = lo(min[2], 0, D),
+      d1 = hi(max[2], 0, D),
+      h0 = lo(min[1], 1, H),
+      h1 = hi(max[1], 1, H);
+    const w0 = lo(min[0], 2, W),
+      w1 = hi(max[0], 2, W);
     for (let d = d0; d <= d1; d++)
       for (let h = h0; h <= h1; h++) {
         const row = (d * H + h) * W;
@@ -533,9 +686,12 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
       }
   };
   const put = (i: number, label: number, tissue: number, value: number) => {
-    lab[i] = label; tis[i] = tissue; img[i] = value;
+    lab[i] = label;
+    tis[i] = tissue;
+    img[i] = value;
   };
-  const l = new Float64Array(3), l2 = new Float64Array(3);
+  const l = new Float64Array(3),
+    l2 = new Float64Array(3);
   const q = (f: Frame, i: number, out: Float64Array) => {
     toLocal(f, X[i], Y[i], Z[i], out);
     return wobble(f, out, out[0] * out[0] + out[1] * out[1] + out[2] * out[2]);
@@ -561,29 +717,47 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   forBox(sphereBox([o.spleen.c, o.spleen.bound + c.spleenBend * o.spleen.semi[0]]), (i) => {
     toLocal(o.spleen, X[i], Y[i], Z[i], l);
     l[0] -= c.spleenBend * l[1] * l[1];
-    if (wobble(o.spleen, l, l[0] * l[0] + l[1] * l[1] + l[2] * l[2]) <= 1) put(i, 1, T.parenchyma, hu.spleen + 6 * tex[i]);
+    if (wobble(o.spleen, l, l[0] * l[0] + l[1] * l[1] + l[2] * l[2]) <= 1)
+      put(i, 1, T.parenchyma, hu.spleen + 6 * tex[i]);
   });
   // pancreas (8): a tube along a quadratic centreline from tail (left) to head (right), thickening toward the head
   {
-    const f = o.pancreas, p = c.panc;
-    const xt = p.tail[0], xh = p.head[0];
-    const lagr = (x: number, vt: number, vh: number) => (vt * x * (x - xh)) / (xt * (xt - xh)) + (vh * x * (x - xt)) / (xh * (xh - xt));
-    forBox(sphereBox([f.c, Math.max(f.semi[0], f.semi[1], f.semi[2]) * (Math.max(-xt, xh, Math.abs(p.tail[1]), Math.abs(p.head[1])) + 30)]), (i) => {
-      toLocal(f, X[i], Y[i], Z[i], l);
-      const x = l[0] < xt ? xt : l[0] > xh ? xh : l[0];
-      const t = (x - xt) / (xh - xt);
-      const ry = p.ryTail + (p.ryHead - p.ryTail) * t, rz = p.rzTail + (p.rzHead - p.rzTail) * t;
-      const dy = (l[1] - lagr(x, p.tail[1], p.head[1])) / ry, dz = (l[2] - lagr(x, p.tail[2], p.head[2])) / rz, dx = (l[0] - x) / ry;
-      const lob = 1 + 0.15 * tex[i]; // lobulated outline
-      if (dx * dx + dy * dy + dz * dz <= lob * lob) put(i, 8, T.parenchyma, hu.pancreas + 10 * tex[i]);
-    });
+    const f = o.pancreas,
+      p = c.panc;
+    const xt = p.tail[0],
+      xh = p.head[0];
+    const lagr = (x: number, vt: number, vh: number) =>
+      (vt * x * (x - xh)) / (xt * (xt - xh)) + (vh * x * (x - xt)) / (xh * (xh - xt));
+    forBox(
+      sphereBox([
+        f.c,
+        Math.max(f.semi[0], f.semi[1], f.semi[2]) * (Math.max(-xt, xh, Math.abs(p.tail[1]), Math.abs(p.head[1])) + 30),
+      ]),
+      (i) => {
+        toLocal(f, X[i], Y[i], Z[i], l);
+        const x = l[0] < xt ? xt : l[0] > xh ? xh : l[0];
+        const t = (x - xt) / (xh - xt);
+        const ry = p.ryTail + (p.ryHead - p.ryTail) * t,
+          rz = p.rzTail + (p.rzHead - p.rzTail) * t;
+        const dy = (l[1] - lagr(x, p.tail[1], p.head[1])) / ry,
+          dz = (l[2] - lagr(x, p.tail[2], p.head[2])) / rz,
+          dx = (l[0] - x) / ry;
+        const lob = 1 + 0.15 * tex[i]; // lobulated outline
+        if (dx * dx + dy * dy + dz * dz <= lob * lob) put(i, 8, T.parenchyma, hu.pancreas + 10 * tex[i]);
+      },
+    );
   }
   // kidneys (2 right, 3 left): bean = ellipsoid minus a medial hilum notch (renal sinus fat); medulla inside
-  for (const [f, label] of [[o.rightKidney, 2], [o.leftKidney, 3]] as Array<[Frame, number]>) {
+  for (const [f, label] of [
+    [o.rightKidney, 2],
+    [o.leftKidney, 3],
+  ] as Array<[Frame, number]>) {
     forBox(sphereBox([f.c, f.bound]), (i) => {
       const v = q(f, i, l);
       if (v > 1) return;
-      const nx = (l[0] + 0.95) / 0.5, ny = l[1] / 0.55, nz = l[2] / 0.42;
+      const nx = (l[0] + 0.95) / 0.5,
+        ny = l[1] / 0.55,
+        nz = l[2] / 0.42;
       if (nx * nx + ny * ny + nz * nz <= 1) put(i, 0, T.visceralFat, hu.visceralFat + 8 * tex[i]);
       else if (v < 0.42) put(i, label, T.medulla, hu.kidney - hu.medullaDrop + 6 * tex[i]);
       else put(i, label, T.parenchyma, hu.kidney + 6 * tex[i]);
@@ -595,18 +769,33 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   });
   // inferior vena cava (label 0, a confounder as bright as the aorta in venous phase), then the aorta (7)
   {
-    const v = c.ivc, a = c.aorta;
+    const v = c.ivc,
+      a = c.aorta;
     const zc = PHANTOM_FOV_MM[0] / 2;
-    forBox([[v.x - v.a, v.y - v.b, -zc], [v.x + v.a, v.y + v.b + 10, zc]], (i) => {
-      const dx = (X[i] - v.x) / v.a, dy = (Y[i] - v.y - 10 * Math.max(0, Z[i] / zc)) / v.b;
-      if (dx * dx + dy * dy <= 1) put(i, 0, T.vein, hu.ivc + 4 * tex[i]);
-    });
-    forBox([[a.x - 1.1 * a.r - Math.abs(a.bend), a.y - 1.1 * a.r - Math.abs(a.tilt), -zc], [a.x + 1.1 * a.r + Math.abs(a.bend), a.y + 1.1 * a.r + Math.abs(a.tilt), zc]], (i) => {
-      const zn = Z[i] / zc;
-      const r = a.r * (1 + 0.08 * zn);
-      const dx = X[i] - a.x - a.bend * zn * zn, dy = Y[i] - a.y - a.tilt * zn;
-      if (dx * dx + dy * dy <= r * r) put(i, 7, T.blood, hu.aorta + 4 * tex[i]);
-    });
+    forBox(
+      [
+        [v.x - v.a, v.y - v.b, -zc],
+        [v.x + v.a, v.y + v.b + 10, zc],
+      ],
+      (i) => {
+        const dx = (X[i] - v.x) / v.a,
+          dy = (Y[i] - v.y - 10 * Math.max(0, Z[i] / zc)) / v.b;
+        if (dx * dx + dy * dy <= 1) put(i, 0, T.vein, hu.ivc + 4 * tex[i]);
+      },
+    );
+    forBox(
+      [
+        [a.x - 1.1 * a.r - Math.abs(a.bend), a.y - 1.1 * a.r - Math.abs(a.tilt), -zc],
+        [a.x + 1.1 * a.r + Math.abs(a.bend), a.y + 1.1 * a.r + Math.abs(a.tilt), zc],
+      ],
+      (i) => {
+        const zn = Z[i] / zc;
+        const r = a.r * (1 + 0.08 * zn);
+        const dx = X[i] - a.x - a.bend * zn * zn,
+          dy = Y[i] - a.y - a.tilt * zn;
+        if (dx * dx + dy * dy <= r * r) put(i, 7, T.blood, hu.aorta + 4 * tex[i]);
+      },
+    );
   }
 
   // 3) Acquisition: partial-volume blur, smooth multiplicative bias on attenuation, Gaussian noise.
@@ -614,7 +803,8 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
   const [b0, b1] = biasTerms;
   for (let d = 0, i = 0; d < D; d++)
     for (let h = 0; h < H; h++) {
-      const s0 = 0.5 * cfg.biasStrength * b0.tz[d] * b0.ty[h], s1 = 0.5 * cfg.biasStrength * b1.tz[d] * b1.ty[h];
+      const s0 = 0.5 * cfg.biasStrength * b0.tz[d] * b0.ty[h],
+        s1 = 0.5 * cfg.biasStrength * b1.tz[d] * b1.ty[h];
       for (let w = 0; w < W; w++, i++) img[i] = (img[i] + 1000) * (1 + s0 * b0.tx[w] + s1 * b1.tx[w]) - 1000;
     }
   if (cfg.noiseStd > 0) {
@@ -622,7 +812,8 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
     for (let i = 0; i < n; i += 2) {
       let u = rng();
       while (u <= 1e-12) u = rng();
-      const r = cfg.noiseStd * Math.sqrt(-2 * Math.log(u)), a = 2 * Math.PI * rng();
+      const r = cfg.noiseStd * Math.sqrt(-2 * Math.log(u)),
+        a = 2 * Math.PI * rng();
       img[i] += r * Math.cos(a);
       if (i + 1 < n) img[i + 1] += r * Math.sin(a);
     }
@@ -630,14 +821,25 @@ export function generatePhantom(seed: number, index: number, config: Partial<Pha
 
   const source = `phantom seed ${seed} case ${index}`;
   const spacing = cfg.spacing;
-  const origin: [number, number, number] = [(-(W - 1) / 2) * spacing[2], (-(H - 1) / 2) * spacing[1], (-(D - 1) / 2) * spacing[0]];
+  const origin: [number, number, number] = [
+    (-(W - 1) / 2) * spacing[2],
+    (-(H - 1) / 2) * spacing[1],
+    (-(D - 1) / 2) * spacing[0],
+  ];
   const affine = diagonalAffine(spacing, origin);
-  const meta = () => ({ shape: [...shape] as Shape3, channels: 1, spacing: [...spacing] as Shape3, affine: affine.map((r) => [...r]), source });
+  const meta = () => ({
+    shape: [...shape] as Shape3,
+    channels: 1,
+    spacing: [...spacing] as Shape3,
+    affine: affine.map((r) => [...r]),
+    source,
+  });
   return { image: { data: img, ...meta() }, label: { data: lab, ...meta() }, tissue: { data: tis, ...meta() } };
 }
 
 /** Cases 0..count-1 of `seed` (each one as generatePhantom(seed, i, config) would give it). */
 export function generatePhantoms(seed: number, count: number, config: Partial<PhantomConfig> = {}): PhantomCase[] {
-  if (!Number.isInteger(count) || count < 0) throw new Error(`generatePhantoms: count must be an integer >= 0, got ${count}`);
+  if (!Number.isInteger(count) || count < 0)
+    throw new Error(`generatePhantoms: count must be an integer >= 0, got ${count}`);
   return Array.from({ length: count }, (_, i) => generatePhantom(seed, i, config));
 }

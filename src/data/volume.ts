@@ -6,7 +6,15 @@
 // (NIfTI pixdim[3], pixdim[2], pixdim[1]). `affine` is the NIfTI voxel-to-world matrix for (i, j, k, 1).
 
 /** Voxel storage types a volume may hold. Images are float32 after loading; label maps are small unsigned ints. */
-export type VoxelArray = Float32Array | Float64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Int32Array | Uint32Array;
+export type VoxelArray =
+  | Float32Array
+  | Float64Array
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Int32Array
+  | Uint32Array;
 
 export type Shape3 = [number, number, number];
 /** 4x4 voxel (i, j, k, 1) -> world (x, y, z, 1) matrix, row-major rows. */
