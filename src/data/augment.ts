@@ -9,7 +9,8 @@
 // (rotateDeg: [angle, 0, 0] rotates about D, i.e. within the H-W plane, nnU-Net's "dummy 2D").
 // Every random number comes from the injected rng, in a fixed order, so the same seed gives the same output.
 import { Rng, uniform, randInt } from "../runtime/random";
-import { Shape3, VoxelArray } from "./volume";
+import { VoxelArray } from "./volume";
+import { Vec3, addGaussianNoise } from "../runtime/math";
 import { Grid, allocLike, checkGrid } from "./transforms";
 
 /** Probabilities are per call (per crop); ranges are [lo, hi] drawn uniformly unless noted. */
@@ -201,7 +202,7 @@ export function mirrorRot90<T extends VoxelArray>(
   for (let j = 0; j < 3; j++) if (flips[j]) rev[j] = !rev[j];
   const C = grid.channels;
   const inStride = [shape[1] * shape[2] * C, shape[2] * C, C];
-  const outShape: Shape3 = [shape[srcAxis[0]], shape[srcAxis[1]], shape[srcAxis[2]]];
+  const outShape: Vec3 = [shape[srcAxis[0]], shape[srcAxis[1]], shape[srcAxis[2]]];
   let base = 0;
   const step = [0, 0, 0];
   for (let j = 0; j < 3; j++) {
@@ -400,19 +401,6 @@ function channelStats(x: Float32Array, C: number, c: number) {
   return { mean, std: Math.sqrt(ss / n), min, max };
 }
 
-/** Adds N(0, std^2) noise in place, two normals per uniform pair (Box-Muller, both outputs used). */
-function addNoise(rng: Rng, x: Float32Array, std: number): void {
-  const n = x.length;
-  for (let i = 0; i < n; i += 2) {
-    let u = rng();
-    while (u <= 1e-12) u = rng();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    const t = 2 * Math.PI * rng();
-    x[i] += r * Math.cos(t);
-    if (i + 1 < n) x[i + 1] += r * Math.sin(t);
-  }
-}
-
 function contrast(x: Float32Array, C: number, c: number, f: number): void {
   const { mean, min, max } = channelStats(x, C, c);
   for (let i = c; i < x.length; i += C) {
@@ -484,7 +472,7 @@ export function augment<L extends VoxelArray>(
   const x = img.data;
 
   // 2. intensity, in nnU-Net's order: noise, brightness, contrast, gamma
-  if (rng() < config.noiseProb) addNoise(rng, x, uniform(rng, config.noiseStd[0], config.noiseStd[1]));
+  if (rng() < config.noiseProb) addGaussianNoise(x, rng, uniform(rng, config.noiseStd[0], config.noiseStd[1]));
   if (rng() < config.brightnessProb) {
     for (let c = 0; c < C; c++) {
       const f = uniform(rng, config.brightnessRange[0], config.brightnessRange[1]);

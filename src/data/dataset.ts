@@ -15,7 +15,8 @@ import {
 } from "./manifest";
 import { readNifti, writeNifti, checkSameGrid } from "./nifti";
 import { generatePhantom, PhantomConfig } from "./phantom";
-import { Shape3, Volume } from "./volume";
+import { Volume } from "./volume";
+import { Vec3 } from "../runtime/math";
 import { writeFileAtomic } from "../runtime/files";
 
 export interface LoadedCase {
@@ -35,8 +36,8 @@ export function phantomConfigOf(manifest: Manifest): { seed: number; count: numb
     );
   }
   // (spelled out: zod's tuple types widen under the TypeScript 5.0 that tslab bundles)
-  const shape: Shape3 = [g.shape[0], g.shape[1], g.shape[2]];
-  const spacing: Shape3 = [g.spacing[0], g.spacing[1], g.spacing[2]];
+  const shape: Vec3 = [g.shape[0], g.shape[1], g.shape[2]];
+  const spacing: Vec3 = [g.spacing[0], g.spacing[1], g.spacing[2]];
   return { seed: g.seed, count: g.count, config: { shape, spacing } };
 }
 
@@ -47,8 +48,8 @@ export function phantomConfigOf(manifest: Manifest): { seed: number; count: numb
 export function phantomManifestFor(
   count: number,
   seed: number,
-  shape: Shape3,
-  spacing: Shape3,
+  shape: Vec3,
+  spacing: Vec3,
   dataRoot: string,
 ): Manifest {
   if (!Number.isInteger(count) || count < 4)

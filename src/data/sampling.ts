@@ -5,13 +5,14 @@
 // Differs from nnU-Net: the centre is jittered by up to a quarter crop (nnU-Net centres exactly, then clamps), so the
 // foreground voxel is not always in the middle; it stays inside the crop either way.
 import { Rng, randInt } from "../runtime/random";
-import { Shape3, VoxelArray } from "./volume";
+import { VoxelArray } from "./volume";
+import { Vec3 } from "../runtime/math";
 import { Grid, allocLike, checkGrid, checkShape3, copyBox } from "./transforms";
 
 /** Flat voxel indices of each foreground class of one label map; build once per case. */
 export interface ForegroundIndex {
   /** [D, H, W] of the label map it was built from. */
-  shape: Shape3;
+  shape: Vec3;
   /** Classes (> 0) present, ascending. */
   classes: number[];
   /** class -> flat indices (d * H + h) * W + w of its voxels, ascending. */
@@ -82,7 +83,7 @@ function isIndex(x: ForegroundIndex | Grid): x is ForegroundIndex {
  * the volume is smaller than the crop; extractCrop pads). See the file header for the foreground rule.
  * All randomness comes from rng, so the same seed and inputs give the same crops.
  */
-export function sampleCropStart(rng: Rng, shape: Shape3, cropShape: Shape3, options: SampleOptions): Shape3 {
+export function sampleCropStart(rng: Rng, shape: Vec3, cropShape: Vec3, options: SampleOptions): Vec3 {
   const fn = "sampleCropStart";
   checkShape3(fn, "shape", shape);
   checkShape3(fn, "cropShape", cropShape);
@@ -125,7 +126,7 @@ export function sampleCropStart(rng: Rng, shape: Shape3, cropShape: Shape3, opti
       const flat = locs[randInt(rng, 0, locs.length - 1)];
       const [, H, W] = shape;
       const voxel = [Math.floor(flat / (H * W)), Math.floor(flat / W) % H, flat % W];
-      const start = [0, 0, 0] as Shape3;
+      const start = [0, 0, 0] as Vec3;
       for (let a = 0; a < 3; a++) {
         const j = Math.floor(cropShape[a] * jitter);
         const s = voxel[a] - Math.floor(cropShape[a] / 2) + randInt(rng, -j, j);
@@ -151,8 +152,8 @@ export interface CropPair {
 export function extractCrop(
   image: Grid,
   label: Grid | null,
-  start: Shape3,
-  cropShape: Shape3,
+  start: Vec3,
+  cropShape: Vec3,
   options: { imagePad?: number; labelPad?: number } = {},
 ): CropPair {
   const fn = "extractCrop";

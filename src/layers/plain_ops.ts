@@ -7,6 +7,7 @@
 //   gatherRows: tf.gather's gradient needs UnsortedSegmentSum, which wasm lacks, so on wasm the gather is a one-hot
 //               matMul (small tables) or a customGrad whose backward is tf.scatterND (sums duplicate indices).
 import * as tf from "@tensorflow/tfjs";
+import { prod } from "../runtime/math";
 import { Conv3dSpec, Ops, Triple, WindowAttentionArgs } from "./ops";
 import { convOutLength, customOp } from "./fast/common";
 
@@ -202,8 +203,8 @@ export function rollAxis<T extends tf.Tensor>(x: T, axis: number, shift: number)
   const n = shape[axis];
   const s = ((shift % n) + n) % n;
   if (s === 0) return x;
-  const before = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const before = prod(shape.slice(0, axis));
+  const after = prod(shape.slice(axis + 1));
   const v = x.reshape([before, n * after]);
   const tail = tf.slice(v, [0, (n - s) * after], [before, s * after]); // out[0 .. s) = x[n-s .. n)
   const head = tf.slice(v, [0, 0], [before, (n - s) * after]);

@@ -1,11 +1,11 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
+import { Vec3 } from "../../src/runtime/math";
 import { Grid } from "../../src/data/transforms";
 import { AUGMENT_DEFAULT, AUGMENT_OFF, AugmentConfig, augment, mirrorRot90, rotateScale } from "../../src/data/augment";
 import { makeRng } from "../../src/runtime/random";
 
 /** Label with a few solid blocks (classes 1-3) and the image image = 10 * label (+ channel 2 = -10 * label). */
-function blocks(shape: Shape3, channels = 1): { image: Grid<Float32Array>; label: Grid<Uint8Array> } {
+function blocks(shape: Vec3, channels = 1): { image: Grid<Float32Array>; label: Grid<Uint8Array> } {
   const [D, H, W] = shape;
   const label = new Uint8Array(D * H * W);
   let i = 0;

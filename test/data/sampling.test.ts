@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
+import { Vec3 } from "../../src/runtime/math";
 import { Grid } from "../../src/data/transforms";
 import { extractCrop, foregroundIndex, sampleCropStart } from "../../src/data/sampling";
 import { makeRng } from "../../src/runtime/random";
 
-function labelGrid(shape: Shape3, f: (d: number, h: number, w: number) => number): Grid<Uint8Array> {
+function labelGrid(shape: Vec3, f: (d: number, h: number, w: number) => number): Grid<Uint8Array> {
   const data = new Uint8Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
   for (let d = 0; d < shape[0]; d++)
@@ -12,23 +12,23 @@ function labelGrid(shape: Shape3, f: (d: number, h: number, w: number) => number
   return { data, shape, channels: 1 };
 }
 
-const inBox = (d: number, h: number, w: number, lo: Shape3, hi: Shape3) =>
+const inBox = (d: number, h: number, w: number, lo: Vec3, hi: Vec3) =>
   d >= lo[0] && d < hi[0] && h >= lo[1] && h < hi[1] && w >= lo[2] && w < hi[2];
 
 describe("data/sampling", () => {
   // 48^3 case with a 3^3 blob of class 1 near one corner and a 2^3 blob of class 2 near another
-  const shape: Shape3 = [48, 48, 48];
+  const shape: Vec3 = [48, 48, 48];
   const label = labelGrid(shape, (d, h, w) =>
     inBox(d, h, w, [5, 40, 6], [8, 43, 9]) ? 1 : inBox(d, h, w, [40, 3, 41], [42, 5, 43]) ? 2 : 0,
   );
   const index = foregroundIndex(label);
-  const crop: Shape3 = [16, 16, 16];
+  const crop: Vec3 = [16, 16, 16];
 
-  function containsClass(start: Shape3, k: number): boolean {
+  function containsClass(start: Vec3, k: number): boolean {
     for (const [cls, lo, hi] of [
       [1, [5, 40, 6], [8, 43, 9]],
       [2, [40, 3, 41], [42, 5, 43]],
-    ] as Array<[number, Shape3, Shape3]>) {
+    ] as Array<[number, Vec3, Vec3]>) {
       if (cls !== k) continue;
       // boxes overlap on every axis
       if ([0, 1, 2].every((a) => start[a] < hi[a] && start[a] + crop[a] > lo[a])) return true;
@@ -90,7 +90,7 @@ describe("data/sampling", () => {
   });
 
   it("volumes smaller than the crop: the crop sticks out evenly and extractCrop pads", () => {
-    const small: Shape3 = [10, 20, 5];
+    const small: Vec3 = [10, 20, 5];
     const rng = makeRng(1);
     const lab = labelGrid(small, (d, h, w) => (d === 9 && h === 0 && w === 4 ? 3 : 0));
     for (let t = 0; t < 50; t++) {

@@ -1,6 +1,7 @@
 // How fast runs converge: steps until the validation Dice reaches a level, per group and as a ratio of two inits.
 import { RunResult } from "../grid";
-import { mean, median, stepsToReach } from "../stats";
+import { median } from "../../runtime/math";
+import { mean, stepsToReach } from "../stats";
 import { GroupField, groupBy } from "./groups";
 
 export interface ConvergenceOptions {
