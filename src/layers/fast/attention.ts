@@ -6,8 +6,8 @@
 // q, k, v are token-major [nW·N, C] = [w, n, h, d]; i/j index query/key tokens.
 import * as tf from "@tensorflow/tfjs";
 import { WindowAttentionArgs } from "../ops";
-import { checkAttention, windowMask } from "../plain_ops";
-import { cachedConstant, customOp, r3, r4 } from "./common";
+import { checkAttention, customOp, windowMask } from "../op_helpers";
+import { cachedConstant, r3, r4 } from "./common";
 
 /** C [m, g, n] = A [m, k, g] · B [k, g, n] per group g, as one depthwise convolution. */
 function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {

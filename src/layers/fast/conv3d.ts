@@ -20,7 +20,8 @@
 // spec.inputGrad === false skips dX (returned as zeros). Everything works on rank ≤ 4 views.
 import * as tf from "@tensorflow/tfjs";
 import { Conv3dSpec, Triple } from "../ops";
-import { cachedConstant, columnSum, convOutLength, customOp, fitAxis, r2, r3, r4, r5, transpose2d } from "./common";
+import { cachedConstant, columnSum, fitAxis, r2, r3, r4, r5, transpose2d } from "./common";
+import { convOutLength, customOp } from "../op_helpers";
 
 export type ConvRoute = "zsplit" | "gather";
 

@@ -4,8 +4,8 @@
 // Output padding (PyTorch output_padding) appends trailing planes that hold only the bias.
 import * as tf from "@tensorflow/tfjs";
 import { Triple } from "../ops";
-import { convTransposeMatrix, depthToSpace3d } from "../plain_ops";
-import { customOp, ones2d, r2 } from "./common";
+import { convTransposeMatrix, customOp, depthToSpace3d } from "../op_helpers";
+import { ones2d, r2 } from "./common";
 import { addBiasRows, fastLinear, linearTransposedWeight } from "./linear";
 
 /** b [Co] tiled K times to [K·Co]; the gradient sums the K copies with a cached ones row (no tf.tile gradient). */

@@ -6,7 +6,8 @@
 //            is packed and the other transposed; db comes from a matMul with a cached ones tensor (tf.sum over
 //            axis 0 is ~15x slower on wasm).
 import * as tf from "@tensorflow/tfjs";
-import { columnSum, customOp, ones2d, transpose2d } from "./common";
+import { columnSum, ones2d, transpose2d } from "./common";
+import { customOp } from "../op_helpers";
 
 /** dW [Cin, Cout] and (optionally) db [Cout] of y = x·W + b, from x [T, Cin] and dY [T, Cout]. */
 export function linearParamGrads(x: tf.Tensor2D, dy: tf.Tensor2D, withBias: boolean): tf.Tensor[] {
