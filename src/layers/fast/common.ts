@@ -4,7 +4,6 @@ import * as tf from "@tensorflow/tfjs";
 
 // customOp lives in ../op_helpers.ts (plain ops use it too); re-exported for the modules that import it from here.
 export { customOp } from "../op_helpers";
-export type { GradResult } from "../op_helpers";
 
 // Constants kept across calls, one per backend and key. XNNPACK caches its packed right-hand operand per
 // tensor, so a cached `ones` or selection matrix is packed once instead of every step.
