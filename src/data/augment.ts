@@ -1,5 +1,5 @@
 // Seeded data augmentation for training crops, applied jointly to an image crop [D, H, W, C] and its label [D, H, W].
-// Follows nnU-Net's "moreDA" pipeline (reference/nnformer.md section 4) with milder defaults and a few parts left out:
+// Follows nnU-Net's "moreDA" pipeline (docs/nnformer.md §4) with milder defaults and a few parts left out:
 //   spatial: rotation about each axis and scaling, as ONE affine resample about the crop centre (trilinear image,
 //            nearest label), then 90-degree rotations and mirroring as an exact index permutation;
 //   intensity: Gaussian noise, multiplicative brightness, contrast, gamma (optionally inverted).

@@ -1,4 +1,4 @@
-// Foreground-aware random crops, nnU-Net style (reference/nnformer.md section 4, "sampling": a third of each batch
+// Foreground-aware random crops, nnU-Net style (docs/nnformer.md §4, "sampling": a third of each batch
 // is forced to contain foreground). With probability foregroundProb the crop is centred on a random voxel of a random
 // present class, otherwise its start is uniform. When the volume is smaller than the crop along an axis, the crop
 // sticks out evenly on both sides and extractCrop pads (nnU-Net v1 get_bbox: need_to_pad split floor/ceil).

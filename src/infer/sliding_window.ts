@@ -1,4 +1,4 @@
-// Sliding-window inference over a whole volume, as nnU-Net v1 does it for nnFormer (reference/nnformer.md §5):
+// Sliding-window inference over a whole volume, as nnU-Net v1 does it for nnFormer (docs/nnformer.md §5):
 // windows of the training crop, step = crop * (1 - overlap) with the steps spread evenly so the last window is flush
 // with the end, a Gaussian importance map (sigma = crop / 8 per axis) weighting each window's softmax, optional mirror
 // test-time augmentation (softmax averaged over every flip combination of the chosen axes), zero padding of images

@@ -1,4 +1,4 @@
-// Aggregating per-case, per-class scores the way nnFormer reports them (reference/nnformer.md §5): the mean over cases
+// Aggregating per-case, per-class scores the way nnFormer reports them (docs/nnformer.md §5): the mean over cases
 // for each class, then the mean of those class means. NaN entries (a class absent from both prediction and reference
 // under the default conventions) are skipped, and each class reports how many cases it was averaged over.
 import { Vec3 } from "../runtime/math";

@@ -1,4 +1,4 @@
-// Window attention softmax(q·kᵀ·scale + bias + mask)·v with a hand-written gradient (wasm-fast-ops.md §4).
+// Window attention softmax(q·kᵀ·scale + bias + mask)·v with a hand-written gradient (docs/wasm-fast-ops.md §4).
 // A batched matMul never reaches XNNPACK on wasm, but a depthwise conv does: for g = (window, head),
 // C[g] = A[g]·B[g] is ONE tf.depthwiseConv2d with input A laid out [1, m, k, g] and filter B laid out [1, k, g, n]
 // (channel multiplier n), 'valid' -> [1, m, 1, g·n] = C laid out [m, g, n]; XNNPACK runs it as a grouped GEMM.

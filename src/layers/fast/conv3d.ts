@@ -1,4 +1,4 @@
-// Conv3d with hand-written gradients for tfjs-wasm (wasm-fast-ops.md §2), channels-last, any kernel, stride and
+// Conv3d with hand-written gradients for tfjs-wasm (docs/wasm-fast-ops.md §2), channels-last, any kernel, stride and
 // symmetric padding, batch B ≥ 1. Two routes, picked by output size (pickConvRoute):
 //
 // "z-split conv2d" (default): the depth axis is split off and every depth tap kz is one tf.conv2d over the

@@ -1,4 +1,4 @@
-// ConvTranspose3d with kernel == stride (wasm-fast-ops.md §3): every input voxel writes its own kD×kH×kW block, so
+// ConvTranspose3d with kernel == stride (docs/wasm-fast-ops.md §3): every input voxel writes its own kD×kH×kW block, so
 // the layer is a linear map x [P, Ci] -> [P, (kD, kH, kW, Co)] (custom-grad linear, bias fused as a tiled row)
 // followed by a depth-to-space of two rank-4 transposes, whose autodiff (the inverse transposes) is already cheap.
 // Output padding (PyTorch output_padding) appends trailing planes that hold only the bias.

@@ -1,4 +1,4 @@
-// Linear layer y = x·W + b with a hand-written gradient (wasm-fast-ops.md §1).
+// Linear layer y = x·W + b with a hand-written gradient (docs/wasm-fast-ops.md §1).
 // Only a rank-2 matMul without transpose flags reaches XNNPACK on wasm, and matMul's autodiff uses the flags, so:
 //   forward: tf.fused.matMul (bias fused into the GEMM)
 //   dX     : dY @ transpose(W)

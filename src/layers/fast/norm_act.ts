@@ -1,4 +1,4 @@
-// LayerNorm and exact GELU with hand-written gradients (wasm-fast-ops.md §5 "fast+", 3-13 % faster per block).
+// LayerNorm and exact GELU with hand-written gradients (docs/wasm-fast-ops.md §5 "fast+", 3-13 % faster per block).
 import * as tf from "@tensorflow/tfjs";
 import { columnSum } from "./common";
 import { customOp } from "../op_helpers";
