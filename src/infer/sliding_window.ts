@@ -336,7 +336,8 @@ function checkLogits(t: unknown, shape: number[], K: number): asserts t is tf.Te
   ) {
     const got = t instanceof tf.Tensor ? `a tensor of shape [${t.shape}]` : String(t);
     throw new Error(
-      `slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; check numClasses and that the model keeps the crop size`,
+      `slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; ` +
+        `check numClasses and that the model keeps the crop size`,
     );
   }
 }
@@ -367,7 +368,8 @@ export function predictToNifti(file: string, labels: Uint8Array | Uint16Array, r
   const n = numVoxels(reference.shape);
   if (labels.length !== n) {
     throw new Error(
-      `predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid [${reference.shape}] has ${n}; put the prediction back on the reference grid first`,
+      `predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid ` +
+        `[${reference.shape}] has ${n}; put the prediction back on the reference grid first`,
     );
   }
   writeNifti(

@@ -40,7 +40,8 @@ export function summarize(cases: readonly CaseScores[], classNames: readonly str
   cases.forEach((c) => {
     if (c.values.length !== K) {
       throw new Error(
-        `summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes (${classNames.join(", ")}); score every class, using NaN for undefined ones`,
+        `summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes ` +
+          `(${classNames.join(", ")}); score every class, using NaN for undefined ones`,
       );
     }
   });

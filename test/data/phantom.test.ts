@@ -235,7 +235,8 @@ describe("data/phantom", function () {
       return `        ${name(o).padEnd(13)} [${lo + a * bin}, ${lo + b * bin}) HU  train ${dice.toFixed(3)}  test ${diceTest[k].toFixed(3)}`;
     });
     console.log(
-      `      best intensity-interval classifier (10 train / 10 test cases):\n${rows.join("\n")}\n      mean test Dice over 8 organs: ${meanDice.toFixed(3)} (true labels: 1.000)`,
+      `      best intensity-interval classifier (10 train / 10 test cases):\n${rows.join("\n")}\n` +
+        `      mean test Dice over 8 organs: ${meanDice.toFixed(3)} (true labels: 1.000)`,
     );
     assert.ok(
       meanDice < 0.5,
