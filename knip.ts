@@ -20,6 +20,8 @@ const config: KnipConfig = {
   project: ["src/**/*.ts", "test/**/*.ts", "scripts/**/*.ts", "notebooks/*.ipynb"],
   compilers: { ipynb: notebookCode },
   ignoreBinaries: ["jupyter"],
+  // An export also used in its own file is live code (often exported for tests or users); only dead code is reported.
+  ignoreExportsUsedInFile: true,
 };
 
 export default config;
