@@ -1,6 +1,6 @@
 // Microbenchmark: plain (autodiff) vs fast (hand-written gradients) fwd+bwd of the ops at the shapes of the tiny
 // 64³ nnFormer preset (embed 48, patch (2,4,4), windows 4³ -> stage 0 is 32×16×16 = 8192 tokens). Not a test.
-// Method (as in shared/reference/wasm-fast-ops.md): every call works on fresh copies of the inputs (t.add(0)),
+// Method (as in docs/wasm-fast-ops.md): every call works on fresh copies of the inputs (t.add(0)),
 // because XNNPACK caches its packed right-hand operand per tensor and training changes weights every step;
 // fwd+bwd = tf.grads of Σ out·R for a fixed random R; 1 warm-up call, then the median of `reps` calls.
 // GFLOP/s counts matmul/conv FLOPs only (2 per multiply-add), fwd+bwd = 3 × forward, for the fast version.

@@ -25,7 +25,7 @@ export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
 
 /**
  * The plain-autodiff build a user would write first: plain tfjs ops everywhere, and tf.conv3d for convolutions.
- * On wasm tf.conv3d's gradients are wrong (shared/reference/cpu-performance.md), so this build is for timing only;
+ * On wasm tf.conv3d's gradients are wrong (docs/wasm-fast-ops.md §8.1), so this build is for timing only;
  * the kit's correct plain reference (plainOps) uses an im2col convolution on wasm, which runs out of wasm memory at 64³.
  */
 export const naivePlainOps: Ops = {

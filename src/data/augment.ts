@@ -1,5 +1,5 @@
 // Seeded data augmentation for training crops, applied jointly to an image crop [D, H, W, C] and its label [D, H, W].
-// Follows nnU-Net's "moreDA" pipeline (reference/nnformer.md section 4) with milder defaults and a few parts left out:
+// Follows nnU-Net's "moreDA" pipeline (docs/nnformer.md §4) with milder defaults and a few parts left out:
 //   spatial: rotation about each axis and scaling, as ONE affine resample about the crop centre (trilinear image,
 //            nearest label), then 90-degree rotations and mirroring as an exact index permutation;
 //   intensity: Gaussian noise, multiplicative brightness, contrast, gamma (optionally inverted).
@@ -9,7 +9,8 @@
 // (rotateDeg: [angle, 0, 0] rotates about D, i.e. within the H-W plane, nnU-Net's "dummy 2D").
 // Every random number comes from the injected rng, in a fixed order, so the same seed gives the same output.
 import { Rng, uniform, randInt } from "../runtime/random";
-import { Shape3, VoxelArray } from "./volume";
+import { VoxelArray } from "./volume";
+import { Vec3, addGaussianNoise } from "../runtime/math";
 import { Grid, allocLike, checkGrid } from "./transforms";
 
 /** Probabilities are per call (per crop); ranges are [lo, hi] drawn uniformly unless noted. */
@@ -99,20 +100,43 @@ export function checkAugmentConfig(config: AugmentConfig): void {
   };
   const range = (f: keyof AugmentConfig, min: number, positive = false) => {
     const v = config[f] as unknown;
-    const ok = Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "number" && Number.isFinite(x)) &&
-      v[0] <= v[1] && v[0] >= min && (!positive || v[0] > 0);
+    const ok =
+      Array.isArray(v) &&
+      v.length === 2 &&
+      v.every((x) => typeof x === "number" && Number.isFinite(x)) &&
+      v[0] <= v[1] &&
+      v[0] >= min &&
+      (!positive || v[0] > 0);
     if (!ok) bad(f, v, `use [lo, hi] with ${positive ? "0 <" : `${min} <=`} lo <= hi`);
   };
   const flip = config.flipProb as unknown;
   if (!(Array.isArray(flip) && flip.length === 3 && flip.every((p) => typeof p === "number" && p >= 0 && p <= 1))) {
     bad("flipProb", flip, "use three probabilities [pD, pH, pW], e.g. [0.5, 0.5, 0.5]");
   }
-  for (const f of ["rot90Prob", "rotateProb", "scaleProb", "noiseProb", "brightnessProb", "contrastProb", "gammaProb", "gammaInvertProb"] as const) prob(f);
+  for (const f of [
+    "rot90Prob",
+    "rotateProb",
+    "scaleProb",
+    "noiseProb",
+    "brightnessProb",
+    "contrastProb",
+    "gammaProb",
+    "gammaInvertProb",
+  ] as const)
+    prob(f);
   const planes = config.rot90Planes as unknown;
-  if (!(Array.isArray(planes) && planes.every((p) => Array.isArray(p) && p.length === 2 && p.every((a) => a === 0 || a === 1 || a === 2) && p[0] !== p[1]))) {
+  if (
+    !(
+      Array.isArray(planes) &&
+      planes.every(
+        (p) => Array.isArray(p) && p.length === 2 && p.every((a) => a === 0 || a === 1 || a === 2) && p[0] !== p[1],
+      )
+    )
+  ) {
     bad("rot90Planes", planes, "use pairs of two different axes from 0 (D), 1 (H), 2 (W), e.g. [[1, 2]]");
   }
-  if (config.rot90Prob > 0 && (planes as unknown[]).length === 0) bad("rot90Planes", planes, "give at least one plane when rot90Prob > 0");
+  if (config.rot90Prob > 0 && (planes as unknown[]).length === 0)
+    bad("rot90Planes", planes, "give at least one plane when rot90Prob > 0");
   const deg = config.rotateDeg as unknown;
   if (!(Array.isArray(deg) && deg.length === 3 && deg.every((x) => typeof x === "number" && x >= 0 && x <= 180))) {
     bad("rotateDeg", deg, "use three max angles in degrees [0, 180] about D, H, W, e.g. [15, 15, 15]");
@@ -138,7 +162,11 @@ export interface Rot90 {
  * Mirrors the axes flagged in `flips` ([D, H, W]) after an optional rot90, as one exact index permutation.
  * The rotated plane must have equal sizes (the shape is kept). Works on any number of channels.
  */
-export function mirrorRot90<T extends VoxelArray>(grid: Grid<T>, flips: [boolean, boolean, boolean], rot90: Rot90 | null = null): Grid<T> {
+export function mirrorRot90<T extends VoxelArray>(
+  grid: Grid<T>,
+  flips: [boolean, boolean, boolean],
+  rot90: Rot90 | null = null,
+): Grid<T> {
   const fn = "mirrorRot90";
   checkGrid(fn, "grid", grid);
   const shape = grid.shape;
@@ -150,24 +178,39 @@ export function mirrorRot90<T extends VoxelArray>(grid: Grid<T>, flips: [boolean
     if (![a, b].every((x) => x === 0 || x === 1 || x === 2) || a === b) {
       throw new Error(`${fn}: rot90.plane must be two different axes from 0, 1, 2, got ${JSON.stringify(rot90.plane)}`);
     }
-    if (!Number.isInteger(rot90.k)) throw new Error(`${fn}: rot90.k must be an integer number of quarter turns, got ${rot90.k}`);
+    if (!Number.isInteger(rot90.k))
+      throw new Error(`${fn}: rot90.k must be an integer number of quarter turns, got ${rot90.k}`);
     if (shape[a] !== shape[b]) {
-      throw new Error(`${fn}: rot90 plane ${JSON.stringify([a, b])} has sizes ${shape[a]} and ${shape[b]}; it needs equal sizes (square in-plane crop)`);
+      throw new Error(
+        `${fn}: rot90 plane ${JSON.stringify([a, b])} has sizes ${shape[a]} and ${shape[b]}; it needs equal sizes (square in-plane crop)`,
+      );
     }
     const k = ((rot90.k % 4) + 4) % 4;
-    if (k === 1) { srcAxis[a] = b; rev[a] = true; srcAxis[b] = a; }
-    else if (k === 2) { rev[a] = true; rev[b] = true; }
-    else if (k === 3) { srcAxis[a] = b; srcAxis[b] = a; rev[b] = true; }
+    if (k === 1) {
+      srcAxis[a] = b;
+      rev[a] = true;
+      srcAxis[b] = a;
+    } else if (k === 2) {
+      rev[a] = true;
+      rev[b] = true;
+    } else if (k === 3) {
+      srcAxis[a] = b;
+      srcAxis[b] = a;
+      rev[b] = true;
+    }
   }
   for (let j = 0; j < 3; j++) if (flips[j]) rev[j] = !rev[j];
   const C = grid.channels;
   const inStride = [shape[1] * shape[2] * C, shape[2] * C, C];
-  const outShape: Shape3 = [shape[srcAxis[0]], shape[srcAxis[1]], shape[srcAxis[2]]];
+  const outShape: Vec3 = [shape[srcAxis[0]], shape[srcAxis[1]], shape[srcAxis[2]]];
   let base = 0;
   const step = [0, 0, 0];
   for (let j = 0; j < 3; j++) {
     const s = inStride[srcAxis[j]];
-    if (rev[j]) { base += (outShape[j] - 1) * s; step[j] = -s; } else step[j] = s;
+    if (rev[j]) {
+      base += (outShape[j] - 1) * s;
+      step[j] = -s;
+    } else step[j] = s;
   }
   const src = grid.data;
   const out = allocLike(src, src.length);
@@ -194,13 +237,19 @@ export function mirrorRot90<T extends VoxelArray>(grid: Grid<T>, flips: [boolean
 /** 3x3 matrix (rows) mapping an output offset from the centre to the input offset: scale * Rd * Rh * Rw. */
 function rotationScaleMatrix(anglesDeg: [number, number, number], scale: number): number[] {
   const [a, b, g] = anglesDeg.map((x) => (x * Math.PI) / 180);
-  const ca = Math.cos(a), sa = Math.sin(a), cb = Math.cos(b), sb = Math.sin(b), cg = Math.cos(g), sg = Math.sin(g);
+  const ca = Math.cos(a),
+    sa = Math.sin(a),
+    cb = Math.cos(b),
+    sb = Math.sin(b),
+    cg = Math.cos(g),
+    sg = Math.sin(g);
   const rd = [1, 0, 0, 0, ca, -sa, 0, sa, ca]; // about D: turns the H-W plane
   const rh = [cb, 0, sb, 0, 1, 0, -sb, 0, cb]; // about H: turns the D-W plane
   const rw = [cg, -sg, 0, sg, cg, 0, 0, 0, 1]; // about W: turns the D-H plane
   const mul = (x: number[], y: number[]) => {
     const r = new Array(9).fill(0);
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += x[i * 3 + k] * y[k * 3 + j];
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += x[i * 3 + k] * y[k * 3 + j];
     return r;
   };
   return mul(mul(rd, rh), rw).map((v) => v * scale);
@@ -213,29 +262,41 @@ function rotationScaleMatrix(anglesDeg: [number, number, number], scale: number)
  * Angles 0 and scale 1 reproduce the input exactly.
  */
 export function rotateScale<L extends VoxelArray>(
-  image: Grid<Float32Array>, label: Grid<L> | null, anglesDeg: [number, number, number], scale: number, fill: "zero" | "edge" = "zero",
+  image: Grid<Float32Array>,
+  label: Grid<L> | null,
+  anglesDeg: [number, number, number],
+  scale: number,
+  fill: "zero" | "edge" = "zero",
 ): { image: Grid<Float32Array>; label: Grid<L> | null } {
   const fn = "rotateScale";
   checkGrid(fn, "image", image);
   if (label) checkPair(fn, image, label);
   if (!(Array.isArray(anglesDeg) && anglesDeg.length === 3 && anglesDeg.every((x) => Number.isFinite(x)))) {
-    throw new Error(`${fn}: anglesDeg must be three finite angles in degrees [aD, aH, aW], got ${JSON.stringify(anglesDeg)}`);
+    throw new Error(
+      `${fn}: anglesDeg must be three finite angles in degrees [aD, aH, aW], got ${JSON.stringify(anglesDeg)}`,
+    );
   }
-  if (!(Number.isFinite(scale) && scale > 0)) throw new Error(`${fn}: scale must be a positive number, got ${scale}; e.g. 1.1`);
-  if (fill !== "zero" && fill !== "edge") throw new Error(`${fn}: fill must be "zero" or "edge", got ${JSON.stringify(fill)}`);
+  if (!(Number.isFinite(scale) && scale > 0))
+    throw new Error(`${fn}: scale must be a positive number, got ${scale}; e.g. 1.1`);
+  if (fill !== "zero" && fill !== "edge")
+    throw new Error(`${fn}: fill must be "zero" or "edge", got ${JSON.stringify(fill)}`);
   const m = rotationScaleMatrix(anglesDeg, scale);
   const [D, H, W] = image.shape;
   const C = image.channels;
-  const cd = (D - 1) / 2, ch = (H - 1) / 2, cw = (W - 1) / 2;
+  const cd = (D - 1) / 2,
+    ch = (H - 1) / 2,
+    cw = (W - 1) / 2;
   const src = image.data;
   const out = new Float32Array(src.length);
   const lab = label ? label.data : null;
   const labOut = lab ? allocLike(lab, lab.length) : null;
   const edge = fill === "edge";
-  const HWC = H * W * C, WC = W * C;
+  const HWC = H * W * C,
+    WC = W * C;
   const wk = new Float64Array(8);
   const ik = new Int32Array(8);
-  let o = 0, lo = 0;
+  let o = 0,
+    lo = 0;
   for (let d = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
       // input position of (d, h, w = 0); each step in w adds the matrix's third column
@@ -243,7 +304,9 @@ export function rotateScale<L extends VoxelArray>(
       let y = ch + m[3] * (d - cd) + m[4] * (h - ch) - m[5] * cw;
       let z = cw + m[6] * (d - cd) + m[7] * (h - ch) - m[8] * cw;
       for (let w = 0; w < W; w++, x += m[2], y += m[5], z += m[8]) {
-        let xd = x, yh = y, zw = z;
+        let xd = x,
+          yh = y,
+          zw = z;
         if (edge) {
           xd = xd < 0 ? 0 : xd > D - 1 ? D - 1 : xd;
           yh = yh < 0 ? 0 : yh > H - 1 ? H - 1 : yh;
@@ -251,12 +314,18 @@ export function rotateScale<L extends VoxelArray>(
         }
         // label: nearest
         if (labOut && lab) {
-          const rd = Math.floor(xd + 0.5), rh = Math.floor(yh + 0.5), rw = Math.floor(zw + 0.5);
+          const rd = Math.floor(xd + 0.5),
+            rh = Math.floor(yh + 0.5),
+            rw = Math.floor(zw + 0.5);
           labOut[lo++] = rd >= 0 && rd < D && rh >= 0 && rh < H && rw >= 0 && rw < W ? lab[(rd * H + rh) * W + rw] : 0;
         }
         // image: trilinear
-        const fd = Math.floor(xd), fh = Math.floor(yh), fw = Math.floor(zw);
-        const td = xd - fd, th = yh - fh, tw = zw - fw;
+        const fd = Math.floor(xd),
+          fh = Math.floor(yh),
+          fw = Math.floor(zw);
+        const td = xd - fd,
+          th = yh - fh,
+          tw = zw - fw;
         if (fd >= 0 && fd < D - 1 && fh >= 0 && fh < H - 1 && fw >= 0 && fw < W - 1) {
           const p = fd * HWC + fh * WC + fw * C;
           for (let c = 0; c < C; c++) {
@@ -274,11 +343,14 @@ export function rotateScale<L extends VoxelArray>(
         // border: corners outside the input count as 0 (zero fill); in edge mode they are clamped inside
         let k = 0;
         for (let dd = 0; dd < 2; dd++) {
-          const id = fd + dd, wd = dd ? td : 1 - td;
+          const id = fd + dd,
+            wd = dd ? td : 1 - td;
           for (let hh = 0; hh < 2; hh++) {
-            const ih = fh + hh, wh = hh ? th : 1 - th;
+            const ih = fh + hh,
+              wh = hh ? th : 1 - th;
             for (let ww = 0; ww < 2; ww++, k++) {
-              const iw = fw + ww, wgt = wd * wh * (ww ? tw : 1 - tw);
+              const iw = fw + ww,
+                wgt = wd * wh * (ww ? tw : 1 - tw);
               if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W && wgt !== 0) {
                 wk[k] = wgt;
                 ik[k] = id * HWC + ih * WC + iw * C;
@@ -313,7 +385,9 @@ function drawFactor(rng: Rng, [lo, hi]: [number, number]): number {
 }
 
 function channelStats(x: Float32Array, C: number, c: number) {
-  let sum = 0, min = Infinity, max = -Infinity;
+  let sum = 0,
+    min = Infinity,
+    max = -Infinity;
   const n = x.length / C;
   for (let i = c; i < x.length; i += C) {
     const v = x[i];
@@ -325,19 +399,6 @@ function channelStats(x: Float32Array, C: number, c: number) {
   let ss = 0;
   for (let i = c; i < x.length; i += C) ss += (x[i] - mean) * (x[i] - mean);
   return { mean, std: Math.sqrt(ss / n), min, max };
-}
-
-/** Adds N(0, std^2) noise in place, two normals per uniform pair (Box-Muller, both outputs used). */
-function addNoise(rng: Rng, x: Float32Array, std: number): void {
-  const n = x.length;
-  for (let i = 0; i < n; i += 2) {
-    let u = rng();
-    while (u <= 1e-12) u = rng();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    const t = 2 * Math.PI * rng();
-    x[i] += r * Math.cos(t);
-    if (i + 1 < n) x[i + 1] += r * Math.sin(t);
-  }
 }
 
 function contrast(x: Float32Array, C: number, c: number, f: number): void {
@@ -362,9 +423,12 @@ function gamma(x: Float32Array, C: number, c: number, g: number, invert: boolean
 
 function checkPair(fn: string, image: Grid, label: Grid): void {
   checkGrid(fn, "label", label);
-  if (label.channels !== 1) throw new Error(`${fn}: label must have 1 channel, got ${label.channels}; pass the label map`);
+  if (label.channels !== 1)
+    throw new Error(`${fn}: label must have 1 channel, got ${label.channels}; pass the label map`);
   if (label.shape.some((n, a) => n !== image.shape[a])) {
-    throw new Error(`${fn}: label shape ${JSON.stringify(label.shape)} differs from image shape ${JSON.stringify(image.shape)}; pass crops of the same box`);
+    throw new Error(
+      `${fn}: label shape ${JSON.stringify(label.shape)} differs from image shape ${JSON.stringify(image.shape)}; pass crops of the same box`,
+    );
   }
 }
 
@@ -373,13 +437,19 @@ function checkPair(fn: string, image: Grid, label: Grid): void {
  * Returns new arrays; the inputs are not changed. Order: rotate/scale, intensity, then rot90 and mirroring.
  */
 export function augment<L extends VoxelArray>(
-  rng: Rng, image: Grid<Float32Array>, label: Grid<L> | null, config: AugmentConfig,
+  rng: Rng,
+  image: Grid<Float32Array>,
+  label: Grid<L> | null,
+  config: AugmentConfig,
 ): { image: Grid<Float32Array>; label: Grid<L> | null } {
   const fn = "augment";
-  if (typeof rng !== "function") throw new Error(`${fn}: rng must be a generator from makeRng(seed), got ${typeof rng}`);
+  if (typeof rng !== "function")
+    throw new Error(`${fn}: rng must be a generator from makeRng(seed), got ${typeof rng}`);
   checkGrid(fn, "image", image);
   if (!(image.data instanceof Float32Array)) {
-    throw new Error(`${fn}: image.data must be a Float32Array, got ${(image.data as VoxelArray).constructor.name}; use extractCrop (float32 crops)`);
+    throw new Error(
+      `${fn}: image.data must be a Float32Array, got ${(image.data as VoxelArray).constructor.name}; use extractCrop (float32 crops)`,
+    );
   }
   if (label) checkPair(fn, image, label);
   checkAugmentConfig(config);
@@ -402,7 +472,7 @@ export function augment<L extends VoxelArray>(
   const x = img.data;
 
   // 2. intensity, in nnU-Net's order: noise, brightness, contrast, gamma
-  if (rng() < config.noiseProb) addNoise(rng, x, uniform(rng, config.noiseStd[0], config.noiseStd[1]));
+  if (rng() < config.noiseProb) addGaussianNoise(x, rng, uniform(rng, config.noiseStd[0], config.noiseStd[1]));
   if (rng() < config.brightnessProb) {
     for (let c = 0; c < C; c++) {
       const f = uniform(rng, config.brightnessRange[0], config.brightnessRange[1]);
@@ -425,7 +495,9 @@ export function augment<L extends VoxelArray>(
     }
   }
   const flips: [boolean, boolean, boolean] = [
-    rng() < config.flipProb[0], rng() < config.flipProb[1], rng() < config.flipProb[2],
+    rng() < config.flipProb[0],
+    rng() < config.flipProb[1],
+    rng() < config.flipProb[2],
   ];
   if (rot || flips.some((f) => f)) {
     img = mirrorRot90(img, flips, rot);

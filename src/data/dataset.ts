@@ -2,10 +2,21 @@
 // checks that every later step relies on (image and label on the same grid, label values known to the manifest).
 import * as fs from "fs";
 import * as path from "path";
-import { Manifest, ResolvedCase, ResolvedManifest, checkLabelValues, dataRootFor, loadManifest, manifestFile, parseManifest, resolveManifest } from "./manifest";
+import {
+  Manifest,
+  ResolvedCase,
+  ResolvedManifest,
+  checkLabelValues,
+  dataRootFor,
+  loadManifest,
+  manifestFile,
+  parseManifest,
+  resolveManifest,
+} from "./manifest";
 import { readNifti, writeNifti, checkSameGrid } from "./nifti";
 import { generatePhantom, PhantomConfig } from "./phantom";
-import { Shape3, Volume } from "./volume";
+import { Volume } from "./volume";
+import { Vec3 } from "../runtime/math";
 import { writeFileAtomic } from "../runtime/files";
 
 export interface LoadedCase {
@@ -20,11 +31,13 @@ export interface LoadedCase {
 export function phantomConfigOf(manifest: Manifest): { seed: number; count: number; config: Partial<PhantomConfig> } {
   const g = manifest.generator;
   if (!g || g.kind !== "phantom") {
-    throw new Error(`manifest "${manifest.name}" (${manifestFile(manifest)}) has no phantom generator block; its data must be downloaded, see data-manifests/README.md`);
+    throw new Error(
+      `manifest "${manifest.name}" (${manifestFile(manifest)}) has no phantom generator block; its data must be downloaded, see data-manifests/README.md`,
+    );
   }
   // (spelled out: zod's tuple types widen under the TypeScript 5.0 that tslab bundles)
-  const shape: Shape3 = [g.shape[0], g.shape[1], g.shape[2]];
-  const spacing: Shape3 = [g.spacing[0], g.spacing[1], g.spacing[2]];
+  const shape: Vec3 = [g.shape[0], g.shape[1], g.shape[2]];
+  const spacing: Vec3 = [g.spacing[0], g.spacing[1], g.spacing[2]];
   return { seed: g.seed, count: g.count, config: { shape, spacing } };
 }
 
@@ -32,11 +45,20 @@ export function phantomConfigOf(manifest: Manifest): { seed: number; count: numb
  * A manifest for `count` generated phantoms (same labels as the shipped phantom manifest), split 60 % unlabeled
  * (pretraining), 20 % train, 10 % val, 10 % test (at least one case each), rooted at `dataRoot`.
  */
-export function phantomManifestFor(count: number, seed: number, shape: Shape3, spacing: Shape3, dataRoot: string): Manifest {
-  if (!Number.isInteger(count) || count < 4) throw new Error(`--count ${count}: generate at least 4 phantoms (one per split)`);
+export function phantomManifestFor(
+  count: number,
+  seed: number,
+  shape: Vec3,
+  spacing: Vec3,
+  dataRoot: string,
+): Manifest {
+  if (!Number.isInteger(count) || count < 4)
+    throw new Error(`--count ${count}: generate at least 4 phantoms (one per split)`);
   const base = loadManifest("phantom");
   const ids = Array.from({ length: count }, (_, i) => `phantom_${String(i).padStart(3, "0")}`);
-  const nTest = Math.max(1, Math.round(count * 0.1)), nVal = Math.max(1, Math.round(count * 0.1)), nTrain = Math.max(1, Math.round(count * 0.2));
+  const nTest = Math.max(1, Math.round(count * 0.1)),
+    nVal = Math.max(1, Math.round(count * 0.1)),
+    nTrain = Math.max(1, Math.round(count * 0.2));
   const nUnl = count - nTest - nVal - nTrain;
   if (nUnl < 1) throw new Error(`--count ${count}: too few cases to leave any for pretraining; use at least 5`);
   const json = {
@@ -78,7 +100,9 @@ export function writePhantomDataset(
   const resolved = resolveManifest(manifest, root, { checkFiles: false });
   const cases = manifest.cases;
   if (cases.length !== count) {
-    throw new Error(`${manifestFile(manifest)}: generator.count is ${count} but cases lists ${cases.length}; make them agree`);
+    throw new Error(
+      `${manifestFile(manifest)}: generator.count is ${count} but cases lists ${cases.length}; make them agree`,
+    );
   }
   let written = 0;
   let kept = 0;
@@ -93,7 +117,8 @@ export function writePhantomDataset(
     }
     const ph = generatePhantom(seed, i, config);
     writeNifti(imagePath, ph.image, { description: `mae-nnformer phantom seed ${seed} case ${i}` });
-    if (labelPath) writeNifti(labelPath, ph.label, { description: `mae-nnformer phantom labels seed ${seed} case ${i}` });
+    if (labelPath)
+      writeNifti(labelPath, ph.label, { description: `mae-nnformer phantom labels seed ${seed} case ${i}` });
     written++;
   });
   writeFileAtomic(
@@ -104,14 +129,20 @@ export function writePhantomDataset(
 }
 
 /** Reads one resolved case: image (all channels, float32) and label, checked against each other and the manifest. */
-export async function loadCase(resolved: ResolvedManifest, c: ResolvedCase, options: { withLabel?: boolean } = {}): Promise<LoadedCase> {
+export async function loadCase(
+  resolved: ResolvedManifest,
+  c: ResolvedCase,
+  options: { withLabel?: boolean } = {},
+): Promise<LoadedCase> {
   const { manifest } = resolved;
   const nChannels = manifest.channels.length;
   let image: Volume<Float32Array>;
   if (c.channelsInOneFile || c.images.length === 1) {
     image = await readNifti(c.images[0], { as: "image" });
     if (image.channels !== nChannels) {
-      throw new Error(`${c.images[0]}: has ${image.channels} channel(s) but manifest "${manifest.name}" lists ${nChannels} (${manifest.channels.join(", ")})`);
+      throw new Error(
+        `${c.images[0]}: has ${image.channels} channel(s) but manifest "${manifest.name}" lists ${nChannels} (${manifest.channels.join(", ")})`,
+      );
     }
   } else {
     const parts = [];
@@ -129,7 +160,10 @@ export async function loadCase(resolved: ResolvedManifest, c: ResolvedCase, opti
 }
 
 /** Loads every case of a split. */
-export async function loadSplit(resolved: ResolvedManifest, split: keyof ResolvedManifest["splits"]): Promise<LoadedCase[]> {
+export async function loadSplit(
+  resolved: ResolvedManifest,
+  split: keyof ResolvedManifest["splits"],
+): Promise<LoadedCase[]> {
   const out: LoadedCase[] = [];
   for (const c of resolved.splits[split]) out.push(await loadCase(resolved, c, { withLabel: split !== "unlabeled" }));
   return out;

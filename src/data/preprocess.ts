@@ -1,5 +1,5 @@
 // The intensity/geometry preprocessing of a pretraining run, as a small typed object that travels in the checkpoint.
-// "SSL ≈ scratch" is very often a preprocessing mismatch between pretraining and fine-tuning (mae3d.md §5: spacing,
+// "SSL ≈ scratch" is very often a preprocessing mismatch between pretraining and fine-tuning (docs/mae.md §5: spacing,
 // axis order, normalisation), so fine-tuning compares its own plan against the checkpoint's with
 // checkPreprocessingMatch before it loads anything.
 // CT: nnU-Net (clip to the [0.5, 99.5] foreground percentiles, z-score with the foreground mean/std). For unlabelled

@@ -1,6 +1,6 @@
 // Volume operations for data loading: resampling, cropping/padding and intensity normalisation.
 // Plain loops over typed arrays (no tfjs): these run once per case in preprocessing or once per crop in training.
-// Recipe: nnU-Net v1 preprocessing (reference/nnformer.md section 4): crop to the non-zero box, resample to the
+// Recipe: nnU-Net v1 preprocessing (docs/nnformer.md §4): crop to the non-zero box, resample to the
 // target spacing, then CT: clip to foreground [0.5, 99.5] percentiles and z-score with foreground mean/std, or
 // MRI: per-image z-score (BraTS: over the non-zero mask only, outside = 0).
 // Differs from nnU-Net: images are resampled trilinearly (nnU-Net: cubic, separate-z for anisotropic data) and

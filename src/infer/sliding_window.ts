@@ -1,4 +1,4 @@
-// Sliding-window inference over a whole volume, as nnU-Net v1 does it for nnFormer (reference/nnformer.md §5):
+// Sliding-window inference over a whole volume, as nnU-Net v1 does it for nnFormer (docs/nnformer.md §5):
 // windows of the training crop, step = crop * (1 - overlap) with the steps spread evenly so the last window is flush
 // with the end, a Gaussian importance map (sigma = crop / 8 per axis) weighting each window's softmax, optional mirror
 // test-time augmentation (softmax averaged over every flip combination of the chosen axes), zero padding of images
@@ -9,7 +9,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { cropOrPad, copyBox } from "../data/transforms";
 import { writeNifti } from "../data/nifti";
-import { Shape3, Volume, numVoxels } from "../data/volume";
+import { Volume, numVoxels } from "../data/volume";
+import { Vec3 } from "../runtime/math";
 
 /**
  * The model as inference sees it: a batch of crops [B, d, h, w, C] -> logits [B, d, h, w, K] (sync or async).
@@ -19,7 +20,7 @@ export type Predictor = (batch: tf.Tensor5D) => tf.Tensor5D | Promise<tf.Tensor5
 
 export interface SlidingWindowOptions {
   /** Window size [D, H, W] in voxels: the training crop. */
-  cropSize: Shape3;
+  cropSize: Vec3;
   /** Number of classes K the predictor outputs (background included). */
   numClasses: number;
   /** Fraction of a window shared with the next one along each axis; 0.5 in nnFormer (nnU-Net step_size 0.5). */
@@ -44,7 +45,7 @@ export interface SlidingWindowResult {
   /** Argmax over classes [D, H, W] (first class wins ties); Uint8Array when K <= 256. */
   labels: Uint8Array | Uint16Array;
   /** [D, H, W] of the input image. */
-  shape: Shape3;
+  shape: Vec3;
   numClasses: number;
   /** Number of windows (not counting mirror passes). */
   numWindows: number;
@@ -78,7 +79,7 @@ export function windowStarts(size: number, crop: number, stepSize: number): numb
  * per axis (scipy gaussian_filter, truncated at 4 sigma), scaled to max 1, zeros replaced by the smallest non-zero value
  * so every voxel gets some weight.
  */
-export function gaussianImportanceMap(cropSize: Shape3, sigmaScale = 1 / 8): Float32Array {
+export function gaussianImportanceMap(cropSize: Vec3, sigmaScale = 1 / 8): Float32Array {
   if (!(sigmaScale > 0)) throw new Error(`gaussianImportanceMap: sigmaScale must be positive, got ${sigmaScale}`);
   const axes = cropSize.map((n) => {
     const c = Math.floor(n / 2),
@@ -172,18 +173,18 @@ export async function slidingWindowPredict(
   } = options;
   const flips = flipCombos(mirrorAxes(options.mirror));
   const C = image.channels;
-  const shape: Shape3 = [image.shape[0], image.shape[1], image.shape[2]];
+  const shape: Vec3 = [image.shape[0], image.shape[1], image.shape[2]];
 
   // Pad (centred, as nnU-Net's pad_nd_image) up to the crop where the image is smaller; crop back at the end.
-  const padShape = shape.map((n, a) => Math.max(n, cropSize[a])) as Shape3;
+  const padShape = shape.map((n, a) => Math.max(n, cropSize[a])) as Vec3;
   const padded = padShape.some((n, a) => n !== shape[a]);
-  const work = padded ? cropOrPad(image, padShape, { padValue }) : { volume: image, offset: [0, 0, 0] as Shape3 };
+  const work = padded ? cropOrPad(image, padShape, { padValue }) : { volume: image, offset: [0, 0, 0] as Vec3 };
   const [, PH, PW] = padShape;
   const [cd, ch, cw] = cropSize;
   const winVox = cd * ch * cw;
 
   const starts = padShape.map((n, a) => windowStarts(n, cropSize[a], 1 - overlap));
-  const windows: Shape3[] = [];
+  const windows: Vec3[] = [];
   for (const d of starts[0]) for (const h of starts[1]) for (const w of starts[2]) windows.push([d, h, w]);
 
   const weight = gaussian ? gaussianImportanceMap(cropSize, sigmaScale) : new Float32Array(winVox).fill(1);
@@ -231,7 +232,7 @@ export async function slidingWindowPredict(
   if (padded) {
     probabilities = new Float32Array(numVoxels(shape) * K);
     // cropOrPad: padded voxel p is original voxel p + offset, so the original grid starts at -offset
-    const start = work.offset.map((o) => -o) as Shape3;
+    const start = work.offset.map((o) => -o) as Vec3;
     copyBox(acc, padShape, K, start, shape, 0, probabilities);
   }
   return { probabilities, labels: argmax(probabilities, K), shape, numClasses: K, numWindows: windows.length };
@@ -264,7 +265,7 @@ function flipWindows(
   src: Float32Array,
   dst: Float32Array,
   B: number,
-  crop: Shape3,
+  crop: Vec3,
   C: number,
   flip: [boolean, boolean, boolean],
 ): void {
@@ -291,9 +292,9 @@ function flipWindows(
  */
 function accumulate(
   logits: ArrayLike<number>,
-  batch: Shape3[],
-  crop: Shape3,
-  grid: Shape3,
+  batch: Vec3[],
+  crop: Vec3,
+  grid: Vec3,
   K: number,
   flip: [boolean, boolean, boolean],
   weight: Float32Array,
@@ -335,7 +336,8 @@ function checkLogits(t: unknown, shape: number[], K: number): asserts t is tf.Te
   ) {
     const got = t instanceof tf.Tensor ? `a tensor of shape [${t.shape}]` : String(t);
     throw new Error(
-      `slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; check numClasses and that the model keeps the crop size`,
+      `slidingWindowPredict: the predictor must return logits [${want}] ([B, d, h, w, numClasses]), got ${got}; ` +
+        `check numClasses and that the model keeps the crop size`,
     );
   }
 }
@@ -366,7 +368,8 @@ export function predictToNifti(file: string, labels: Uint8Array | Uint16Array, r
   const n = numVoxels(reference.shape);
   if (labels.length !== n) {
     throw new Error(
-      `predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid [${reference.shape}] has ${n}; put the prediction back on the reference grid first`,
+      `predictToNifti ${file}: labels have ${labels.length} voxels but the reference (${reference.source}) grid ` +
+        `[${reference.shape}] has ${n}; put the prediction back on the reference grid first`,
     );
   }
   writeNifti(

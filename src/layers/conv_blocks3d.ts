@@ -60,7 +60,7 @@ const SUM_BLOCK = 64;
 
 /**
  * Sums over the middle axis of x [B, S, C] -> [B, 1, C]. tf.sum over a non-last axis transposes internally on wasm
- * (~3.4 ns per element, wasm-fast-ops.md §8.3); a matMul with a cached ones row needs no transpose. In two stages,
+ * (~3.4 ns per element, docs/wasm-fast-ops.md §8.3); a matMul with a cached ones row needs no transpose. In two stages,
  * ones[1, b] @ [B·S/b, b, C] then ones[1, S/b] @ [B, S/b, C], so neither stage re-packs the big operand.
  */
 export function spatialSum(x: tf.Tensor3D): tf.Tensor3D {

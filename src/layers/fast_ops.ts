@@ -1,5 +1,5 @@
 // fastOps: Ops with hand-written gradients in formulations that reach XNNPACK on tfjs-wasm
-// (shared/reference/wasm-fast-ops.md). One file per block under ./fast/. Values and gradients match plainOps within
+// (docs/wasm-fast-ops.md). One file per block under ./fast/. Values and gradients match plainOps within
 // float tolerance on every backend (tests: test/layers/fast_ops.test.ts).
 import { Ops } from "./ops";
 import { plainOps } from "./plain_ops";

@@ -1,5 +1,5 @@
 // nnFormer building blocks on token matrices [B·S·H·W, C] (rank 2; rank 5 only around convolutions).
-// Spec: shared/reference/nnformer.md §2. Every function reads its weights through a ParamGetter keyed by the official
+// Spec: docs/nnformer.md §2. Every function reads its weights through a ParamGetter keyed by the official
 // PyTorch state_dict names (layouts already converted: Linear (in,out), Conv3d (d,h,w,in,out), ConvT (d,h,w,out,in)).
 import * as tf from "@tensorflow/tfjs";
 import type { Ops, Triple } from "./ops";

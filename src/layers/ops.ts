@@ -2,7 +2,7 @@
 //   plainOps (plain_ops.ts): straightforward tfjs ops and autodiff. The reference for tests, and the fast choice on the
 //     native `tensorflow` backend, where tf.conv3d / tf.matMul are already good.
 //   fastOps (fast_ops.ts): hand-written gradients (tf.customGrad) in formulations that reach XNNPACK on `wasm`
-//     (see shared/reference/wasm-fast-ops.md). Same values and gradients as plainOps within float tolerance.
+//     (see docs/wasm-fast-ops.md). Same values and gradients as plainOps within float tolerance.
 // Models take an Ops argument, so the same model code runs either way and the benchmark can compare them.
 import * as tf from "@tensorflow/tfjs";
 

@@ -8,8 +8,16 @@
 //               matMul (small tables) or a customGrad whose backward is tf.scatterND (sums duplicate indices).
 import * as tf from "@tensorflow/tfjs";
 import { Conv3dSpec, Ops, Triple, WindowAttentionArgs } from "./ops";
-import { convOutLength, customOp } from "./fast/common";
 import { instanceNormActPlain } from "./conv_blocks3d";
+import {
+  checkAttention,
+  convOutLength,
+  convTransposeMatrix,
+  customOp,
+  depthToSpace3d,
+  rollAxis,
+  windowMask,
+} from "./op_helpers";
 
 /** Largest R·M for which plain gatherRows on wasm builds a dense one-hot [M, R] matrix. */
 const PLAIN_ONE_HOT_MAX = 1 << 24;
@@ -91,29 +99,6 @@ function padTrailing(y: tf.Tensor5D, extra: Triple): tf.Tensor5D {
   ]);
 }
 
-/**
- * Depth-to-space of z [B·D·H·W, (a, b, c, Co)] to [B, D·kD, H·kH, W·kW, Co] by two rank-4 transposes.
- * Shared with fastOps (its autodiff, the inverse transposes, is already cheap).
- */
-export function depthToSpace3d(
-  z: tf.Tensor2D,
-  dims: [number, number, number, number],
-  k: Triple,
-  co: number,
-): tf.Tensor5D {
-  const [B, D, H, W] = dims;
-  const [kD, kH, kW] = k;
-  const z1 = tf.transpose(z.reshape([B * D, H * W, kD, kH * kW * co]), [0, 2, 1, 3]); // [(B,D), kD, (H,W), (kH,kW,Co)]
-  const z2 = tf.transpose(z1.reshape([B * D * kD * H, W, kH, kW * co]), [0, 2, 1, 3]); // [(B,D,kD,H), kH, W, (kW,Co)]
-  return z2.reshape([B, D * kD, H * kH, W * kW, co]);
-}
-
-/** The [Ci, (kD, kH, kW, Co)] matrix of a kernel == stride transposed conv with weight [kD, kH, kW, Co, Ci]. */
-export function convTransposeMatrix(w: tf.Tensor5D): tf.Tensor2D {
-  const [kD, kH, kW, Co, Ci] = w.shape;
-  return tf.transpose(w.reshape([kD * kH * kW * Co, Ci])) as tf.Tensor2D; // [Ci, (kD,kH,kW,Co)]
-}
-
 function checkConvTranspose(x: tf.Tensor5D, w: tf.Tensor5D): void {
   if (x.shape[4] !== w.shape[4]) {
     throw new Error(`convTranspose3d: x has ${x.shape[4]} channels but w [kD,kH,kW,Co,Ci] expects Ci=${w.shape[4]}`);
@@ -132,36 +117,6 @@ function convTranspose3d(
   const z = tf.matMul(x.reshape([B * D * H * W, Ci]), convTransposeMatrix(w)) as tf.Tensor2D; // [P, (kD,kH,kW,Co)]
   const y = padTrailing(depthToSpace3d(z, [B, D, H, W], [kD, kH, kW], Co), outputPadding);
   return b ? tf.add(y, b) : y;
-}
-
-/** The mask rows of each window, [numWindows, N, N] (window w uses mask[w % nMask]). */
-export function windowMask(mask: tf.Tensor3D, numWindows: number): tf.Tensor3D {
-  const nMask = mask.shape[0];
-  if (nMask === numWindows) return mask;
-  // concat rather than tf.tile: wasm's Tile kernel costs ~70 ns per element
-  if (numWindows % nMask === 0) return tf.concat(new Array<tf.Tensor3D>(numWindows / nMask).fill(mask), 0);
-  return tf.tidy(() =>
-    tf.gather(
-      mask,
-      tf.tensor1d(
-        Array.from({ length: numWindows }, (_, w) => w % nMask),
-        "int32",
-      ),
-    ),
-  );
-}
-
-export function checkAttention(q: tf.Tensor2D, args: WindowAttentionArgs): void {
-  const { numWindows: nW, tokens: N, heads } = args;
-  if (q.shape[0] !== nW * N)
-    throw new Error(`windowAttention: q has ${q.shape[0]} rows, expected numWindows·tokens = ${nW * N}`);
-  if (q.shape[1] % heads !== 0) throw new Error(`windowAttention: C=${q.shape[1]} is not divisible by heads=${heads}`);
-  if (args.bias && (args.bias.shape[0] !== heads || args.bias.shape[1] !== N || args.bias.shape[2] !== N)) {
-    throw new Error(`windowAttention: bias must be [heads, N, N] = [${heads}, ${N}, ${N}], got [${args.bias.shape}]`);
-  }
-  if (args.mask && (args.mask.shape[1] !== N || args.mask.shape[2] !== N)) {
-    throw new Error(`windowAttention: mask must be [nMask, ${N}, ${N}], got [${args.mask.shape}]`);
-  }
 }
 
 function windowAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, args: WindowAttentionArgs): tf.Tensor2D {
@@ -195,20 +150,6 @@ function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: n
 
 function gelu<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
-}
-
-/** torch.roll of one spatial axis (1..3) of x [B, D, H, W, C], via a rank-2 view [before, n·after]. */
-export function rollAxis<T extends tf.Tensor>(x: T, axis: number, shift: number): T {
-  const shape = x.shape;
-  const n = shape[axis];
-  const s = ((shift % n) + n) % n;
-  if (s === 0) return x;
-  const before = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const v = x.reshape([before, n * after]);
-  const tail = tf.slice(v, [0, (n - s) * after], [before, s * after]); // out[0 .. s) = x[n-s .. n)
-  const head = tf.slice(v, [0, 0], [before, (n - s) * after]);
-  return tf.concat([tail, head], 1).reshape(shape) as T;
 }
 
 function roll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D {

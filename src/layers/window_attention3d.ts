@@ -1,7 +1,7 @@
 // 3D (shifted-)window attention pieces shared by the nnFormer blocks: the relative-position-bias index (with the
 // official quirk), the −100 shift mask, and gather indices that do pad + roll + window partition (and the reverse)
 // as ONE row gather on a token matrix [B·S·H·W, C], so nothing above rank 2 is ever sliced or transposed.
-// Spec: shared/reference/nnformer.md §2.3–2.4.
+// Spec: docs/nnformer.md §2.3–2.4.
 import type { Triple } from "./ops";
 
 /** Tokens per window, N = w0·w1·w2. */

@@ -11,7 +11,8 @@
 //   dLoss/dx = (p − y)/P + p ⊙ (γ − Σ_c γ·p), γ = −dDice/dp  (the softmax Jacobian applied to γ)
 // Voxel sums are a blocked transpose + a sum over the last axis (tf.sum over axis 0 is slow on wasm).
 import * as tf from "@tensorflow/tfjs";
-import { cachedConstant, customOp, r2, r3, transpose2d } from "../layers/fast/common";
+import { cachedConstant, r2, r3, transpose2d } from "../layers/fast/common";
+import { customOp } from "../layers/op_helpers";
 import { Triple } from "../layers/ops";
 
 export interface DiceCeOptions {

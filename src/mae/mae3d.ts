@@ -1,6 +1,6 @@
 // MAE for the nnFormer encoder: He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022, with the
 // sparse (SparK, Tian et al. ICLR 2023; S3D, Wald et al. CVPR 2025), SimMIM (Xie et al. CVPR 2022) and UM-MAE
-// uniform-sampling (Li et al. arXiv 2205.10063) variants. Spec: shared/reference/mae3d.md §4.2.
+// uniform-sampling (Li et al. arXiv 2205.10063) variants. Spec: docs/mae.md §1.
 // The encoder IS an NnFormer (same class, same official parameter names, so transfer is a copy by name); its decoder
 // and heads are never run here. The pretraining decoder is a light UNet "densify" decoder (SparK/S3D): per stage,
 // deep → shallow: LN, fill inactive positions with a learned mask token, 1×1×1 projection, add the up-sampled deeper

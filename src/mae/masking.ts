@@ -1,4 +1,4 @@
-// Masking for MAE pretraining of the nnFormer encoder (shared/reference/mae3d.md §4.2).
+// Masking for MAE pretraining of the nnFormer encoder (docs/mae.md §1).
 // A crop is split into non-overlapping mask units (MU, cubes in voxels); a ratio r of them is hidden per sample.
 //   sparse  (default; SparK/S3D): masked voxels zeroed, every encoder conv output re-masked at its resolution, masked
 //           keys pushed to −1e9 in window attention, masked tokens zeroed after each block. Static shapes, same weights

@@ -1,5 +1,5 @@
 // MAE pretraining as a TrainTask for the shared loop (train/fit.ts): AdamW (β2 0.95, wd 0.05, none on norms, biases,
-// RPB tables and tokens), 5% warmup + cosine, clip 1 (mae3d.md §4.3). Seeded random crops (half of them forced to
+// RPB tables and tokens), 5% warmup + cosine, clip 1 (docs/mae.md §2). Seeded random crops (half of them forced to
 // contain body) with optional augmentation, from a manifest split (labels ignored; default "unlabeled") or from
 // generated phantoms. Intensities go through a Preprocessing plan that is saved in every checkpoint, so fine-tuning can
 // verify it uses the same one. Held-out reconstruction loss is the evaluation (metric = −loss); "latest" (and "best")
@@ -49,7 +49,7 @@ export type PretrainData =
   /** Volumes already in memory (raw intensities). */
   | { kind: "volumes"; modality: string; train: Volume[]; heldOut: Volume[] };
 
-/** Spatial augmentation of mae3d.md §4.3: mirroring on all axes, mild rotation and scaling; intensity augmentation off. */
+/** Spatial augmentation of docs/mae.md §2: mirroring on all axes, mild rotation and scaling; intensity augmentation off. */
 export const MAE_AUGMENT: AugmentConfig = {
   ...AUGMENT_OFF,
   flipProb: [0.5, 0.5, 0.5],

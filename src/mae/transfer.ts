@@ -1,4 +1,4 @@
-// Pretrained encoder → segmentation nnFormer (mae3d.md §4.4): copy patch_embed, every encoder stage (blocks with their
+// Pretrained encoder → segmentation nnFormer (docs/mae.md §3): copy patch_embed, every encoder stage (blocks with their
 // relative_position_bias_table, down-sampling conv + LN) and norm0..3, by official name; discard the mask tokens and the
 // MAE decoder; never touch nnFormer's decoder and heads. No silently partial transfer: if any encoder tensor is missing
 // or differs in shape, or a stage's effective window differs (its RPB table would mean other offsets), nothing is

@@ -1,4 +1,4 @@
-// Dice similarity coefficient per class on label maps: Dice = 2|P ∩ G| / (|P| + |G|) (reference/nnformer.md §5).
+// Dice similarity coefficient per class on label maps: Dice = 2|P ∩ G| / (|P| + |G|) (docs/nnformer.md §5).
 // Plain loops over typed arrays, no tfjs: metrics run on whole original-resolution cases after inference.
 //
 // Empty structures. When a class is absent from both prediction and reference the ratio is 0/0. We return NaN by

@@ -1,5 +1,5 @@
 // 95th-percentile Hausdorff distance between the surfaces of a predicted and a reference mask, as
-// medpy.metric.binary.hd95 computes it (the metric nnFormer reports, reference/nnformer.md §5):
+// medpy.metric.binary.hd95 computes it (the metric nnFormer reports, docs/nnformer.md §5):
 //   surface   = foreground voxels with a 6-connected background neighbour (outside the volume counts as background);
 //   distances = exact Euclidean distance transform of one surface, read at the voxels of the other, in mm (spacing);
 //   HD95      = max of the two directed 95th percentiles (numpy's linear-interpolation percentile).

@@ -1,7 +1,7 @@
-// Aggregating per-case, per-class scores the way nnFormer reports them (reference/nnformer.md §5): the mean over cases
+// Aggregating per-case, per-class scores the way nnFormer reports them (docs/nnformer.md §5): the mean over cases
 // for each class, then the mean of those class means. NaN entries (a class absent from both prediction and reference
 // under the default conventions) are skipped, and each class reports how many cases it was averaged over.
-import { Shape3 } from "../data/volume";
+import { Vec3 } from "../runtime/math";
 import { ClassSpec, DiceOptions, LabelMap, className, diceScores, nanMean } from "./dice";
 import { Hd95Options, hd95Scores } from "./hd95";
 
@@ -40,7 +40,8 @@ export function summarize(cases: readonly CaseScores[], classNames: readonly str
   cases.forEach((c) => {
     if (c.values.length !== K) {
       throw new Error(
-        `summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes (${classNames.join(", ")}); score every class, using NaN for undefined ones`,
+        `summarize(${metric}): case ${c.caseId} has ${c.values.length} values but there are ${K} classes ` +
+          `(${classNames.join(", ")}); score every class, using NaN for undefined ones`,
       );
     }
   });
@@ -95,8 +96,8 @@ export function evaluateCase(
   pred: LabelMap,
   ref: LabelMap,
   classes: readonly ClassSpec[],
-  shape: Shape3,
-  spacing: Shape3,
+  shape: Vec3,
+  spacing: Vec3,
   options: EvaluateOptions = {},
 ): { caseId: string; dice: number[]; hd95: number[] } {
   return {

@@ -1,5 +1,5 @@
 // nnFormer: Zhou et al., "nnFormer: Volumetric Medical Image Segmentation via a 3D Transformer", IEEE TIP 2023
-// (arXiv 2109.03201); official code 282857341/nnFormer @ d48aaeb. Spec: shared/reference/nnformer.md.
+// (arXiv 2109.03201); official code 282857341/nnFormer @ d48aaeb. Spec: docs/nnformer.md.
 // Differs from the reference code (no numeric effect): channels-last tensors; tokens kept as [B·S·H·W, C] matrices;
 // pad + roll + window partition done as one row gather; attention output projection applied after the window merge.
 // Faithful on purpose: the quirky relative-position index, −100 shift mask, skip attention without a query

@@ -1,4 +1,5 @@
 // Seeded pseudo-random numbers that give the same stream on every machine (no Math.random anywhere in the kit).
+import { gaussianRadius } from "./math";
 
 /** A seeded generator: uniform floats in [0, 1). */
 export interface Rng {
@@ -62,9 +63,7 @@ export function randInt(rng: Rng, lo: number, hi: number): number {
 
 /** Standard normal sample (Box-Muller). */
 export function normal(rng: Rng, mean = 0, std = 1): number {
-  let u = rng();
-  while (u <= 1e-12) u = rng();
-  return mean + std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+  return mean + std * gaussianRadius(rng) * Math.cos(2 * Math.PI * rng());
 }
 
 /** In-place Fisher-Yates shuffle. */

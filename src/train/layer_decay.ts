@@ -1,4 +1,4 @@
-// Layer-wise learning-rate decay for a pretrained nnFormer encoder (mae3d.md §4.5; MAE/BEiT fine-tuning): the decoder
+// Layer-wise learning-rate decay for a pretrained nnFormer encoder (docs/mae.md §4; MAE/BEiT fine-tuning): the decoder
 // and heads train at the full rate, and each encoder level below them at `decay` times the level above it:
 // stage 3 (bottleneck) d, stage 2 d², stage 1 d³, stage 0 d⁴, the convolutional embedding d⁵.
 import * as tf from "@tensorflow/tfjs";

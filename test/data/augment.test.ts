@@ -1,27 +1,31 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
+import { Vec3 } from "../../src/runtime/math";
 import { Grid } from "../../src/data/transforms";
 import { AUGMENT_DEFAULT, AUGMENT_OFF, AugmentConfig, augment, mirrorRot90, rotateScale } from "../../src/data/augment";
 import { makeRng } from "../../src/runtime/random";
 
 /** Label with a few solid blocks (classes 1-3) and the image image = 10 * label (+ channel 2 = -10 * label). */
-function blocks(shape: Shape3, channels = 1): { image: Grid<Float32Array>; label: Grid<Uint8Array> } {
+function blocks(shape: Vec3, channels = 1): { image: Grid<Float32Array>; label: Grid<Uint8Array> } {
   const [D, H, W] = shape;
   const label = new Uint8Array(D * H * W);
   let i = 0;
-  for (let d = 0; d < D; d++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++, i++) {
-    if (d >= 2 && d < D / 2 && h >= 3 && h < H / 2 + 3 && w >= 2 && w < W / 2) label[i] = 1;
-    else if (d >= D / 2 && d < D - 3 && h >= 4 && h < H - 2 && w >= W / 2 - 1 && w < W - 3) label[i] = 2;
-    else if (d >= D / 2 && h < 4 && w < 5) label[i] = 3;
-  }
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++, i++) {
+        if (d >= 2 && d < D / 2 && h >= 3 && h < H / 2 + 3 && w >= 2 && w < W / 2) label[i] = 1;
+        else if (d >= D / 2 && d < D - 3 && h >= 4 && h < H - 2 && w >= W / 2 - 1 && w < W - 3) label[i] = 2;
+        else if (d >= D / 2 && h < 4 && w < 5) label[i] = 3;
+      }
   const image = new Float32Array(D * H * W * channels);
-  for (let v = 0; v < label.length; v++) for (let c = 0; c < channels; c++) image[v * channels + c] = (c === 0 ? 10 : -10) * label[v] || 0; // no -0
+  for (let v = 0; v < label.length; v++)
+    for (let c = 0; c < channels; c++) image[v * channels + c] = (c === 0 ? 10 : -10) * label[v] || 0; // no -0
   return { image: { data: image, shape, channels }, label: { data: label, shape, channels: 1 } };
 }
 
 const relationExact = (img: Grid<Float32Array>, lab: Grid) => {
   for (let v = 0; v < lab.data.length; v++) {
-    for (let c = 0; c < img.channels; c++) assert.equal(img.data[v * img.channels + c], (c === 0 ? 10 : -10) * lab.data[v] || 0);
+    for (let c = 0; c < img.channels; c++)
+      assert.equal(img.data[v * img.channels + c], (c === 0 ? 10 : -10) * lab.data[v] || 0);
   }
 };
 
@@ -71,13 +75,27 @@ describe("data/augment", () => {
   });
 
   it("label and image stay aligned under every augmentation (exact for permutations, approximate for resampling)", () => {
-    const perm: AugmentConfig = { ...AUGMENT_OFF, flipProb: [0.5, 0.5, 0.5], rot90Prob: 1, rot90Planes: [[1, 2], [0, 1]] };
+    const perm: AugmentConfig = {
+      ...AUGMENT_OFF,
+      flipProb: [0.5, 0.5, 0.5],
+      rot90Prob: 1,
+      rot90Planes: [
+        [1, 2],
+        [0, 1],
+      ],
+    };
     const cube = blocks([16, 16, 16], 2);
     for (let seed = 0; seed < 8; seed++) {
       const out = augment(makeRng(seed), cube.image, cube.label, perm);
       relationExact(out.image, out.label as Grid);
     }
-    const spatial: AugmentConfig = { ...AUGMENT_OFF, rotateProb: 1, rotateDeg: [30, 30, 30], scaleProb: 1, scaleRange: [0.7, 1.4] };
+    const spatial: AugmentConfig = {
+      ...AUGMENT_OFF,
+      rotateProb: 1,
+      rotateDeg: [30, 30, 30],
+      scaleProb: 1,
+      scaleRange: [0.7, 1.4],
+    };
     const big = blocks([24, 32, 32]);
     for (let seed = 0; seed < 6; seed++) {
       for (const fill of ["zero", "edge"] as const) {
@@ -101,8 +119,12 @@ describe("data/augment", () => {
     };
     const g = augment(makeRng(9), image, label, { ...AUGMENT_OFF, gammaProb: 1, gammaInvertProb: 0.5 });
     for (const c of [0, 1]) {
-      const before = stats(image.data, c), after = stats(g.image.data, c);
-      assert.ok(Math.abs(before.m - after.m) < 1e-3 && Math.abs(before.s - after.s) < 1e-3, `${JSON.stringify([before, after])}`);
+      const before = stats(image.data, c),
+        after = stats(g.image.data, c);
+      assert.ok(
+        Math.abs(before.m - after.m) < 1e-3 && Math.abs(before.s - after.s) < 1e-3,
+        `${JSON.stringify([before, after])}`,
+      );
     }
     const noisy = augment(makeRng(2), image, null, { ...AUGMENT_OFF, noiseProb: 1, noiseStd: [0.2, 0.2] });
     const diff = noisy.image.data.map((v, i) => v - image.data[i]);
@@ -113,7 +135,8 @@ describe("data/augment", () => {
 
   it("same seed gives identical output, different seeds differ; AUGMENT_OFF copies", () => {
     const cfg: AugmentConfig = { ...AUGMENT_DEFAULT, noiseProb: 1, rotateProb: 0.5, rot90Prob: 0.5 };
-    const a = augment(makeRng(21), image, label, cfg), b = augment(makeRng(21), image, label, cfg);
+    const a = augment(makeRng(21), image, label, cfg),
+      b = augment(makeRng(21), image, label, cfg);
     assert.deepEqual(Array.from(a.image.data), Array.from(b.image.data));
     assert.deepEqual(Array.from(a.label?.data ?? []), Array.from(b.label?.data ?? []));
     const c = augment(makeRng(22), image, label, cfg);
@@ -125,13 +148,32 @@ describe("data/augment", () => {
   });
 
   it("rejects bad configs and inputs, naming the field", () => {
-    assert.throws(() => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, rotateProb: 2 }), /config\.rotateProb is 2.*\[0, 1\]/);
-    assert.throws(() => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, scaleRange: [1.2, 0.8] }), /config\.scaleRange.*\[1\.2,0\.8\]/);
-    assert.throws(() => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, rot90Planes: [[1, 1]] }), /rot90Planes/);
-    assert.throws(() => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, fill: "reflect" as never }), /config\.fill.*"reflect"/);
+    assert.throws(
+      () => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, rotateProb: 2 }),
+      /config\.rotateProb is 2.*\[0, 1\]/,
+    );
+    assert.throws(
+      () => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, scaleRange: [1.2, 0.8] }),
+      /config\.scaleRange.*\[1\.2,0\.8\]/,
+    );
+    assert.throws(
+      () => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, rot90Planes: [[1, 1]] }),
+      /rot90Planes/,
+    );
+    assert.throws(
+      () => augment(makeRng(0), image, label, { ...AUGMENT_DEFAULT, fill: "reflect" as never }),
+      /config\.fill.*"reflect"/,
+    );
     const small: Grid<Uint8Array> = { data: new Uint8Array(8), shape: [2, 2, 2], channels: 1 };
-    assert.throws(() => augment(makeRng(0), image, small, AUGMENT_DEFAULT), /label shape \[2,2,2\] differs from image shape \[12,16,16\]/);
-    const u8img = { data: new Uint8Array(12 * 16 * 16 * 2), shape: [12, 16, 16], channels: 2 } as unknown as Grid<Float32Array>;
+    assert.throws(
+      () => augment(makeRng(0), image, small, AUGMENT_DEFAULT),
+      /label shape \[2,2,2\] differs from image shape \[12,16,16\]/,
+    );
+    const u8img = {
+      data: new Uint8Array(12 * 16 * 16 * 2),
+      shape: [12, 16, 16],
+      channels: 2,
+    } as unknown as Grid<Float32Array>;
     assert.throws(() => augment(makeRng(0), u8img, label, AUGMENT_DEFAULT), /Float32Array.*Uint8Array/);
     assert.throws(() => rotateScale(image, label, [0, 0, 0], -1), /scale.*-1/);
   });

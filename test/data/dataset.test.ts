@@ -38,7 +38,8 @@ describe("data/dataset", () => {
     assert.deepEqual(c.image.shape, [24, 24, 24]);
     assert.deepEqual(Array.from(c.label!.data), Array.from(ref.label.data));
     let maxDiff = 0;
-    for (let i = 0; i < ref.image.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref.image.data[i] - c.image.data[i]));
+    for (let i = 0; i < ref.image.data.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs(ref.image.data[i] - c.image.data[i]));
     assert.equal(maxDiff, 0);
     const unl = await loadSplit(resolved, "unlabeled");
     assert.equal(unl[0].label, null, "unlabeled cases come without labels");
@@ -51,7 +52,10 @@ describe("data/dataset", () => {
     const bad = generatePhantom(5, 2, { shape: [24, 24, 24], spacing: [8, 16, 16] }).label;
     bad.data[100] = 42;
     writeNifti(resolved.splits.val[0].label!, bad);
-    await assert.rejects(loadCase(resolved, resolved.splits.val[0]), (e: Error) => /p2\.nii\.gz/.test(e.message) && /42/.test(e.message));
+    await assert.rejects(
+      loadCase(resolved, resolved.splits.val[0]),
+      (e: Error) => /p2\.nii\.gz/.test(e.message) && /42/.test(e.message),
+    );
   });
 
   it("refuses an image and label on different grids", async () => {

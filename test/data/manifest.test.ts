@@ -57,7 +57,14 @@ describe("data manifests", () => {
   describe("shipped manifests", () => {
     it("lists the six shipped manifests", () => {
       const names = listManifests();
-      for (const n of ["acdc", "btcv-synapse", "mricron-brain", "msd-task01-braintumour", "msd-task09-spleen", "phantom"]) {
+      for (const n of [
+        "acdc",
+        "btcv-synapse",
+        "mricron-brain",
+        "msd-task01-braintumour",
+        "msd-task09-spleen",
+        "phantom",
+      ]) {
         assert.ok(names.includes(n), `missing ${n} in ${names}`);
       }
     });
@@ -79,8 +86,14 @@ describe("data manifests", () => {
       assert.equal(m.splits.test.length, 12);
       assert.equal(m.labels.length, 14);
       const byName = new Map(m.labels.map((l) => [l.name, l.value]));
-      assert.deepEqual(m.evaluatedLabels!.map((n) => byName.get(n)), [1, 2, 3, 4, 6, 7, 8, 11]);
-      assert.deepEqual(m.splits.unlabeled, Array.from({ length: 20 }, (_, i) => `img00${61 + i}`));
+      assert.deepEqual(
+        m.evaluatedLabels!.map((n) => byName.get(n)),
+        [1, 2, 3, 4, 6, 7, 8, 11],
+      );
+      assert.deepEqual(
+        m.splits.unlabeled,
+        Array.from({ length: 20 }, (_, i) => `img00${61 + i}`),
+      );
       for (const id of m.splits.unlabeled) assert.equal(m.cases.find((c) => c.id === id)!.label, null);
       const c1 = m.cases.find((c) => c.id === "img0001")!;
       assert.equal(c1.image, "RawData/Training/img/img0001.nii.gz");
@@ -112,7 +125,10 @@ describe("data manifests", () => {
       const root = path.join(os.tmpdir(), "phantom-root");
       const r = resolveManifest(m, root, { checkFiles: false });
       assert.equal(r.dataRoot, root);
-      assert.deepEqual([r.splits.unlabeled.length, r.splits.train.length, r.splits.val.length, r.splits.test.length], [24, 8, 4, 4]);
+      assert.deepEqual(
+        [r.splits.unlabeled.length, r.splits.train.length, r.splits.val.length, r.splits.test.length],
+        [24, 8, 4, 4],
+      );
       assert.equal(r.splits.train[0].id, "phantom_024");
       assert.deepEqual(r.splits.train[0].images, [path.join(root, "images", "phantom_024.nii.gz")]);
       assert.equal(r.splits.train[0].label, path.join(root, "labels", "phantom_024.nii.gz"));
@@ -151,7 +167,15 @@ describe("data manifests", () => {
     it("reports every missing file in one error, naming the data root and the manifest", () => {
       const m = parseManifest(tiny(), "tiny.json");
       for (const f of ["a_t1.nii.gz", "a_seg.nii.gz", "c_4d.nii.gz"]) fs.writeFileSync(path.join(root, f), "");
-      const expected = ["a_t2.nii.gz", "b_t1.nii.gz", "b_t2.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz", "d_t1.nii.gz", "d_t2.nii.gz"];
+      const expected = [
+        "a_t2.nii.gz",
+        "b_t1.nii.gz",
+        "b_t2.nii.gz",
+        "b_seg.nii.gz",
+        "c_seg.nii.gz",
+        "d_t1.nii.gz",
+        "d_t2.nii.gz",
+      ];
       let err: ManifestError | undefined;
       try {
         resolveManifest(m, root);
@@ -163,7 +187,8 @@ describe("data manifests", () => {
       assert.match(err.message, /tiny\.json/);
       assert.match(err.message, /7 file\(s\)/);
       for (const f of expected) assert.ok(err.message.includes(path.join(root, f)), `${f} not listed:\n${err.message}`);
-      for (const f of ["a_t1.nii.gz", "a_seg.nii.gz", "c_4d.nii.gz"]) assert.ok(!err.message.includes(path.join(root, f)));
+      for (const f of ["a_t1.nii.gz", "a_seg.nii.gz", "c_4d.nii.gz"])
+        assert.ok(!err.message.includes(path.join(root, f)));
       assert.deepEqual([...err.issues].sort(), expected.map((f) => path.join(root, f)).sort());
     });
 
@@ -233,7 +258,10 @@ describe("data manifests", () => {
     it("rejects absolute paths", () => {
       const j = tiny();
       j.cases[0].label = "/data/a_seg.nii.gz";
-      assert.match(parseError(j).message, /cases\[0\]\.label: paths are relative to the data root.*"\/data\/a_seg\.nii\.gz"/);
+      assert.match(
+        parseError(j).message,
+        /cases\[0\]\.label: paths are relative to the data root.*"\/data\/a_seg\.nii\.gz"/,
+      );
     });
 
     it("rejects duplicate case ids", () => {
@@ -305,12 +333,18 @@ describe("data manifests", () => {
     });
 
     it("names the file for a bad manifest name and for an unknown manifest", () => {
-      assert.throws(() => loadManifest("no-such-dataset"), /no-such-dataset\.json does not exist.*known manifests: .*phantom/);
+      assert.throws(
+        () => loadManifest("no-such-dataset"),
+        /no-such-dataset\.json does not exist.*known manifests: .*phantom/,
+      );
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "manifest-json-"));
       const f = path.join(dir, "broken.json");
       fs.writeFileSync(f, "{ not json");
       try {
-        assert.throws(() => loadManifest(f), (e: Error) => e.message.includes(f) && /not valid JSON/.test(e.message));
+        assert.throws(
+          () => loadManifest(f),
+          (e: Error) => e.message.includes(f) && /not valid JSON/.test(e.message),
+        );
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -330,7 +364,8 @@ describe("data manifests", () => {
     it("names the file and each unexpected value", () => {
       assert.throws(
         () => checkLabelValues(new Int16Array([0, 7, 7, 1, 3, 0, 7]), m, "seg_b.nii.gz"),
-        (e: Error) => /seg_b\.nii\.gz/.test(e.message) && /3 \(1 voxels\)/.test(e.message) && /7 \(3 voxels\)/.test(e.message),
+        (e: Error) =>
+          /seg_b\.nii\.gz/.test(e.message) && /3 \(1 voxels\)/.test(e.message) && /7 \(3 voxels\)/.test(e.message),
       );
       assert.throws(() => checkLabelValues([0, 0.5], m, "float.nii.gz"), /float\.nii\.gz.*0\.5/);
     });

@@ -32,16 +32,22 @@ interface OrganStats {
 function organStats(c: PhantomCase): OrganStats[] {
   const [, H, W] = c.label.shape;
   const s = Array.from({ length: PHANTOM_NUM_CLASSES }, () => ({ count: 0, sd: 0, sh: 0, sw: 0, hu: 0 }));
-  const lab = c.label.data, img = c.image.data;
+  const lab = c.label.data,
+    img = c.image.data;
   for (let i = 0; i < lab.length; i++) {
-    const v = lab[i], o = s[v];
+    const v = lab[i],
+      o = s[v];
     o.count++;
     o.sd += Math.floor(i / (H * W));
     o.sh += Math.floor(i / W) % H;
     o.sw += i % W;
     o.hu += img[i];
   }
-  return s.map((o) => ({ count: o.count, centroid: [o.sd / o.count, o.sh / o.count, o.sw / o.count], meanHu: o.hu / o.count }));
+  return s.map((o) => ({
+    count: o.count,
+    centroid: [o.sd / o.count, o.sh / o.count, o.sw / o.count],
+    meanHu: o.hu / o.count,
+  }));
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -57,11 +63,18 @@ describe("data/phantom", function () {
   });
 
   it("labels follow the BTCV convention for nnFormer's 8 organs", () => {
-    assert.deepEqual(PHANTOM_LABELS.map((l) => l.value), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
-    assert.deepEqual(PHANTOM_LABELS.map((l) => l.btcvValue), [0, 1, 2, 3, 4, 6, 7, 8, 11]);
-    assert.deepEqual(PHANTOM_LABELS.map((l) => l.name), [
-      "background", "spleen", "right kidney", "left kidney", "gallbladder", "liver", "stomach", "aorta", "pancreas",
-    ]);
+    assert.deepEqual(
+      PHANTOM_LABELS.map((l) => l.value),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    );
+    assert.deepEqual(
+      PHANTOM_LABELS.map((l) => l.btcvValue),
+      [0, 1, 2, 3, 4, 6, 7, 8, 11],
+    );
+    assert.deepEqual(
+      PHANTOM_LABELS.map((l) => l.name),
+      ["background", "spleen", "right kidney", "left kidney", "gallbladder", "liver", "stomach", "aorta", "pancreas"],
+    );
   });
 
   it("returns volumes with the configured shape, spacing, affine and source", () => {
@@ -94,7 +107,14 @@ describe("data/phantom", function () {
     const voxelMl = PHANTOM_DEFAULT.spacing.reduce((a, b) => a * b, 1) / 1000;
     // adult organ volumes, mL, generously bounded (the phantom samples sizes +/- 15 % and more for clipped organs)
     const ml: Record<number, [number, number]> = {
-      1: [50, 500], 2: [40, 300], 3: [40, 300], 4: [8, 120], 5: [600, 2600], 6: [100, 900], 7: [25, 160], 8: [15, 150],
+      1: [50, 500],
+      2: [40, 300],
+      3: [40, 300],
+      4: [8, 120],
+      5: [600, 2600],
+      6: [100, 900],
+      7: [25, 160],
+      8: [15, 150],
     };
     for (const [k, c] of cases.entries()) {
       for (const v of c.label.data) assert.ok(v <= 8, `label ${v} in case ${k}`);
@@ -108,9 +128,18 @@ describe("data/phantom", function () {
   it("puts the right kidney at high W (patient right) and the left kidney at low W, liver right, spleen left", () => {
     const mid = 31.5;
     for (const [k, s] of stats.entries()) {
-      assert.ok(s[2].centroid[2] > mid + 5 && s[3].centroid[2] < mid - 5, `case ${k}: kidneys at w ${s[2].centroid[2]}, ${s[3].centroid[2]}`);
-      assert.ok(s[5].centroid[2] > mid && s[1].centroid[2] < mid && s[6].centroid[2] < mid, `case ${k}: liver/spleen/stomach sides`);
-      assert.ok(s[7].centroid[1] < s[8].centroid[1], `case ${k}: the aorta should lie posterior (lower H) to the pancreas`);
+      assert.ok(
+        s[2].centroid[2] > mid + 5 && s[3].centroid[2] < mid - 5,
+        `case ${k}: kidneys at w ${s[2].centroid[2]}, ${s[3].centroid[2]}`,
+      );
+      assert.ok(
+        s[5].centroid[2] > mid && s[1].centroid[2] < mid && s[6].centroid[2] < mid,
+        `case ${k}: liver/spleen/stomach sides`,
+      );
+      assert.ok(
+        s[7].centroid[1] < s[8].centroid[1],
+        `case ${k}: the aorta should lie posterior (lower H) to the pancreas`,
+      );
     }
   });
 
@@ -128,8 +157,18 @@ describe("data/phantom", function () {
       return [Math.min(...m), Math.max(...m)];
     };
     const overlap = (a: number, b: number) => Math.max(range(a)[0], range(b)[0]) < Math.min(range(a)[1], range(b)[1]);
-    for (const [a, b] of [[5, 1], [5, 2], [1, 2], [5, 8], [1, 8], [2, 7]])
-      assert.ok(overlap(a, b), `mean HU of ${name(a)} ${range(a)} and ${name(b)} ${range(b)} should overlap across cases`);
+    for (const [a, b] of [
+      [5, 1],
+      [5, 2],
+      [1, 2],
+      [5, 8],
+      [1, 8],
+      [2, 7],
+    ])
+      assert.ok(
+        overlap(a, b),
+        `mean HU of ${name(a)} ${range(a)} and ${name(b)} ${range(b)} should overlap across cases`,
+      );
     // The kidneys share one intensity distribution per case, so only position tells left from right. Compared on
     // clean renders: in the default ones the bias field, which differs between the two sides, shifts them apart.
     for (let k = 0; k < 5; k++) {
@@ -142,9 +181,12 @@ describe("data/phantom", function () {
     // For each organ, the intensity interval [lo, hi) with the highest Dice over the 10 pooled training cases
     // (exhaustive over 4 HU bins), i.e. the best any intensity-only rule for that organ can do there. Each organ gets
     // its own one-vs-rest interval, which is generous: intervals may overlap. Then Dice on 10 held-out cases.
-    const lo = -1100, bin = 4, nb = 700; // [-1100, 1700) HU
+    const lo = -1100,
+      bin = 4,
+      nb = 700; // [-1100, 1700) HU
     const binOf = (v: number) => Math.min(nb - 1, Math.max(0, Math.floor((v - lo) / bin)));
-    const train = cases.slice(0, 10), test = cases.slice(10, 20);
+    const train = cases.slice(0, 10),
+      test = cases.slice(10, 20);
     const all = new Float64Array(nb + 1);
     const per = ORGANS.map(() => new Float64Array(nb + 1));
     for (const c of train)
@@ -158,7 +200,8 @@ describe("data/phantom", function () {
       for (const p of per) p[b + 1] += p[b];
     }
     const intervals = ORGANS.map((_, k) => {
-      const p = per[k], g = p[nb];
+      const p = per[k],
+        g = p[nb];
       let best = { dice: -1, a: 0, b: 0 };
       for (let a = 0; a < nb; a++)
         for (let b = a + 1; b <= nb; b++) {
@@ -171,10 +214,13 @@ describe("data/phantom", function () {
       const { a, b } = intervals[k];
       return mean(
         test.map((c) => {
-          let tp = 0, pred = 0, ref = 0;
+          let tp = 0,
+            pred = 0,
+            ref = 0;
           for (let i = 0; i < c.label.data.length; i++) {
             const bi = binOf(c.image.data[i]);
-            const inP = bi >= a && bi < b, inR = c.label.data[i] === o;
+            const inP = bi >= a && bi < b,
+              inR = c.label.data[i] === o;
             if (inP) pred++;
             if (inR) ref++;
             if (inP && inR) tp++;
@@ -188,8 +234,14 @@ describe("data/phantom", function () {
       const { a, b, dice } = intervals[k];
       return `        ${name(o).padEnd(13)} [${lo + a * bin}, ${lo + b * bin}) HU  train ${dice.toFixed(3)}  test ${diceTest[k].toFixed(3)}`;
     });
-    console.log(`      best intensity-interval classifier (10 train / 10 test cases):\n${rows.join("\n")}\n      mean test Dice over 8 organs: ${meanDice.toFixed(3)} (true labels: 1.000)`);
-    assert.ok(meanDice < 0.5, `intensity alone reaches mean Dice ${meanDice.toFixed(3)}: the phantom is a threshold exercise`);
+    console.log(
+      `      best intensity-interval classifier (10 train / 10 test cases):\n${rows.join("\n")}\n` +
+        `      mean test Dice over 8 organs: ${meanDice.toFixed(3)} (true labels: 1.000)`,
+    );
+    assert.ok(
+      meanDice < 0.5,
+      `intensity alone reaches mean Dice ${meanDice.toFixed(3)}: the phantom is a threshold exercise`,
+    );
     assert.ok(meanDice > 0.02, `mean Dice ${meanDice} suspiciously low: is the classifier broken?`);
   });
 
@@ -200,14 +252,51 @@ describe("data/phantom", function () {
     const present = new Set(small.label.data);
     for (const o of [1, 2, 3, 5, 6]) assert.ok(present.has(o), `${name(o)} missing at 16x24x32`);
     // the same case at 32^3 and 64^3 has about the same organ volumes in mL
-    const big = cases[0], mid = generatePhantom(0, 0, { shape: [32, 32, 32] });
-    const ml = (c: PhantomCase, o: number) => (organStats(c)[o].count * c.label.spacing.reduce((a, b) => a * b, 1)) / 1000;
+    const big = cases[0],
+      mid = generatePhantom(0, 0, { shape: [32, 32, 32] });
+    const ml = (c: PhantomCase, o: number) =>
+      (organStats(c)[o].count * c.label.spacing.reduce((a, b) => a * b, 1)) / 1000;
     for (const o of [1, 2, 3, 5, 6]) {
       const r = ml(mid, o) / ml(big, o);
-      assert.ok(r > 0.75 && r < 1.33, `${name(o)}: ${ml(mid, o).toFixed(0)} mL at 32^3 vs ${ml(big, o).toFixed(0)} mL at 64^3`);
+      assert.ok(
+        r > 0.75 && r < 1.33,
+        `${name(o)}: ${ml(mid, o).toFixed(0)} mL at 32^3 vs ${ml(big, o).toFixed(0)} mL at 64^3`,
+      );
     }
     // explicit spacing is recorded as given
     assert.deepEqual(generatePhantom(0, 0, { shape: [16, 16, 16], spacing: [2, 1, 1] }).image.spacing, [2, 1, 1]);
+  });
+
+  it("renders byte-identical volumes to the recorded ones (label, tissue, image bytes and geometry)", () => {
+    // Recorded from the generator before it became a table of painters; any change to the draws or the painting
+    // order shows up here. Float32 bytes are compared, so the arithmetic must be the same, not just close.
+    const golden: Array<[number, number, Partial<Parameters<typeof generatePhantom>[2]>, string]> = [
+      [0, 0, {}, "f902570a84a39a98f40759f78489d1ca28220e44cb2c438c7a478581c5c8344b"],
+      [0, 1, {}, "ede342e7eab97f4340003bcbd63a6ed81af4d54da012c4bee229ed6a7ad3966c"],
+      [0, 5, {}, "2a361c5974fac26bb3360eee8c9179e08b86739459ad9400c68edee79fa26450"],
+      [3, 2, {}, "c5c635d5d2eac7670ae3077559b5470ae8452299199adf9cd13ac8aad4ecf68a"],
+      [7, 3, { shape: [16, 24, 32] }, "1507cb98414ea5bc747a0f8c751fba112b7fc5975133ea5ac11c7aa2ec2f2c04"],
+      [
+        1,
+        0,
+        { shape: [32, 40, 36], noiseStd: 0, blurSigma: 0, biasStrength: 0, deformMm: 0 },
+        "8c671ae43c1adfd637380d8e787847f309cbbd433f4db9ca52a9576c0b513d10",
+      ],
+      [
+        2,
+        4,
+        { shape: [20, 20, 20], spacing: [2, 1, 1], deformMm: 20, blurSigma: 1.3 },
+        "4f871fd2ff157b147011a8c101b4c3f4372c422eb52f497c8aa86af8a1fe56d0",
+      ],
+    ];
+    for (const [seed, index, config, want] of golden) {
+      const c = generatePhantom(seed, index, config);
+      const h = createHash("sha256");
+      for (const v of [c.label, c.tissue, c.image])
+        h.update(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength));
+      h.update(JSON.stringify([c.image.shape, c.image.spacing, c.image.affine, c.image.source]));
+      assert.equal(h.digest("hex"), want, `seed ${seed} case ${index} ${JSON.stringify(config)}`);
+    }
   });
 
   it("rejects bad configs with a message naming the field and the fix", () => {
@@ -225,6 +314,10 @@ describe("data/phantom", function () {
     assert.deepEqual(c.label.data, cases[0].label.data); // acquisition settings do not move the anatomy
     assert.equal(c.image.data[0], -1000);
     for (let i = 0; i < c.tissue.data.length; i++)
-      if (c.label.data[i]) assert.ok(c.tissue.data[i] >= 9 && c.tissue.data[i] !== 10 && c.tissue.data[i] !== 11, `organ on tissue ${c.tissue.data[i]}`);
+      if (c.label.data[i])
+        assert.ok(
+          c.tissue.data[i] >= 9 && c.tissue.data[i] !== 10 && c.tissue.data[i] !== 11,
+          `organ on tissue ${c.tissue.data[i]}`,
+        );
   });
 });

@@ -4,7 +4,8 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { Shape3, Volume, diagonalAffine } from "../../src/data/volume";
+import { Volume, diagonalAffine } from "../../src/data/volume";
+import { Vec3 } from "../../src/runtime/math";
 import { readNifti } from "../../src/data/nifti";
 import {
   Predictor,
@@ -19,7 +20,7 @@ const SCALE = 3; // logit of the true class
 const P_TRUE = Math.exp(SCALE) / (Math.exp(SCALE) + K - 1);
 
 /** A deterministic label map with all K classes, and an image whose channel 0 is that label (channel 1 is noise). */
-function labelImage(shape: Shape3, channels = 1): { image: Volume<Float32Array>; labels: Uint8Array } {
+function labelImage(shape: Vec3, channels = 1): { image: Volume<Float32Array>; labels: Uint8Array } {
   const n = shape[0] * shape[1] * shape[2];
   const labels = new Uint8Array(n);
   const data = new Float32Array(n * channels);
@@ -84,7 +85,7 @@ describe("infer/sliding_window", () => {
     assert.ok(g.every((v) => v > 0 && v <= 1));
   });
 
-  const cases: [string, Shape3, Shape3, Partial<Parameters<typeof slidingWindowPredict>[2]>][] = [
+  const cases: [string, Vec3, Vec3, Partial<Parameters<typeof slidingWindowPredict>[2]>][] = [
     ["larger than the crop, odd sizes", [13, 17, 11], [8, 8, 8], {}],
     ["equal to the crop", [8, 8, 8], [8, 8, 8], {}],
     ["smaller than the crop on some axes (zero padding)", [5, 9, 3], [8, 8, 8], {}],
@@ -109,8 +110,8 @@ describe("infer/sliding_window", () => {
     it(`weights overlapping windows by the Gaussian map (brute-force check, mirror ${JSON.stringify(mirror)})`, async () => {
       // Each window predicts one constant distribution computed from the mean of its input, so the result at a voxel
       // is sum_w g_w(v) p_w / sum_w g_w(v), which we compute here directly.
-      const shape: Shape3 = [9, 7, 10];
-      const crop: Shape3 = [4, 4, 6];
+      const shape: Vec3 = [9, 7, 10];
+      const crop: Vec3 = [4, 4, 6];
       const n = 9 * 7 * 10;
       const data = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.37));
       const image: Volume<Float32Array> = {
@@ -168,7 +169,7 @@ describe("infer/sliding_window", () => {
   it("mirror TTA averages softmax over flips and undoes each flip", async () => {
     // Ignores the input: class-1 logit grows along W. Flipping W and flipping back gives the mirrored ramp, so the
     // average at w is (sigmoid(a w) + sigmoid(a (cw - 1 - w))) / 2; flips along D, H change nothing.
-    const crop: Shape3 = [3, 4, 5];
+    const crop: Vec3 = [3, 4, 5];
     const ramp: Predictor = (x) =>
       tf.tidy(() => {
         const w = tf.reshape(tf.range(0, 5, 1, "float32"), [1, 1, 1, 5, 1]);

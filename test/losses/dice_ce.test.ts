@@ -31,7 +31,7 @@ describe("losses/dice_ce", () => {
       { batchDice: false, excludeBackground: false, smooth: 1 },
     ] as DiceCeOptions[]) {
       const logits = input([...shape, K], 3, 3);
-      const asInt = (x: tf.Tensor) => tf.tensor(lab, shape, "int32");
+      const asInt = (_x: tf.Tensor) => tf.tensor(lab, shape, "int32");
       const fast = valueAndGrads((x) => diceCeLoss(x, asInt(x), opts), [logits]);
       const plain = valueAndGrads((x) => diceCeLossPlain(x, asInt(x), opts), [logits]);
       assertClose(fast, plain, `dice_ce ${JSON.stringify(opts)}`);

@@ -2,8 +2,8 @@ import { strict as assert } from "assert";
 import { nnFormerForwardMacs } from "../../src/models/nnformer_flops";
 import { NNFORMER_ACDC, NNFORMER_SYNAPSE, NNFORMER_TINY, NNFORMER_TUMOR } from "../../src/models/nnformer";
 
-// MAC counts measured on the official PyTorch networks (shared/reference/nnformer.md §1 and §3, and
-// wasm-fast-ops.md §7 for the 64³/embed-48 network: 7.38 GFLOP forward). The benchmark's GFLOP/s rest on these.
+// MAC counts measured on the official PyTorch networks (docs/nnformer.md §1 and §3, and
+// docs/wasm-fast-ops.md §7 for the 64³/embed-48 network: 7.38 GFLOP forward). The benchmark's GFLOP/s rest on these.
 const G = 1e9;
 const near = (got: number, want: number, tol: number, what: string) =>
   assert.ok(Math.abs(got - want) <= tol, `${what}: ${got.toFixed(3)} vs ${want}`);

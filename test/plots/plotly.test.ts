@@ -20,7 +20,6 @@ describe("plots/plotly", () => {
     const js = `var a = "</script>"; var b = '<SCRIPT src=x>'; var c = "<!-- x";`;
     const out = inlineSafe(js);
     assert.ok(!/<\/script/i.test(out) && !/<script/i.test(out) && !out.includes("<!--"), out);
-    // eslint-disable-next-line no-new-func
     const vals = new Function(`${out}; return [a, b, c];`)();
     assert.deepEqual(vals, ["</script>", "<SCRIPT src=x>", "<!-- x"]);
   });

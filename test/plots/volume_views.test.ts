@@ -1,10 +1,11 @@
 import { strict as assert } from "assert";
-import { Shape3, Volume, diagonalAffine, voxelIndex } from "../../src/data/volume";
+import { Volume, diagonalAffine, voxelIndex } from "../../src/data/volume";
+import { Vec3 } from "../../src/runtime/math";
 import { extractSlice, foregroundCentroid, orthoSlices, sliceGrid } from "../../src/plots/volume_views";
 import { figureToHtml } from "../../src/plots/plotly";
 
 /** Image whose value encodes its voxel position: 100 d + 10 h + w (for small shapes). */
-function ramp(shape: Shape3, spacing: Shape3 = [1, 1, 1]): Volume<Float32Array> {
+function ramp(shape: Vec3, spacing: Vec3 = [1, 1, 1]): Volume<Float32Array> {
   const data = new Float32Array(shape[0] * shape[1] * shape[2]);
   for (let d = 0; d < shape[0]; d++)
     for (let h = 0; h < shape[1]; h++)
@@ -15,7 +16,7 @@ function ramp(shape: Shape3, spacing: Shape3 = [1, 1, 1]): Volume<Float32Array> 
 }
 
 /** Label map with a box of class `c` over [d0,d1) x [h0,h1) x [w0,w1). */
-function boxLabel(shape: Shape3, boxes: [number, number[], number[], number[]][]): Volume<Uint8Array> {
+function boxLabel(shape: Vec3, boxes: [number, number[], number[], number[]][]): Volume<Uint8Array> {
   const data = new Uint8Array(shape[0] * shape[1] * shape[2]);
   for (const [c, [d0, d1], [h0, h1], [w0, w1]] of boxes) {
     for (let d = d0; d < d1; d++)
@@ -37,7 +38,7 @@ describe("plots/volume_views", () => {
   });
 
   it("orthoSlices: three gray heatmaps + three label overlays + legend, crosshairs, spacing-aware aspect", () => {
-    const shape: Shape3 = [6, 8, 10];
+    const shape: Vec3 = [6, 8, 10];
     const image = ramp(shape, [3, 1, 0.5]);
     const label = boxLabel(shape, [
       [1, [1, 3], [2, 4], [2, 6]],
@@ -113,7 +114,7 @@ describe("plots/volume_views", () => {
   });
 
   it("slices longer than maxPixels are downsampled and the figure JSON stays small", () => {
-    const shape: Shape3 = [40, 600, 520];
+    const shape: Vec3 = [40, 600, 520];
     const data = new Float32Array(shape[0] * shape[1] * shape[2]).map((_, i) => (i % 997) / 997);
     const image: Volume = {
       data,
@@ -136,7 +137,7 @@ describe("plots/volume_views", () => {
   });
 
   it("sliceGrid: one panel per volume on the same plane, shared window, consistent label colours", () => {
-    const shape: Shape3 = [6, 8, 10];
+    const shape: Vec3 = [6, 8, 10];
     const image = ramp(shape);
     const truth = boxLabel(shape, [[2, [1, 4], [2, 5], [3, 7]]]);
     const pred = boxLabel(shape, [

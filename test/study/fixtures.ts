@@ -3,7 +3,7 @@
 import { RunResult, StudyCell } from "../../src/study/grid";
 import { makeRng, seedFrom } from "../../src/runtime/random";
 
-export const ORGANS = ["spleen", "kidney_r", "liver", "aorta"];
+const ORGANS = ["spleen", "kidney_r", "liver", "aorta"];
 
 export function fakeResult(cell: StudyCell): RunResult {
   const rng = makeRng(seedFrom(cell.key));

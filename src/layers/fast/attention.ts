@@ -1,4 +1,4 @@
-// Window attention softmax(q·kᵀ·scale + bias + mask)·v with a hand-written gradient (wasm-fast-ops.md §4).
+// Window attention softmax(q·kᵀ·scale + bias + mask)·v with a hand-written gradient (docs/wasm-fast-ops.md §4).
 // A batched matMul never reaches XNNPACK on wasm, but a depthwise conv does: for g = (window, head),
 // C[g] = A[g]·B[g] is ONE tf.depthwiseConv2d with input A laid out [1, m, k, g] and filter B laid out [1, k, g, n]
 // (channel multiplier n), 'valid' -> [1, m, 1, g·n] = C laid out [m, g, n]; XNNPACK runs it as a grouped GEMM.
@@ -6,8 +6,8 @@
 // q, k, v are token-major [nW·N, C] = [w, n, h, d]; i/j index query/key tokens.
 import * as tf from "@tensorflow/tfjs";
 import { WindowAttentionArgs } from "../ops";
-import { checkAttention, windowMask } from "../plain_ops";
-import { cachedConstant, customOp, r3, r4 } from "./common";
+import { checkAttention, customOp, windowMask } from "../op_helpers";
+import { cachedConstant, r3, r4 } from "./common";
 
 /** C [m, g, n] = A [m, k, g] · B [k, g, n] per group g, as one depthwise convolution. */
 function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {

@@ -1,33 +1,9 @@
-// Shared helpers for the hand-written-gradient ops (see shared/reference/wasm-fast-ops.md).
+// Shared helpers for the hand-written-gradient ops (see docs/wasm-fast-ops.md): cached constants, column sums,
+// padding/cropping views, typed reshapes and a fast 2-D transpose.
 import * as tf from "@tensorflow/tfjs";
 
-/** What a customGrad body returns: the value and one gradient per input, in input order. */
-export interface GradResult<T extends tf.Tensor> {
-  value: T;
-  gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor[];
-}
-
-/**
- * Run `body` as one tf.customGrad node over `inputs`. Gradients flow only to `inputs`; anything else the body
- * closes over (indices, masks, geometry) is treated as a constant. Tensors the backward needs must go through
- * `save`: the forward runs inside a tidy.
- */
-export function customOp<T extends tf.Tensor>(
-  inputs: tf.Tensor[],
-  body: (xs: tf.Tensor[], save: tf.GradSaveFunc) => GradResult<T>,
-): T {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const r = body(args.slice(0, -1) as tf.Tensor[], save);
-    // tfjs runs a custom gradient outside any tidy scope: without this one, every temporary of the backward would
-    // live until the whole backward pass ends (enough to exhaust wasm's 4 GB heap on larger networks)
-    return {
-      value: r.value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy as T, saved)),
-    };
-  });
-  return f(...inputs) as T;
-}
+// customOp lives in ../op_helpers.ts (plain ops use it too); re-exported for the modules that import it from here.
+export { customOp } from "../op_helpers";
 
 // Constants kept across calls, one per backend and key. XNNPACK caches its packed right-hand operand per
 // tensor, so a cached `ones` or selection matrix is packed once instead of every step.
@@ -93,11 +69,6 @@ export function fitAxis(t: tf.Tensor3D, start: number, len: number): tf.Tensor3D
   const have = out.shape[1];
   if (cropStart > 0 || have - cropStart > len) out = tf.slice(out, [0, cropStart, 0], [a, len, r]);
   return out;
-}
-
-/** PyTorch output length of a convolution along one axis. */
-export function convOutLength(len: number, kernel: number, stride: number, pad: number): number {
-  return Math.floor((len + 2 * pad - kernel) / stride) + 1;
 }
 
 /** Typed reshapes (tfjs cannot infer the rank of `t.reshape([...])`). */

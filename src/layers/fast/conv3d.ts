@@ -1,4 +1,4 @@
-// Conv3d with hand-written gradients for tfjs-wasm (wasm-fast-ops.md §2), channels-last, any kernel, stride and
+// Conv3d with hand-written gradients for tfjs-wasm (docs/wasm-fast-ops.md §2), channels-last, any kernel, stride and
 // symmetric padding, batch B ≥ 1. Two routes, picked by output size (pickConvRoute):
 //
 // "z-split conv2d" (default): the depth axis is split off and every depth tap kz is one tf.conv2d over the
@@ -20,7 +20,8 @@
 // spec.inputGrad === false skips dX (returned as zeros). Everything works on rank ≤ 4 views.
 import * as tf from "@tensorflow/tfjs";
 import { Conv3dSpec, Triple } from "../ops";
-import { cachedConstant, columnSum, convOutLength, customOp, fitAxis, r2, r3, r4, r5, transpose2d } from "./common";
+import { cachedConstant, columnSum, fitAxis, r4, r5, transpose2d } from "./common";
+import { convOutLength, customOp } from "../op_helpers";
 
 export type ConvRoute = "zsplit" | "gather";
 
@@ -55,7 +56,7 @@ function geometry(x: tf.Tensor5D, w: tf.Tensor5D, spec: Conv3dSpec): Geometry {
  * The z-split route's fixed cost is re-packing the filter slices (∝ Ci·Co), gather-im2col's cost grows with
  * P·27·Ci (tf.gather ~21 ns/element), so gather wins when the output has no more voxels than channels.
  */
-export function pickConvRoute(g: Geometry): ConvRoute {
+function pickConvRoute(g: Geometry): ConvRoute {
   const p = g.B * g.outSize[0] * g.outSize[1] * g.outSize[2];
   return p <= g.co && g.ci >= 32 ? "gather" : "zsplit";
 }

@@ -1,11 +1,11 @@
-// ConvTranspose3d with kernel == stride (wasm-fast-ops.md §3): every input voxel writes its own kD×kH×kW block, so
+// ConvTranspose3d with kernel == stride (docs/wasm-fast-ops.md §3): every input voxel writes its own kD×kH×kW block, so
 // the layer is a linear map x [P, Ci] -> [P, (kD, kH, kW, Co)] (custom-grad linear, bias fused as a tiled row)
 // followed by a depth-to-space of two rank-4 transposes, whose autodiff (the inverse transposes) is already cheap.
 // Output padding (PyTorch output_padding) appends trailing planes that hold only the bias.
 import * as tf from "@tensorflow/tfjs";
 import { Triple } from "../ops";
-import { convTransposeMatrix, depthToSpace3d } from "../plain_ops";
-import { customOp, ones2d, r2 } from "./common";
+import { convTransposeMatrix, customOp, depthToSpace3d } from "../op_helpers";
+import { ones2d, r2 } from "./common";
 import { addBiasRows, fastLinear, linearTransposedWeight } from "./linear";
 
 /** b [Co] tiled K times to [K·Co]; the gradient sums the K copies with a cached ones row (no tf.tile gradient). */

@@ -5,7 +5,8 @@
 // scatter 1.7 ms; [343,24] -> [4096,24]: 26 vs 6 ms; [2000,48] -> [2000,48]: 48 vs 8 ms (building and transposing the
 // one-hot costs more than the whole scatter). It stays available for tests.
 import * as tf from "@tensorflow/tfjs";
-import { customOp, r2 } from "./common";
+import { r2 } from "./common";
+import { customOp } from "../op_helpers";
 
 export type GatherBackward = "scatter" | "oneHot";
 

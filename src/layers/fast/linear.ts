@@ -1,4 +1,4 @@
-// Linear layer y = x·W + b with a hand-written gradient (wasm-fast-ops.md §1).
+// Linear layer y = x·W + b with a hand-written gradient (docs/wasm-fast-ops.md §1).
 // Only a rank-2 matMul without transpose flags reaches XNNPACK on wasm, and matMul's autodiff uses the flags, so:
 //   forward: tf.fused.matMul (bias fused into the GEMM)
 //   dX     : dY @ transpose(W)
@@ -6,10 +6,11 @@
 //            is packed and the other transposed; db comes from a matMul with a cached ones tensor (tf.sum over
 //            axis 0 is ~15x slower on wasm).
 import * as tf from "@tensorflow/tfjs";
-import { columnSum, customOp, ones2d, transpose2d } from "./common";
+import { columnSum, ones2d, transpose2d } from "./common";
+import { customOp } from "../op_helpers";
 
 /** dW [Cin, Cout] and (optionally) db [Cout] of y = x·W + b, from x [T, Cin] and dY [T, Cout]. */
-export function linearParamGrads(x: tf.Tensor2D, dy: tf.Tensor2D, withBias: boolean): tf.Tensor[] {
+function linearParamGrads(x: tf.Tensor2D, dy: tf.Tensor2D, withBias: boolean): tf.Tensor[] {
   const [T, ci] = x.shape;
   const co = dy.shape[1];
   // with fewer tokens than input channels (deep stages) the [Cout, Cin] result would be the biggest thing to transpose
@@ -29,7 +30,7 @@ export function linearParamGrads(x: tf.Tensor2D, dy: tf.Tensor2D, withBias: bool
  * right operand), or, when the token count is small (deep stages: T = 16 against a [1536, 384] weight),
  * dXᵀ = W·dYᵀ keeps W as the left operand (never packed) and transposes only the two thin T-row matrices.
  */
-export function linearInputGrad(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+function linearInputGrad(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   const [t, co] = dy.shape;
   const ci = w.shape[0];
   if (t * (ci + co) < ci * co) return tf.transpose(tf.matMul(w, tf.transpose(dy))) as tf.Tensor2D;

@@ -1,6 +1,7 @@
-// LayerNorm and exact GELU with hand-written gradients (wasm-fast-ops.md §5 "fast+", 3-13 % faster per block).
+// LayerNorm and exact GELU with hand-written gradients (docs/wasm-fast-ops.md §5 "fast+", 3-13 % faster per block).
 import * as tf from "@tensorflow/tfjs";
-import { columnSum, customOp } from "./common";
+import { columnSum } from "./common";
+import { customOp } from "../op_helpers";
 
 /** LayerNorm over the last axis of x [T, C]; dγ and dβ are column sums done as matMuls with a cached ones row. */
 export function fastLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {

@@ -3,8 +3,7 @@
 // of the same slices/concat is ~4.5x slower on wasm (the concat gradient is a SplitV and the slice gradient a pad).
 import * as tf from "@tensorflow/tfjs";
 import { Triple } from "../ops";
-import { rollAxis } from "../plain_ops";
-import { customOp } from "./common";
+import { customOp, rollAxis } from "../op_helpers";
 
 function rollAll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D {
   let y = x;

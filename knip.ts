@@ -1,0 +1,27 @@
+// knip: unused files, exports, types and dependencies. Notebooks count as entries: their code cells are read as one
+// TypeScript file, with the `./src/...` imports (relative to the kernel's working directory, the project root)
+// rewritten to be relative to notebooks/.
+import type { KnipConfig } from "knip";
+
+interface NotebookCell {
+  cell_type: string;
+  source: string | string[];
+}
+
+const notebookCode = (text: string): string =>
+  (JSON.parse(text) as { cells: NotebookCell[] }).cells
+    .filter((c) => c.cell_type === "code")
+    .map((c) => (Array.isArray(c.source) ? c.source.join("") : c.source))
+    .join("\n")
+    .replace(/(["'])\.\/src\//g, "$1../src/");
+
+const config: KnipConfig = {
+  entry: ["scripts/**/*.ts", "test/**/*.test.ts", "notebooks/*.ipynb"],
+  project: ["src/**/*.ts", "test/**/*.ts", "scripts/**/*.ts", "notebooks/*.ipynb"],
+  compilers: { ipynb: notebookCode },
+  ignoreBinaries: ["jupyter"],
+  // An export also used in its own file is live code (often exported for tests or users); only dead code is reported.
+  ignoreExportsUsedInFile: true,
+};
+
+export default config;
