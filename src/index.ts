@@ -4,6 +4,7 @@
 // Runtime: backend selection, seeded randomness, atomic writes.
 export { initBackend, describeBackend, backendReport, type BackendName } from "./runtime/backend";
 export { makeRng, seedFrom, normal, randInt, type Rng } from "./runtime/random";
+export type { Vec3 } from "./runtime/math";
 export { writeFileAtomic, assertWritableDir } from "./runtime/files";
 
 // Data: volumes, NIfTI, manifests, the phantom dataset, preprocessing.
@@ -25,7 +26,7 @@ export { AUGMENT_DEFAULT, AUGMENT_OFF, augment, type AugmentConfig } from "./dat
 // Layers: the op implementations every model runs on, and the parameter contract.
 export { plainOps } from "./layers/plain_ops";
 export { fastOps, selectOps } from "./layers/fast_ops";
-export type { Ops, Triple } from "./layers/ops";
+export type { Ops } from "./layers/ops";
 export { ParamStore, SpecList, countParams, paramTable, type ParamSpec, type ParamHolder } from "./layers/param_specs";
 
 // Models: nnFormer (presets, plan, parameters, official weights), the baselines, the registry.
@@ -40,7 +41,7 @@ export {
 } from "./models/nnformer";
 export * from "./models/nnformer_presets";
 export { NnFormerSegmentation, nnFormerOf } from "./models/nnformer_segmentation";
-export { nnFormerForwardMacs } from "./models/nnformer_flops";
+export { nnFormerForwardMacs, nnFormerStepFlops } from "./models/nnformer_flops";
 export { importOfficialWeights, exportOfficialWeights, officialStateDict } from "./models/official_weights";
 export { Unet3d, UNET3D_CPU, UNET3D_NNUNET, type Unet3dConfig } from "./models/unet3d";
 export { Unetr, UNETR_CPU, UNETR_BTCV, type UnetrConfig } from "./models/unetr";

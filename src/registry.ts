@@ -2,7 +2,7 @@
 // crops; swin-unetr-f12 vs -f48); the old nnFormer names are kept as aliases (MODEL_ALIASES). Every builder takes the
 // data-dependent fields (channels, classes, crop) and a seed, and returns a SegmentationModel. Each entry says what
 // the model can do (capabilities), so callers never decide by name prefix.
-import type { Triple } from "./layers/ops";
+
 import type { SegmentationModel } from "./models/types";
 import type { Preprocessing } from "./data/preprocess";
 import {
@@ -33,13 +33,14 @@ import {
   TransUnet3d,
   type TransUnet3dConfig,
 } from "./models/transunet3d";
+import type { Vec3 } from "./runtime/math";
 
 /** What every builder needs from the data and the run. */
 export interface BuildOptions {
   inChannels: number;
   numClasses: number;
   /** Training crop [D, H, W]. */
-  cropSize: Triple;
+  cropSize: Vec3;
   seed: number;
 }
 
@@ -65,10 +66,10 @@ export interface RegistryEntry<C = unknown> {
   /** Builds from a complete config (as stored in a checkpoint), weights zero until loaded. */
   fromConfig: (config: C, name: string) => SegmentationModel<C>;
   /** Unit-test size: a crop and preset overrides that keep the structure but run in well under a second. */
-  tiny: { cropSize: Triple; overrides: Partial<C> };
+  tiny: { cropSize: Vec3; overrides: Partial<C> };
 }
 
-type Common = { inChannels: number; numClasses: number; cropSize: Triple };
+type Common = { inChannels: number; numClasses: number; cropSize: Vec3 };
 
 function entry<C extends Common>(
   registeredName: string,

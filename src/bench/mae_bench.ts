@@ -4,11 +4,12 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Ops } from "../layers/ops";
 import { selectOps } from "../layers/fast_ops";
-import { NNFORMER_MICRO, NNFORMER_TINY, type NnFormerConfig } from "../models/nnformer";
+import { NNFORMER_E12_16X32X32, NNFORMER_E48_64X64X64, type NnFormerConfig } from "../models/nnformer";
 import { MaeNnFormer } from "../mae/mae3d";
 import type { MaskMode } from "../mae/masking";
 import { ADAMW_MAE, Optimizer, clipByGlobalNorm, defaultRule } from "../train/optim";
 import { makeRng, normal, seedFrom } from "../runtime/random";
+import { lowerMedian } from "../runtime/math";
 
 export interface MaeBenchRow {
   preset: string;
@@ -26,8 +27,6 @@ export interface MaeBenchRow {
   /** Why the mode cannot run on this preset (e.g. compact crop too small). */
   skipped?: string;
 }
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
 
 /** Times `steps` MAE pretraining steps of `config` in `mode` (median, after `warmup` untimed steps). */
 export async function benchMaeStep(
@@ -80,14 +79,14 @@ export async function benchMaeStep(
     opt.dispose();
     mae.dispose();
   }
-  return { ...row, stepMs: median(times), timedSteps: times.length };
+  return { ...row, stepMs: lowerMedian(times), timedSteps: times.length };
 }
 
 /** Every masking mode on the tiny preset (and micro): one row each; compact at r 0.75 and 0.875. */
 export async function benchMaeModes(
   options: { steps?: number; warmup?: number; presets?: Array<"tiny" | "micro"> } = {},
 ): Promise<MaeBenchRow[]> {
-  const presets: Record<string, NnFormerConfig> = { tiny: NNFORMER_TINY, micro: NNFORMER_MICRO };
+  const presets: Record<string, NnFormerConfig> = { tiny: NNFORMER_E48_64X64X64, micro: NNFORMER_E12_16X32X32 };
   const rows: MaeBenchRow[] = [];
   for (const preset of options.presets ?? ["tiny", "micro"]) {
     const cases: Array<[MaskMode, number]> = [

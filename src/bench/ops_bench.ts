@@ -5,11 +5,13 @@
 // fwd+bwd = tf.grads of Σ out·R for a fixed random R; 1 warm-up call, then the median of `reps` calls.
 // GFLOP/s counts matmul/conv FLOPs only (2 per multiply-add), fwd+bwd = 3 × forward, for the fast version.
 import * as tf from "@tensorflow/tfjs";
-import { Conv3dSpec, Ops, Triple } from "../layers/ops";
+import { Conv3dSpec } from "../layers/ops";
 import { plainOps } from "../layers/plain_ops";
 import { fastOps } from "../layers/fast_ops";
 import { ConvRoute, fastConv3d } from "../layers/fast/conv3d";
 import { diceCeLoss, diceCeLossPlain } from "../losses/dice_ce";
+import type { Vec3 } from "../runtime/math";
+import { prod, lowerMedian } from "../runtime/math";
 
 export interface BenchRow {
   op: string;
@@ -43,13 +45,6 @@ interface Case {
   fast: (...xs: tf.Tensor[]) => tf.Tensor;
 }
 
-const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
-
-function median(a: number[]): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s[(s.length - 1) >> 1];
-}
-
 /** Median ms of fwd+bwd of f on fresh copies of the inputs. */
 function timeFwdBwd(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], wrt: number[], reps: number): number {
   const r = tf.tidy(() => tf.randomNormal(f(...inputs).shape, 0, 1, "float32", 7));
@@ -73,10 +68,10 @@ function timeFwdBwd(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], w
     ts.push(performance.now() - t0);
   }
   r.dispose();
-  return median(ts);
+  return lowerMedian(ts);
 }
 
-function convCase(name: string, x: number[], co: number, spec: Conv3dSpec, kernel: Triple = [3, 3, 3]): Case {
+function convCase(name: string, x: number[], co: number, spec: Conv3dSpec, kernel: Vec3 = [3, 3, 3]): Case {
   const [, D, H, W, ci] = x;
   const out = [D, H, W].map((n, a) => Math.floor((n + 2 * spec.padding[a] - kernel[a]) / spec.stride[a]) + 1);
   const wrt = spec.inputGrad === false ? [1, 2] : [0, 1, 2];
@@ -91,7 +86,7 @@ function convCase(name: string, x: number[], co: number, spec: Conv3dSpec, kerne
   };
 }
 
-function convTCase(name: string, x: number[], co: number, k: Triple): Case {
+function convTCase(name: string, x: number[], co: number, k: Vec3): Case {
   const [, D, H, W, ci] = x;
   return {
     op: `convT ${name}`,

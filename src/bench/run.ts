@@ -6,21 +6,26 @@ import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
 import { BackendReport, describeBackend } from "../runtime/backend";
 import { writeFileAtomic } from "../runtime/files";
-import { NNFORMER_MICRO, NNFORMER_SMALL, NNFORMER_TINY, NnFormerConfig } from "../models/nnformer";
+import {
+  NNFORMER_E12_16X32X32,
+  NNFORMER_E24_32X64X64,
+  NNFORMER_E48_64X64X64,
+  NnFormerConfig,
+} from "../models/nnformer";
 import { Conv3dSpec, Ops } from "../layers/ops";
 import { plainOps } from "../layers/plain_ops";
 import { fastOps } from "../layers/fast_ops";
 import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
-import { benchOps, formatBench, BenchRow } from "./ops_bench";
+import { benchConvRoutes, benchOps, formatBench, BenchRow } from "./ops_bench";
 import { benchMaeModes, MaeBenchRow } from "./mae_bench";
 import { benchModelStep, formatModelStepTable, ModelStepRow } from "./model_bench";
-import type { Triple } from "../layers/ops";
+import type { Vec3 } from "../runtime/math";
 
 /** Presets the step benchmark knows. `tiny` is the issue's reference network: Synapse structure, crop 64³, embed 48, 14 classes. */
 export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
-  tiny: { ...NNFORMER_TINY, numClasses: 14 },
-  small: NNFORMER_SMALL,
-  micro: NNFORMER_MICRO,
+  tiny: { ...NNFORMER_E48_64X64X64, numClasses: 14 },
+  small: NNFORMER_E24_32X64X64,
+  micro: NNFORMER_E12_16X32X32,
 };
 
 /**
@@ -65,7 +70,7 @@ export interface BenchRunOptions {
   /** Registered models for the per-model step benchmark (fast ops), e.g. the Table II set; default none. */
   models?: string[];
   /** Crop of the per-model benchmark; default [32, 64, 64] (the table2 profile's). */
-  modelCrop?: Triple;
+  modelCrop?: Vec3;
   /** Batch of the per-model benchmark; default 2 (the study's). */
   modelBatch?: number;
   out: string;
@@ -87,6 +92,8 @@ export interface BenchReport {
   mae: MaeBenchRow[];
   kernels: Record<string, KernelTime[]>;
   ops: BenchRow[];
+  /** The two fast conv3d routes timed at the merge shapes (with --micro). */
+  convRoutes?: { shape: string; zsplitMs: number; gatherMs: number }[];
   errors: string[];
 }
 
@@ -256,6 +263,10 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     log("\nop microbenchmarks (fwd+bwd, fresh inputs each call):");
     report.ops = benchOps({ reps: 3 });
     log(formatBench(report.ops));
+    log("\nfast conv3d routes at the merge shapes (fwd+bwd ms; sets pickConvRoute's size rule):");
+    const routes = benchConvRoutes(3);
+    for (const r of routes) log(`  ${r.shape}: zsplit ${r.zsplitMs.toFixed(1)} ms, gather ${r.gatherMs.toFixed(1)} ms`);
+    report.convRoutes = routes;
   }
   writeFileAtomic(o.out, JSON.stringify(report, null, 2) + "\n");
   log(`\nwritten ${path.relative(process.cwd(), o.out) || o.out}`);

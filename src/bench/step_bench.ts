@@ -10,6 +10,7 @@ import { Ops } from "../layers/ops";
 import { deepSupervisionLoss } from "../losses/dice_ce";
 import { Optimizer, clipByGlobalNorm } from "../train/optim";
 import { makeRng, seedFrom } from "../runtime/random";
+import { lowerMedian } from "../runtime/math";
 
 export interface StepBenchRow {
   preset: string;
@@ -51,8 +52,6 @@ export interface KernelTime {
   calls: number;
   ms: number;
 }
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
 
 export interface TrainingTimes {
   /** Median wall time of a training step, ms. */
@@ -131,9 +130,9 @@ export async function timeTrainingSteps(
       kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
     }
     return {
-      stepMs: median(stepTimes),
-      stepCpuMs: median(cpuTimes),
-      forwardMs: median(fwdTimes),
+      stepMs: lowerMedian(stepTimes),
+      stepCpuMs: lowerMedian(cpuTimes),
+      forwardMs: lowerMedian(fwdTimes),
       peakTensorMiB: info.peakBytes / 2 ** 20,
       kernels,
     };

@@ -1,14 +1,15 @@
 // Evaluation of a segmentation model on whole volumes: sliding-window prediction of each case, Dice per class.
 // Used by fine-tuning's validation (train/segmentation.ts) and the study's test metrics.
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import type { SegmentationModel } from "../models/types";
 import type { Volume } from "../data/volume";
 import { slidingWindowPredict } from "./sliding_window";
 import { diceScores, nanMean } from "../metrics/dice";
+import type { Vec3 } from "../runtime/math";
 
 export interface DiceEvalOptions {
-  cropSize: Triple;
+  cropSize: Vec3;
   numClasses: number;
   classes?: number[];
   overlap?: number;

@@ -3,9 +3,11 @@
 // unetr_block.py) as (spec, forward) pairs that use MONAI's state_dict names. MONAI builds every conv of these blocks
 // with bias=False (get_conv_layer's default) and norm "instance" = nn.InstanceNorm3d without affine parameters.
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "./ops";
+import { Ops } from "./ops";
 import type { SpecList } from "./param_specs";
 import { cachedConstant, customOp } from "./fast/common";
+import type { Vec3 } from "../runtime/math";
+import { cube } from "../runtime/math";
 
 /** What a block's forward needs: the ops and the weights by PyTorch name. */
 export interface NetContext {
@@ -18,7 +20,6 @@ export interface NetContext {
 
 export const IN_EPS = 1e-5;
 export const LEAKY_SLOPE = 0.01;
-const cube = (n: number): Triple => [n, n, n];
 
 /** The activation after a norm: LeakyReLU with this negative slope (0 = ReLU), or none. */
 export type NormAct = { slope: number } | null;
@@ -205,8 +206,8 @@ export function conv(
   ctx: NetContext,
   x: tf.Tensor5D,
   name: string,
-  stride: Triple,
-  padding: Triple,
+  stride: Vec3,
+  padding: Vec3,
   inputGrad = true,
 ): tf.Tensor5D {
   const w = ctx.p(`${name}.weight`) as tf.Tensor5D;

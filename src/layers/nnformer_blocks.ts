@@ -2,9 +2,10 @@
 // Spec: docs/nnformer.md §2. Every function reads its weights through a ParamGetter keyed by the official
 // PyTorch state_dict names (layouts already converted: Linear (in,out), Conv3d (d,h,w,in,out), ConvT (d,h,w,out,in)).
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "./ops";
+import { Ops } from "./ops";
 import type { Rng } from "../runtime/random";
 import { WindowGeometry, partitionIndex, mergeIndex } from "./window_attention3d";
+import type { Vec3 } from "../runtime/math";
 
 /** Returns the tensor stored under an official name (throws on unknown names). */
 export type ParamGetter = (name: string) => tf.Tensor;
@@ -67,8 +68,8 @@ export function conv3d(
   x: tf.Tensor5D,
   p: ParamGetter,
   prefix: string,
-  stride: Triple,
-  padding: Triple,
+  stride: Vec3,
+  padding: Vec3,
   inputGrad = true,
 ): tf.Tensor5D {
   return ctx.ops.conv3d(x, p(`${prefix}.weight`) as tf.Tensor5D, p(`${prefix}.bias`) as tf.Tensor1D, {

@@ -3,7 +3,8 @@
 // checks and torch.roll of one axis. This file sits below both, so neither implementation imports the other.
 import * as tf from "@tensorflow/tfjs";
 import { prod } from "../runtime/math";
-import { Triple, WindowAttentionArgs } from "./ops";
+import { WindowAttentionArgs } from "./ops";
+import type { Vec3 } from "../runtime/math";
 
 /** What a customGrad body returns: the value and one gradient per input, in input order. */
 export interface GradResult<T extends tf.Tensor> {
@@ -45,7 +46,7 @@ export function convOutLength(len: number, kernel: number, stride: number, pad: 
 export function depthToSpace3d(
   z: tf.Tensor2D,
   dims: [number, number, number, number],
-  k: Triple,
+  k: Vec3,
   co: number,
 ): tf.Tensor5D {
   const [B, D, H, W] = dims;

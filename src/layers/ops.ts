@@ -5,14 +5,13 @@
 //     (see docs/wasm-fast-ops.md). Same values and gradients as plainOps within float tolerance.
 // Models take an Ops argument, so the same model code runs either way and the benchmark can compare them.
 import * as tf from "@tensorflow/tfjs";
-
-export type Triple = [number, number, number];
+import type { Vec3 } from "../runtime/math";
 
 export interface Conv3dSpec {
   /** Stride per axis [sD, sH, sW]. */
-  stride: Triple;
+  stride: Vec3;
   /** Symmetric zero padding per axis [pD, pH, pW] (PyTorch Conv3d semantics). */
-  padding: Triple;
+  padding: Vec3;
   /** False for a network's first conv: the image needs no gradient, so dX may be skipped (returned as zeros). */
   inputGrad?: boolean;
 }
@@ -42,7 +41,7 @@ export interface Ops {
    * (tfjs conv3dTranspose layout), b [Co] or null. Output [B, D·kD + oD, H·kH + oH, W·kW + oW, Co] where
    * outputPadding [oD, oH, oW] adds trailing planes that receive only the bias (PyTorch output_padding).
    */
-  convTranspose3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, outputPadding?: Triple): tf.Tensor5D;
+  convTranspose3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, outputPadding?: Vec3): tf.Tensor5D;
   /**
    * softmax(q·kᵀ·scale + bias + mask)·v per window and head. q, k, v are [numWindows·N, C] token-major, with
    * C = heads·headDim and the channel axis ordered (head, dim). Returns [numWindows·N, C] in the same layout.
@@ -55,7 +54,7 @@ export interface Ops {
   /** Exact GELU, x·Φ(x) with the erf form (PyTorch nn.GELU default). */
   gelu<T extends tf.Tensor>(x: T): T;
   /** torch.roll over the spatial axes of x [B, D, H, W, C]: out[d] = x[(d - shift) mod D], per axis. */
-  roll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D;
+  roll(x: tf.Tensor5D, shifts: Vec3): tf.Tensor5D;
   /**
    * InstanceNorm3d over D·H·W per (sample, channel) with optional affine gamma, beta [C], then LeakyReLU(slope)
    * (ReLU at slope 0) or nothing (act null). x [B, D, H, W, C]. The conv-block models' normalisation.

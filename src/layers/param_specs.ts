@@ -3,8 +3,10 @@
 // tf.Variables keyed by those names. The spec list counts parameters without allocating, allocates them, and drives
 // the official-weights adapter and the kit's checkpoints, so one loader and one exporter serve every model.
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "./ops";
+
 import { makeRng, normal, seedFrom, type Rng } from "../runtime/random";
+import type { Vec3 } from "../runtime/math";
+import { prod } from "../runtime/math";
 
 /** How a tensor maps between PyTorch and our layout. "embedding": torch [1, N, E] ↔ ours [N, E]. */
 export type ParamKind = "linear" | "conv" | "convT" | "vector" | "rpb" | "embedding";
@@ -44,8 +46,6 @@ export interface ParamHolder {
   readonly params: ParamStore;
 }
 
-export const prod = (t: readonly number[]) => t.reduce((a, b) => a * b, 1);
-
 /** Permutation taking the PyTorch layout to ours (Linear (out,in)→(in,out); Conv3d (o,i,d,h,w)→(d,h,w,i,o); ConvT (i,o,d,h,w)→(d,h,w,o,i)). */
 export function torchToTfPerm(kind: ParamKind): number[] | null {
   return kind === "linear" ? [1, 0] : kind === "conv" || kind === "convT" ? [2, 3, 4, 1, 0] : null;
@@ -81,7 +81,7 @@ export class SpecList {
     name: string,
     cin: number,
     cout: number,
-    k: Triple,
+    k: Vec3,
     opts: { bias: boolean; init?: ParamInit; zeroGradBias?: boolean },
   ): void {
     const fanIn = cin * prod(k);
@@ -108,7 +108,7 @@ export class SpecList {
   }
 
   /** nn.ConvTranspose3d(cin, cout, k, stride=k, bias). Torch computes its fan_in from weight dim 1 (= cout). */
-  convT(name: string, cin: number, cout: number, k: Triple, opts: { bias: boolean; init?: ParamInit }): void {
+  convT(name: string, cin: number, cout: number, k: Vec3, opts: { bias: boolean; init?: ParamInit }): void {
     const fanIn = cout * prod(k);
     const init = opts.init ?? "uniform";
     this.add({

@@ -7,7 +7,7 @@
 //   gatherRows: tf.gather's gradient needs UnsortedSegmentSum, which wasm lacks, so on wasm the gather is a one-hot
 //               matMul (small tables) or a customGrad whose backward is tf.scatterND (sums duplicate indices).
 import * as tf from "@tensorflow/tfjs";
-import { Conv3dSpec, Ops, Triple, WindowAttentionArgs } from "./ops";
+import { Conv3dSpec, Ops, WindowAttentionArgs } from "./ops";
 import { instanceNormActPlain } from "./conv_blocks3d";
 import {
   checkAttention,
@@ -18,6 +18,7 @@ import {
   rollAxis,
   windowMask,
 } from "./op_helpers";
+import type { Vec3 } from "../runtime/math";
 
 /** Largest R·M for which plain gatherRows on wasm builds a dense one-hot [M, R] matrix. */
 const PLAIN_ONE_HOT_MAX = 1 << 24;
@@ -28,7 +29,7 @@ function linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D | null): tf.Tenso
 }
 
 /** Zero-pad x [B, D, H, W, C] by p before and `extra` after each spatial axis. */
-function padSpatial(x: tf.Tensor5D, p: Triple, extra: Triple = [0, 0, 0]): tf.Tensor5D {
+function padSpatial(x: tf.Tensor5D, p: Vec3, extra: Vec3 = [0, 0, 0]): tf.Tensor5D {
   if (p.every((v, i) => v === 0 && extra[i] === 0)) return x;
   return tf.pad(x, [
     [0, 0],
@@ -59,7 +60,7 @@ function conv3dIm2col(x: tf.Tensor5D, w: tf.Tensor5D, spec: Conv3dSpec): tf.Tens
   const lens = [D, H, W];
   const ks = [kD, kH, kW];
   // extra trailing zeros so that every strided view k + s·n stays in range
-  const extra = [0, 1, 2].map((a) => Math.max(0, ks[a] - 1 + s[a] * out[a] - (lens[a] + 2 * p[a]))) as Triple;
+  const extra = [0, 1, 2].map((a) => Math.max(0, ks[a] - 1 + s[a] * out[a] - (lens[a] + 2 * p[a]))) as Vec3;
   const xp = padSpatial(x, p, extra);
   const [, Dp, Hp, Wp] = xp.shape;
   const cols: tf.Tensor2D[] = [];
@@ -88,7 +89,7 @@ function conv3d(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D | null, spec: Con
 }
 
 /** Pad trailing planes (output padding) on each spatial axis of y [B, D, H, W, C]. */
-function padTrailing(y: tf.Tensor5D, extra: Triple): tf.Tensor5D {
+function padTrailing(y: tf.Tensor5D, extra: Vec3): tf.Tensor5D {
   if (extra.every((v) => v === 0)) return y;
   return tf.pad(y, [
     [0, 0],
@@ -109,7 +110,7 @@ function convTranspose3d(
   x: tf.Tensor5D,
   w: tf.Tensor5D,
   b: tf.Tensor1D | null,
-  outputPadding: Triple = [0, 0, 0],
+  outputPadding: Vec3 = [0, 0, 0],
 ): tf.Tensor5D {
   checkConvTranspose(x, w);
   const [B, D, H, W, Ci] = x.shape;
@@ -152,7 +153,7 @@ function gelu<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
-function roll(x: tf.Tensor5D, shifts: Triple): tf.Tensor5D {
+function roll(x: tf.Tensor5D, shifts: Vec3): tf.Tensor5D {
   let y = x;
   for (let a = 0; a < 3; a++) y = rollAxis(y, a + 1, shifts[a]);
   return y;

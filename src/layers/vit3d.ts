@@ -3,16 +3,17 @@
 // which is MONAI's flatten(2) order, so "proj_feat" back to a volume is a plain reshape to [B, gD, gH, gW, E].
 // The patch-embedding conv (kernel = stride = patch) runs as a linear layer on flattened patches.
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "./ops";
+
 import type { NetContext } from "./conv_blocks3d";
 import type { SpecList } from "./param_specs";
+import type { Vec3 } from "../runtime/math";
 
 export interface VitShape {
   inChannels: number;
   /** Patch [pD, pH, pW] (kernel = stride of the embedding conv). */
-  patch: Triple;
+  patch: Vec3;
   /** Token grid [gD, gH, gW] = crop / patch. */
-  grid: Triple;
+  grid: Vec3;
   hidden: number;
   mlpDim: number;
   numLayers: number;
@@ -49,7 +50,7 @@ export function vitSpec(L: SpecList, prefix: string, s: VitShape): void {
 }
 
 /** x [B, D, H, W, C] → flattened patches [B·gD·gH·gW, pD·pH·pW·C], each patch ordered (pD, pH, pW, C). */
-export function patchify(x: tf.Tensor5D, p: Triple): tf.Tensor2D {
+export function patchify(x: tf.Tensor5D, p: Vec3): tf.Tensor2D {
   const [B, D, H, W, C] = x.shape;
   const g = [D / p[0], H / p[1], W / p[2]];
   if (p.every((v) => v === 1)) return tf.reshape(x, [B * D * H * W, C]);
@@ -129,6 +130,6 @@ export function vitEncode(ctx: NetContext, x: tf.Tensor5D, prefix: string, s: Vi
 }
 
 /** Tokens [B·L, E] → volume [B, gD, gH, gW, E] (MONAI proj_feat). */
-export function tokensToVolume(t: tf.Tensor2D, batch: number, grid: Triple): tf.Tensor5D {
+export function tokensToVolume(t: tf.Tensor2D, batch: number, grid: Vec3): tf.Tensor5D {
   return tf.reshape(t, [batch, ...grid, t.shape[1]]) as tf.Tensor5D;
 }

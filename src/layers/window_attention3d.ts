@@ -1,16 +1,16 @@
+import type { Vec3 } from "../runtime/math";
 // 3D (shifted-)window attention pieces shared by the nnFormer blocks: the relative-position-bias index (with the
 // official quirk), the −100 shift mask, and gather indices that do pad + roll + window partition (and the reverse)
 // as ONE row gather on a token matrix [B·S·H·W, C], so nothing above rank 2 is ever sliced or transposed.
 // Spec: docs/nnformer.md §2.3–2.4.
-import type { Triple } from "./ops";
 
 /** Tokens per window, N = w0·w1·w2. */
-export function windowTokens(w: Triple): number {
+export function windowTokens(w: Vec3): number {
   return w[0] * w[1] * w[2];
 }
 
 /** Rows of the relative-position-bias table: (2w0−1)(2w1−1)(2w2−1) (all of them count as parameters). */
-export function rpbTableRows(w: Triple): number {
+export function rpbTableRows(w: Vec3): number {
   return (2 * w[0] - 1) * (2 * w[1] - 1) * (2 * w[2] - 1);
 }
 
@@ -19,7 +19,7 @@ export function rpbTableRows(w: Triple): number {
  * 'ij' meshgrid, then idx = δs·(3·w1 − 1) + δh·(2·w1 − 1) + δw. Deliberately the official formula, which uses w1
  * twice (a correct 3D Swin would use (2w1−1)(2w2−1) and (2w2−1)); replicated for weight and numeric parity.
  */
-export function officialRelativePositionIndex(w: Triple): Int32Array {
+export function officialRelativePositionIndex(w: Vec3): Int32Array {
   const N = windowTokens(w);
   const cs = new Int32Array(N),
     ch = new Int32Array(N),
@@ -48,13 +48,13 @@ export function officialRelativePositionIndex(w: Triple): Int32Array {
 /** How one transformer block sees its token grid: window, shift, padded grid, mask on/off. */
 export interface WindowGeometry {
   /** Token grid [S, H, W] of the stage. */
-  grid: Triple;
+  grid: Vec3;
   /** Effective window (after the global rule). */
-  window: Triple;
+  window: Vec3;
   /** Cyclic shift per axis; the map is rolled by −shift only when every component is > 0 (official condition). */
-  shift: Triple;
+  shift: Vec3;
   /** Grid zero-padded up to window multiples. */
-  padded: Triple;
+  padded: Vec3;
   /** Windows per batch item. */
   numWindows: number;
   /** Tokens per window. */
@@ -70,14 +70,14 @@ export interface WindowGeometry {
  * min(grid) on every axis and the shift 0; window must be cubic) or "equal" (ACDC: shift 0 only when grid == window).
  */
 export function blockGeometry(
-  grid: Triple,
-  window: Triple,
+  grid: Vec3,
+  window: Vec3,
   shifted: boolean,
   rule: "min" | "equal",
   shiftMasked: boolean,
 ): WindowGeometry {
-  let w: Triple = [...window] as Triple;
-  let shift: Triple = shifted ? [Math.floor(w[0] / 2), Math.floor(w[1] / 2), Math.floor(w[2] / 2)] : [0, 0, 0];
+  let w: Vec3 = [...window] as Vec3;
+  let shift: Vec3 = shifted ? [Math.floor(w[0] / 2), Math.floor(w[1] / 2), Math.floor(w[2] / 2)] : [0, 0, 0];
   if (rule === "min") {
     const m = Math.min(...grid);
     if (m <= w[0]) {
@@ -87,7 +87,7 @@ export function blockGeometry(
   } else if (grid[0] === w[0] && grid[1] === w[1] && grid[2] === w[2]) {
     shift = [0, 0, 0];
   }
-  const padded = grid.map((g, a) => Math.ceil(g / w[a]) * w[a]) as Triple;
+  const padded = grid.map((g, a) => Math.ceil(g / w[a]) * w[a]) as Vec3;
   const rolled = shift[0] > 0 && shift[1] > 0 && shift[2] > 0;
   const numWindows = (padded[0] / w[0]) * (padded[1] / w[1]) * (padded[2] / w[2]);
   return { grid, window: w, shift, padded, numWindows, tokens: windowTokens(w), rolled, masked: rolled && shiftMasked };

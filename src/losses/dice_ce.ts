@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { cachedConstant, r2, r3, transpose2d } from "../layers/fast/common";
 import { customOp } from "../layers/op_helpers";
-import { Triple } from "../layers/ops";
+import type { Vec3 } from "../runtime/math";
 
 export interface DiceCeOptions {
   /** Dice statistics pooled over the whole batch (nnU-Net batch_dice) instead of per batch item. */
@@ -146,7 +146,7 @@ export function diceCeLossPlain(logits: tf.Tensor, target: tf.Tensor, opts: Dice
 /** Flat source voxel of every output voxel, by input shape and output size (a few deep-supervision shapes). */
 const downsampleIndex = new Map<string, Int32Array>();
 
-function nearestIndex(b: number, inSize: Triple, factors: Triple): Int32Array {
+function nearestIndex(b: number, inSize: Vec3, factors: Vec3): Int32Array {
   const key = `${b}|${inSize}|${factors}`;
   let idx = downsampleIndex.get(key);
   if (!idx) {
@@ -172,9 +172,9 @@ function nearestIndex(b: number, inSize: Triple, factors: Triple): Int32Array {
  * f·o + (f−1)/2, so for even f the two differ by half a voxel. One row gather with a cached index (strided slices of
  * the innermost axis cost one copy call per voxel on wasm).
  */
-export function nearestDownsample(target: tf.Tensor, size: Triple): tf.Tensor {
+export function nearestDownsample(target: tf.Tensor, size: Vec3): tf.Tensor {
   return tf.tidy(() => {
-    const factors = [0, 0, 0] as Triple;
+    const factors = [0, 0, 0] as Vec3;
     for (let a = 0; a < 3; a++) {
       const f = target.shape[a + 1] / size[a];
       if (!Number.isInteger(f) || f < 1)
@@ -223,7 +223,7 @@ export function deepSupervisionLoss(
   return tf.tidy(() => {
     const terms = outputs.map((o, i) => {
       let t = targets.length === 1 ? targets[0] : targets[i];
-      if (targets.length === 1 && i > 0) t = nearestDownsample(t, [o.shape[1], o.shape[2], o.shape[3]] as Triple);
+      if (targets.length === 1 && i > 0) t = nearestDownsample(t, [o.shape[1], o.shape[2], o.shape[3]] as Vec3);
       return tf.mul(loss(o, t, opts), weights[i]);
     });
     return tf.addN(terms) as tf.Scalar;

@@ -15,7 +15,7 @@
 //     encoder (UM-MAE switches to a coordinate MLP) so that they transfer; see "Compact mode" below.
 // No drop path during pretraining (MAE); tensors are channels-last [B, D, H, W, C]; tokens [B·S·H·W, C].
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import { LN_EPS } from "../layers/nnformer_blocks";
 import { selectOps } from "../layers/fast_ops";
 import { officialRelativePositionIndex } from "../layers/window_attention3d";
@@ -28,7 +28,7 @@ import {
   type NnFormerEncoding,
 } from "../models/nnformer";
 import type { Rng } from "../runtime/random";
-import { ParamStore, SpecList, prod, type ParamSpec } from "../layers/param_specs";
+import { ParamStore, SpecList, type ParamSpec } from "../layers/param_specs";
 import {
   MaskConfig,
   MaskSample,
@@ -44,6 +44,8 @@ import {
   voxelVisibility,
   visibilityAt,
 } from "./masking";
+import type { Vec3 } from "../runtime/math";
+import { prod } from "../runtime/math";
 
 export interface MaeConfig {
   mask: MaskConfig;
@@ -106,9 +108,9 @@ export function maskedMse(pred: tf.Tensor5D, target: tf.Tensor5D, masked: tf.Ten
 export function normPixTargets(
   x: Float32Array,
   batch: number,
-  crop: Triple,
+  crop: Vec3,
   channels: number,
-  block: Triple,
+  block: Vec3,
   eps: number,
 ): Float32Array {
   const out = new Float32Array(x.length);
@@ -158,7 +160,7 @@ export function maeParamSpecs(c: NnFormerConfig, m: MaeConfig): ParamSpec[] {
   const d = m.decoderDims;
   const bias = (name: string, n: number) =>
     L.add({ name, shape: [n], torchShape: [n], kind: "vector", init: "uniform", fanIn: n });
-  const convT = (name: string, cin: number, cout: number, k: Triple) => {
+  const convT = (name: string, cin: number, cout: number, k: Vec3) => {
     L.add({
       name: `${name}.weight`,
       shape: [...k, cout, cin], // ConvTranspose3d [kD, kH, kW, Co, Ci]
@@ -397,7 +399,7 @@ export class MaeNnFormer {
         }
         const below = enc.grids[s - 1];
         const k = c.downStrides[s - 1];
-        const outPad = below.map((n, ax) => n - grid[ax] * k[ax]) as Triple;
+        const outPad = below.map((n, ax) => n - grid[ax] * k[ax]) as Vec3;
         const up = ops.convTranspose3d(
           f5,
           this.p(`mae_decoder.up${s}.weight`) as tf.Tensor5D,
@@ -512,7 +514,7 @@ function checkDecoderGrids(c: NnFormerConfig): void {
  * Rows of a full-window RPB table for each row of a smaller window's table: compact row r (the official index of some
  * offset inside the small window) → the official index of the same offset in the full window. Unused rows → 0.
  */
-export function subWindowRows(small: Triple, full: Triple, rows: number): Int32Array {
+export function subWindowRows(small: Vec3, full: Vec3, rows: number): Int32Array {
   const idx = officialRelativePositionIndex(small);
   const N = small[0] * small[1] * small[2];
   const out = new Int32Array(rows);

@@ -9,11 +9,13 @@
 //           back to the full grids for the decoder. See mae3d.ts for how the compact encoder shares the RPB tables.
 // Everything here is plain JS on typed arrays (masks are data, drawn on the CPU from a seeded rng).
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "../layers/ops";
+
 import type { NnFormerConfig, NnFormerPlan } from "../models/nnformer";
 import { planNnFormer } from "../models/nnformer";
 import { keyMaskFromVisibility, partitionIndex, type WindowGeometry } from "../layers/window_attention3d";
 import type { Rng } from "../runtime/random";
+import type { Vec3 } from "../runtime/math";
+import { prod } from "../runtime/math";
 
 export type MaskMode = "sparse" | "simmim" | "compact";
 export const MASK_MODES: readonly MaskMode[] = ["sparse", "simmim", "compact"];
@@ -23,16 +25,15 @@ export interface MaskConfig {
   /** Fraction of mask units hidden, in (0, 1). 0.75 (MAE, sparse, compact), 0.6 (SimMIM); compact: 0.75 or 0.875 only. */
   ratio: number;
   /** Mask-unit size in voxels [D, H, W]; a multiple of the embedding patch that divides the crop. Default patch × stage-0 window. */
-  unit: Triple;
+  unit: Vec3;
 }
 
 const fmt = (v: unknown) => JSON.stringify(v);
-const prod = (t: readonly number[]) => t.reduce((a, b) => a * b, 1);
 
 /** Embedding patch × stage-0 window, so an unshifted stage-0 window is all visible or all masked ((2,4,4)×4 = (8,16,16)). */
-export function defaultMaskUnit(c: NnFormerConfig): Triple {
+export function defaultMaskUnit(c: NnFormerConfig): Vec3 {
   const w = planNnFormer(c).encoder[0].blocks[0].window; // effective window (after the global rule)
-  return c.patchSize.map((p, a) => p * w[a]) as Triple;
+  return c.patchSize.map((p, a) => p * w[a]) as Vec3;
 }
 
 /** A MaskConfig with the defaults for a model: sparse, r 0.75 (simmim 0.6), unit = patch × stage-0 window. */
@@ -42,12 +43,12 @@ export function defaultMaskConfig(c: NnFormerConfig, over: Partial<MaskConfig> =
 }
 
 /** Mask units per axis: crop / unit. */
-export function maskUnitGrid(crop: Triple, unit: Triple): Triple {
-  return crop.map((n, a) => n / unit[a]) as Triple;
+export function maskUnitGrid(crop: Vec3, unit: Vec3): Vec3 {
+  return crop.map((n, a) => n / unit[a]) as Vec3;
 }
 
 /** The 1×2×2 (r 0.75) or 2×2×2 (r 0.875) group of compact mode; throws for other ratios. */
-export function compactGroup(ratio: number): Triple {
+export function compactGroup(ratio: number): Vec3 {
   if (Math.abs(ratio - 0.75) < 1e-9) return [1, 2, 2];
   if (Math.abs(ratio - 0.875) < 1e-9) return [2, 2, 2];
   throw new Error(
@@ -128,21 +129,21 @@ export interface MaskSample {
   mode: MaskMode;
   ratio: number;
   batch: number;
-  crop: Triple;
-  unit: Triple;
+  crop: Vec3;
+  unit: Vec3;
   /** Units per axis. */
-  unitGrid: Triple;
+  unitGrid: Vec3;
   /** [B·gD·gH·gW], 1 visible / 0 masked, row-major per sample. */
   visible: Uint8Array;
   /** Compact mode: the group [gD, gH, gW] and, per sample and group (row-major over the group grid), the kept unit's flat index. */
-  compact?: { group: Triple; groupGrid: Triple; kept: Int32Array };
+  compact?: { group: Vec3; groupGrid: Vec3; kept: Int32Array };
 }
 
 /**
  * MAE random masking on a unit grid: per sample, a random permutation (Fisher-Yates from `rng`) keeps exactly
  * round((1 − ratio)·N) units visible. Returns [B·N], 1 visible.
  */
-export function randomMasking(rng: Rng, grid: Triple, ratio: number, batch = 1): Uint8Array {
+export function randomMasking(rng: Rng, grid: Vec3, ratio: number, batch = 1): Uint8Array {
   if (!(ratio > 0 && ratio < 1))
     throw new Error(`randomMasking: ratio = ${ratio}: use a fraction strictly between 0 and 1, e.g. 0.75`);
   const N = prod(grid);
@@ -165,11 +166,11 @@ export function randomMasking(rng: Rng, grid: Triple, ratio: number, batch = 1):
 /** UM-MAE uniform sampling: exactly one random unit of every group is visible. */
 export function uniformMasking(
   rng: Rng,
-  grid: Triple,
-  group: Triple,
+  grid: Vec3,
+  group: Vec3,
   batch = 1,
-): { visible: Uint8Array; kept: Int32Array; groupGrid: Triple } {
-  const gg = grid.map((n, a) => n / group[a]) as Triple;
+): { visible: Uint8Array; kept: Int32Array; groupGrid: Vec3 } {
+  const gg = grid.map((n, a) => n / group[a]) as Vec3;
   if (gg.some((n) => !Number.isInteger(n)))
     throw new Error(`uniformMasking: unit grid ${fmt(grid)} is not divisible by the group ${fmt(group)}`);
   const N = prod(grid),
@@ -195,14 +196,14 @@ export function uniformMasking(
 }
 
 /** Draws the batch's mask for the configured mode (random for sparse/simmim, uniform for compact). */
-export function drawMask(rng: Rng, m: MaskConfig, crop: Triple, batch: number): MaskSample {
+export function drawMask(rng: Rng, m: MaskConfig, crop: Vec3, batch: number): MaskSample {
   const unitGrid = maskUnitGrid(crop, m.unit);
   const base = {
     mode: m.mode,
     ratio: m.ratio,
     batch,
-    crop: [...crop] as Triple,
-    unit: [...m.unit] as Triple,
+    crop: [...crop] as Vec3,
+    unit: [...m.unit] as Vec3,
     unitGrid,
   };
   if (m.mode === "compact") {
@@ -220,7 +221,7 @@ export function drawMask(rng: Rng, m: MaskConfig, crop: Triple, batch: number): 
  * Visibility on any grid that tiles the crop (voxels, embedding grids, stage grids): [B·S·H·W], 1 when the cell
  * overlaps a visible unit ("a coarser position is active if any child is visible").
  */
-export function visibilityAt(s: MaskSample, grid: Triple): Uint8Array {
+export function visibilityAt(s: MaskSample, grid: Vec3): Uint8Array {
   const { crop, unit, unitGrid: ug, batch } = s;
   // per axis: the unit range [lo, hi) each cell overlaps
   const ranges = grid.map((n, a) => {
@@ -276,11 +277,6 @@ export function maskVolume(x: Float32Array, s: MaskSample, channels = 1): Float3
   return out;
 }
 
-/** Zeroes masked voxels of a tensor [B, D, H, W, C] (a multiply, broadcast over channels). */
-export function maskVolumeTensor(x: tf.Tensor5D, s: MaskSample): tf.Tensor5D {
-  return tf.tidy(() => tf.mul(x, tf.tensor5d(Float32Array.from(voxelVisibility(s)), [s.batch, ...s.crop, 1])));
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Sparse-mode encoder hooks (EncoderMaskHooks of nnformer.ts).
 
@@ -310,7 +306,7 @@ function hasMixedWindow(g: WindowGeometry, batch: number, vis: Uint8Array): bool
  */
 export function sparseEncoderHooks(s: MaskSample, keyMaskValue = -1e9) {
   const visCache = new Map<string, Uint8Array>();
-  const vis = (grid: Triple) => {
+  const vis = (grid: Vec3) => {
     const key = `${grid}`;
     let v = visCache.get(key);
     if (!v) visCache.set(key, (v = visibilityAt(s, grid)));
@@ -318,7 +314,7 @@ export function sparseEncoderHooks(s: MaskSample, keyMaskValue = -1e9) {
   };
   const keyCache = new Map<string, Float32Array | null>();
   return {
-    afterConv(x: tf.Tensor5D, site: { grid: Triple }): tf.Tensor5D {
+    afterConv(x: tf.Tensor5D, site: { grid: Vec3 }): tf.Tensor5D {
       const m = tf.tensor5d(Float32Array.from(vis(site.grid)), [s.batch, ...site.grid, 1]);
       return tf.mul(x, m);
     },
@@ -333,7 +329,7 @@ export function sparseEncoderHooks(s: MaskSample, keyMaskValue = -1e9) {
       }
       return km ? tf.tensor3d(km, [site.batch * g.numWindows, g.tokens, g.tokens]) : null;
     },
-    afterBlock(x: tf.Tensor2D, site: { grid: Triple }): tf.Tensor2D {
+    afterBlock(x: tf.Tensor2D, site: { grid: Vec3 }): tf.Tensor2D {
       const v = vis(site.grid);
       return tf.mul(x, tf.tensor2d(Float32Array.from(v), [v.length, 1]));
     },
@@ -344,8 +340,8 @@ export function sparseEncoderHooks(s: MaskSample, keyMaskValue = -1e9) {
 // Compact mode: gather kept units into a half-size crop, and scatter features back.
 
 /** The compact crop: crop ÷ group (voxels). */
-export function compactCrop(crop: Triple, group: Triple): Triple {
-  return crop.map((n, a) => n / group[a]) as Triple;
+export function compactCrop(crop: Vec3, group: Vec3): Vec3 {
+  return crop.map((n, a) => n / group[a]) as Vec3;
 }
 
 /** Packs the kept unit of every group of x [B, D, H, W, C] into the compact crop [B, D/gD, H/gH, W/gW, C]. */
@@ -384,7 +380,7 @@ export function compactGather(x: Float32Array, s: MaskSample, channels = 1): Flo
  * ("fine": the cell belongs to one unit, exact scatter from its kept copy, masked units inactive) or span whole groups
  * along every grouped axis ("coarse": the compact cell summarises the same groups, broadcast to the g full cells).
  */
-export function compactCellKind(cell: Triple, unit: Triple, group: Triple): "fine" | "coarse" | "mixed" {
+export function compactCellKind(cell: Vec3, unit: Vec3, group: Vec3): "fine" | "coarse" | "mixed" {
   const fine = cell.every((c, a) => c <= unit[a] && unit[a] % c === 0);
   if (fine) return "fine";
   const coarse = cell.every((c, a) =>
@@ -397,11 +393,11 @@ export function compactCellKind(cell: Triple, unit: Triple, group: Triple): "fin
  * For a full grid and its compact counterpart: the compact row [0, B·Lc) feeding each full cell [B·Lf], or −1 for
  * cells of masked units (the decoder fills those with its mask token).
  */
-export function compactScatterIndex(s: MaskSample, fullGrid: Triple, compactGrid: Triple): Int32Array {
+export function compactScatterIndex(s: MaskSample, fullGrid: Vec3, compactGrid: Vec3): Int32Array {
   if (!s.compact) throw new Error("compactScatterIndex: the mask was not drawn in compact mode");
   const { group } = s.compact;
   const { crop, unit, unitGrid: ug, batch } = s;
-  const cell = crop.map((n, a) => n / fullGrid[a]) as Triple;
+  const cell = crop.map((n, a) => n / fullGrid[a]) as Vec3;
   const kind = compactCellKind(cell, unit, group);
   if (kind === "mixed") {
     throw new Error(
@@ -441,10 +437,10 @@ export function compactScatterIndex(s: MaskSample, fullGrid: Triple, compactGrid
 export function checkCompactPlans(
   full: NnFormerPlan,
   compact: NnFormerPlan,
-  crop: Triple,
-  cCrop: Triple,
-  unit: Triple,
-  group: Triple,
+  crop: Vec3,
+  cCrop: Vec3,
+  unit: Vec3,
+  group: Vec3,
 ): void {
   full.encoder.forEach((s, i) => {
     const cf = crop.map((n, a) => n / s.grid[a]);
@@ -454,7 +450,7 @@ export function checkCompactPlans(
         `compact mode: encoder stage ${i} has cells of ${fmt(cf)} voxels on the full crop but ${fmt(cc)} on the compact crop ${fmt(cCrop)}; the compact crop must stay divisible by the total stride on every axis (use a larger crop)`,
       );
     }
-    if (compactCellKind(cf as Triple, unit, group) === "mixed") {
+    if (compactCellKind(cf as Vec3, unit, group) === "mixed") {
       throw new Error(
         `compact mode: encoder stage ${i} cells ${fmt(cf)} neither fit inside one mask unit ${fmt(unit)} nor span whole ${fmt(group)} groups of units; use mask units that are a multiple (or a divisor) of each stage cell`,
       );

@@ -26,7 +26,7 @@ import { foregroundIndex, sampleCropStart, extractCrop, type ForegroundIndex } f
 import { generatePhantom } from "../data/phantom";
 import { loadManifest, resolveManifest, type SplitName } from "../data/manifest";
 import { loadSplit } from "../data/dataset";
-import type { Shape3, Volume } from "../data/volume";
+import { Volume } from "../data/volume";
 import { MaeNnFormer, type MaeOverrides } from "./mae3d";
 import type { MaskSample } from "./masking";
 import { voxelVisibility } from "./masking";
@@ -39,11 +39,12 @@ import {
 } from "../data/preprocess";
 import { readMaeCheckpointInfo, restoreMaeCheckpoint, saveMaeCheckpoint } from "./checkpoint";
 import { slotsByParamName, slotsByVariableName } from "../io/checkpoint";
+import type { Vec3 } from "../runtime/math";
 
 /** Where pretraining volumes come from. Labels are never used. */
 export type PretrainData =
   /** Generated phantoms (no files): cases 0..count−1 of `seed`; the last `heldOut` are held out for evaluation. */
-  | { kind: "phantom"; seed: number; count: number; shape?: Shape3; heldOut?: number }
+  | { kind: "phantom"; seed: number; count: number; shape?: Vec3; heldOut?: number }
   /** A manifest split (default "unlabeled") under its data root; the last `heldOut` cases are held out. */
   | { kind: "manifest"; manifest: string; split?: SplitName; dataRoot?: string; heldOut?: number }
   /** Volumes already in memory (raw intensities). */

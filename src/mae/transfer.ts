@@ -10,7 +10,7 @@ import { MaeNnFormer } from "./mae3d";
 import { readMaeCheckpointInfo } from "./checkpoint";
 import { checkPreprocessingMatch, type Preprocessing } from "../data/preprocess";
 
-export { checkPreprocessingMatch, diffPreprocessing } from "../data/preprocess";
+export { checkPreprocessingMatch } from "../data/preprocess";
 
 export interface TransferReport {
   /** Encoder tensors copied into the target. */

@@ -7,7 +7,7 @@
 // This file is the model: forward, encoder and decoder in the order of the paper's §2; the config and its plan are in
 // nnformer_config.ts, the presets in nnformer_presets.ts, the parameter list in nnformer_params.ts.
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import type { Rng } from "../runtime/random";
 import { ParamStore, countParams, paramTable, type ParamSpec } from "../layers/param_specs";
 import { officialRelativePositionIndex, shiftMask, type WindowGeometry } from "../layers/window_attention3d";
@@ -21,8 +21,10 @@ import {
   skipAttentionBlock,
   transformerBlock,
 } from "../layers/nnformer_blocks";
-import { checkNnFormerConfig, cube, planNnFormer, type NnFormerConfig, type NnFormerPlan } from "./nnformer_config";
+import { checkNnFormerConfig, planNnFormer, type NnFormerConfig, type NnFormerPlan } from "./nnformer_config";
 import { nnFormerParamSpecs, type BufferSpec } from "./nnformer_params";
+import type { Vec3 } from "../runtime/math";
+import { cube } from "../runtime/math";
 
 export * from "./nnformer_config";
 export * from "./nnformer_presets";
@@ -102,7 +104,7 @@ export class NnFormer {
       ops = ctx.ops,
       hooks = opts.mask;
     const afterConv = (t: tf.Tensor5D, name: string) =>
-      hooks?.afterConv ? hooks.afterConv(t, { name, grid: t.shape.slice(1, 4) as Triple }) : t;
+      hooks?.afterConv ? hooks.afterConv(t, { name, grid: t.shape.slice(1, 4) as Vec3 }) : t;
     return tf.tidy(() => {
       const pe = "model_down.patch_embed";
       let e = afterConv(
@@ -269,11 +271,11 @@ export class NnFormer {
  */
 export interface EncoderMaskHooks {
   /** After each encoder conv (4 embedding convs, 3 down-sampling convs), before its GELU/LN. x [B, D, H, W, C]. */
-  afterConv?(x: tf.Tensor5D, site: { name: string; grid: Triple }): tf.Tensor5D;
+  afterConv?(x: tf.Tensor5D, site: { name: string; grid: Vec3 }): tf.Tensor5D;
   /** Additive key mask [B·nW, N, N] for an encoder block's attention (see keyMaskFromVisibility), or null. Added to the shift mask. */
   keyMask?(site: { stage: number; block: number; geometry: WindowGeometry; batch: number }): tf.Tensor3D | null;
   /** After each encoder block: tokens [B·S·H·W, C] (e.g. zero the masked tokens). */
-  afterBlock?(x: tf.Tensor2D, site: { stage: number; block: number; grid: Triple }): tf.Tensor2D;
+  afterBlock?(x: tf.Tensor2D, site: { stage: number; block: number; grid: Vec3 }): tf.Tensor2D;
 }
 
 export interface NnFormerForwardOptions {
@@ -295,7 +297,7 @@ export interface NnFormerEncoding {
   /** LN'd stage outputs as token matrices [B·S·H·W, C_i], stages 0..3 (skips[3] is the bottleneck). */
   skips: tf.Tensor2D[];
   /** Token grid of each stage. */
-  grids: Triple[];
+  grids: Vec3[];
   batch: number;
 }
 

@@ -1,22 +1,23 @@
 // nnFormer's configuration and its plan: the shapes of every stage (grids, widths, heads, window geometry, drop-path
 // rates), computed once and used by the check, the parameter list and the forward. Paper: arXiv 2109.03201 §2;
 // the fields follow the official code 282857341/nnFormer @ d48aaeb (see docs of each field).
-import type { Triple } from "../layers/ops";
+
 import {
   blockGeometry,
   officialRelativePositionIndex,
   rpbTableRows,
   type WindowGeometry,
 } from "../layers/window_attention3d";
+import { cube, type Vec3 } from "../runtime/math";
 
 export interface NnFormerConfig {
   inChannels: number;
   /** Output classes including background (Synapse 14, ACDC 4, Tumor 4). */
   numClasses: number;
   /** Training crop [D, H, W] = (S, H, W) of the official code; the network is not size-agnostic. */
-  cropSize: Triple;
+  cropSize: Vec3;
   /** Embedding patch [pD, pH, pW]; also kernel = stride of the output heads. Synapse (2,4,4). */
-  patchSize: Triple;
+  patchSize: Vec3;
   /** Embedding width C0 (Synapse 192, ACDC/Tumor 96); stage i has C0·2^i channels. Even (proj1 makes C0/2). */
   embedDim: number;
   /** Transformer blocks per encoder stage (4 stages). The decoder uses depths[2], depths[1], depths[0] (deep→shallow). */
@@ -26,18 +27,18 @@ export interface NnFormerConfig {
   /** Heads per decoder stage, deep→shallow (3). Synapse 24,12,6; Tumor 24,12,6 at half the width (head dim 16). */
   decoderHeads: number[];
   /** Window per encoder stage (4), before the global rule. */
-  windowSizes: Triple[];
+  windowSizes: Vec3[];
   /** Window per decoder stage, deep→shallow (3). */
-  decoderWindowSizes: Triple[];
+  decoderWindowSizes: Vec3[];
   /** Strides of the two embedding convs (kernel 3, padding 1); their product is the patch. */
-  embedStrides: { proj1: Triple; proj2: Triple };
+  embedStrides: { proj1: Vec3; proj2: Vec3 };
   /** Down-sampling conv after encoder stages 0..2 ("PatchMerging"): kernel, stride, padding. */
-  downKernels: Triple[];
-  downStrides: Triple[];
-  downPaddings: Triple[];
+  downKernels: Vec3[];
+  downStrides: Vec3[];
+  downPaddings: Vec3[];
   /** Up-sampling ConvTranspose3d per decoder stage, deep→shallow: kernel = stride, and PyTorch output_padding. */
-  upKernels: Triple[];
-  upOutputPaddings: Triple[];
+  upKernels: Vec3[];
+  upOutputPaddings: Vec3[];
   /** Separate heads at 1, ½, ¼ (Synapse only). */
   deepSupervision: boolean;
   /** Add the −100 shift mask in shifted blocks (Synapse/Tumor true; ACDC rolls without a mask). */
@@ -52,11 +53,9 @@ export interface NnFormerConfig {
   mlpRatio: number;
 }
 
-export const cube = (n: number): Triple => [n, n, n];
-
 /** A stage of the encoder or decoder as the blocks see it. */
 export interface StagePlan {
-  grid: Triple;
+  grid: Vec3;
   dim: number;
   heads: number;
   /** Geometry per block (decoder block 0 is the skip-attention block). */
@@ -67,7 +66,7 @@ export interface StagePlan {
 
 export interface NnFormerPlan {
   /** Grid after proj1 and after proj2 (= encoder stage 0 grid). */
-  embedGrids: [Triple, Triple];
+  embedGrids: [Vec3, Vec3];
   /** Encoder stages 0..3. */
   encoder: StagePlan[];
   /** Decoder stages deep→shallow; decoder[j] is torch `decoder.layers.{2-j}` and works at encoder level 2-j. */
@@ -75,8 +74,7 @@ export interface NnFormerPlan {
 }
 
 const convOut = (n: number, k: number, s: number, p: number) => Math.floor((n + 2 * p - k) / s) + 1;
-const convOut3 = (g: Triple, k: Triple, s: Triple, p: Triple): Triple =>
-  g.map((n, a) => convOut(n, k[a], s[a], p[a])) as Triple;
+const convOut3 = (g: Vec3, k: Vec3, s: Vec3, p: Vec3): Vec3 => g.map((n, a) => convOut(n, k[a], s[a], p[a])) as Vec3;
 const linspace = (hi: number, n: number) => Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (hi * i) / (n - 1)));
 const fmt = (v: unknown) => JSON.stringify(v);
 
@@ -84,7 +82,7 @@ const fmt = (v: unknown) => JSON.stringify(v);
 export function planNnFormer(c: NnFormerConfig): NnFormerPlan {
   const g1 = convOut3(c.cropSize, cube(3), c.embedStrides.proj1, cube(1));
   const g0 = convOut3(g1, cube(3), c.embedStrides.proj2, cube(1));
-  const grids: Triple[] = [g0];
+  const grids: Vec3[] = [g0];
   for (let i = 0; i < 3; i++) grids.push(convOut3(grids[i], c.downKernels[i], c.downStrides[i], c.downPaddings[i]));
   const encDpr = linspace(
     c.dropPathRate,
@@ -229,7 +227,7 @@ export function checkNnFormerConfig(c: NnFormerConfig): void {
   for (let j = 0; j < 3; j++) {
     const from = grids[3 - j],
       to = grids[2 - j];
-    const got = from.map((n, a) => n * c.upKernels[j][a] + c.upOutputPaddings[j][a]) as Triple;
+    const got = from.map((n, a) => n * c.upKernels[j][a] + c.upOutputPaddings[j][a]) as Vec3;
     if (got.some((n, a) => n !== to[a])) {
       bad(
         `upKernels[${j}]/upOutputPaddings[${j}]`,
@@ -238,7 +236,7 @@ export function checkNnFormerConfig(c: NnFormerConfig): void {
       );
     }
   }
-  const checkStage = (s: StagePlan, where: string, heads: string, win: string, window: Triple) => {
+  const checkStage = (s: StagePlan, where: string, heads: string, win: string, window: Vec3) => {
     if (!Number.isInteger(s.heads) || s.heads < 1 || s.dim % s.heads)
       bad(heads, s.heads, `${where} has ${s.dim} channels; use a head count that divides it`);
     if (c.globalRule === "min" && (window[0] !== window[1] || window[1] !== window[2])) {

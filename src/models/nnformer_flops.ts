@@ -3,9 +3,8 @@
 // LayerNorm, GELU, softmax and additions are left out, as in the spec's §1 table (fvcore-style). FLOPs = 2 · MACs,
 // and a training step (forward + backward) is counted as 3 × the forward.
 import { NnFormerConfig, planNnFormer } from "./nnformer";
-import type { Triple } from "../layers/ops";
-
-const prod = (t: readonly number[]) => t.reduce((a, b) => a * b, 1);
+import type { Vec3 } from "../runtime/math";
+import { prod } from "../runtime/math";
 
 export interface MacBreakdown {
   conv: number;
@@ -26,7 +25,7 @@ export function nnFormerForwardMacs(c: NnFormerConfig, opts: { deepSupervision?:
   r.conv += prod(g1) * 27 * (c.inChannels * (C0 / 2) + (C0 / 2) * (C0 / 2));
   r.conv += prod(g0) * 27 * ((C0 / 2) * C0 + C0 * C0);
   const mlp = (dim: number) => Math.floor(dim * c.mlpRatio);
-  const blockMacs = (grid: Triple, dim: number, geo: { padded: Triple; tokens: number }, skip: boolean) => {
+  const blockMacs = (grid: Vec3, dim: number, geo: { padded: Vec3; tokens: number }, skip: boolean) => {
     const T = prod(grid);
     const Tp = prod(geo.padded); // attention runs on the zero-padded grid
     r.linear += Tp * dim * (skip ? 2 * dim : 3 * dim); // qkv (or kv: the skip block has no query projection)

@@ -1,15 +1,17 @@
 // nnFormer's parameters: one spec per tensor of the official state_dict, in official order (names, our and torch
 // shapes, PyTorch-default init, table group as in the spec's §3 rows), plus the relative_position_index buffers.
-import type { Triple } from "../layers/ops";
+
 import { SpecList, paramTable, type ParamSpec } from "../layers/param_specs";
 import { rpbTableRows, type WindowGeometry } from "../layers/window_attention3d";
-import { cube, planNnFormer, type NnFormerConfig } from "./nnformer_config";
+import { planNnFormer, type NnFormerConfig } from "./nnformer_config";
+import type { Vec3 } from "../runtime/math";
+import { cube } from "../runtime/math";
 
 /** A non-trainable buffer in the official state_dict (relative_position_index, int64 [N, N]). */
 export interface BufferSpec {
   name: string;
   shape: [number, number];
-  window: Triple;
+  window: Vec3;
 }
 
 const DECODER_NAMES = ["deep", "mid", "shallow"];
@@ -19,7 +21,7 @@ export function nnFormerParamSpecs(c: NnFormerConfig): { params: ParamSpec[]; bu
   const plan = planNnFormer(c);
   const L = new SpecList();
   const buffers: BufferSpec[] = [];
-  const conv = (name: string, cin: number, cout: number, k: Triple) => L.conv(name, cin, cout, k, { bias: true });
+  const conv = (name: string, cin: number, cout: number, k: Vec3) => L.conv(name, cin, cout, k, { bias: true });
   const block = (prefix: string, C: number, heads: number, g: WindowGeometry, kv: boolean) => {
     L.norm(`${prefix}.norm1`, C);
     const T = rpbTableRows(g.window);

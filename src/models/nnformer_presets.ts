@@ -1,6 +1,7 @@
 // nnFormer presets: the three official networks (Synapse, ACDC, Tumor) and CPU-sized ones named by embedding width
 // and crop (NNFORMER_E24_16X32X32: embed 24 on 16×32×32 crops). The old names stay as aliases.
-import { cube, type NnFormerConfig } from "./nnformer_config";
+import { type NnFormerConfig } from "./nnformer_config";
+import { cube } from "../runtime/math";
 
 const K3S2P1 = {
   downKernels: [cube(3), cube(3), cube(3)],
@@ -137,14 +138,3 @@ export const NNFORMER_ACDC_MICRO: NnFormerConfig = {
     [3, 4, 4],
   ],
 };
-
-// Old names, kept so existing code and notebooks work. "TINY" (embed 48) is larger than "SMALL" (embed 24): prefer the
-// sized names above.
-/** Alias of NNFORMER_E48_64X64X64. */
-export const NNFORMER_TINY = NNFORMER_E48_64X64X64;
-/** Alias of NNFORMER_E24_32X64X64. */
-export const NNFORMER_SMALL = NNFORMER_E24_32X64X64;
-/** Alias of NNFORMER_E24_16X32X32. */
-export const NNFORMER_QUICK = NNFORMER_E24_16X32X32;
-/** Alias of NNFORMER_E12_16X32X32. */
-export const NNFORMER_MICRO = NNFORMER_E12_16X32X32;

@@ -1,12 +1,13 @@
 // The plumbing the baseline models share: variables allocated from a parameter-spec list, the forward context,
 // the input check. Each model file keeps its own config, spec list and forward.
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import type { NetContext } from "../layers/conv_blocks3d";
 import { ParamStore, countParams, paramTable, type ParamSpec } from "../layers/param_specs";
 import type { SegmentationForwardOptions, SegmentationModel } from "./types";
+import type { Vec3 } from "../runtime/math";
 
-export abstract class SpecModel<C extends { inChannels: number; cropSize: Triple }> implements SegmentationModel<C> {
+export abstract class SpecModel<C extends { inChannels: number; cropSize: Vec3 }> implements SegmentationModel<C> {
   readonly name: string;
   readonly config: C;
   readonly specs: ParamSpec[];
@@ -71,7 +72,7 @@ export function configError(model: string): (field: string, value: unknown, fix:
 /** Checks the fields every model has: positive integers inChannels, numClasses and a 3-entry cropSize. */
 export function checkCommon(
   bad: ReturnType<typeof configError>,
-  c: { inChannels: number; numClasses: number; cropSize: Triple },
+  c: { inChannels: number; numClasses: number; cropSize: Vec3 },
 ): void {
   for (const f of ["inChannels", "numClasses"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 1) bad(f, c[f], "use a positive integer");

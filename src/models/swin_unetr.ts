@@ -9,7 +9,7 @@
 // 0), the −100 shift mask over the padded grid, and the relative-position index of the CONFIGURED window cut to
 // [:n, :n] when the window shrinks (so a shrunken window reads the big table's first rows, as MONAI does).
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "../layers/ops";
+
 import { SpecList } from "../layers/param_specs";
 import {
   outBlock,
@@ -25,16 +25,17 @@ import { rpbTableRows, shiftMask, windowTokens, type WindowGeometry } from "../l
 import { BlockContext, LN_EPS, WindowIndexCache, transformerBlock } from "../layers/nnformer_blocks";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
+import type { Vec3 } from "../runtime/math";
 
 export interface SwinUnetrConfig {
   inChannels: number;
   numClasses: number;
   /** Training crop [D, H, W]; each side a multiple of patchSize·16 (MONAI checks 2⁵ = 32 for patch 2). */
-  cropSize: Triple;
+  cropSize: Vec3;
   /** Patch-embedding kernel = stride (2). */
   patchSize: number;
   /** Window per axis (7 in the paper). */
-  windowSize: Triple;
+  windowSize: Vec3;
   /** Swin blocks per stage (2, 2, 2, 2). */
   depths: number[];
   /** Heads per stage (3, 6, 12, 24). */
@@ -133,15 +134,15 @@ export function checkSwinUnetrConfig(c: SwinUnetrConfig): void {
 }
 
 /** Token grid of Swin stage i (0..3) and of the merged output after stage 3 (i = 4). */
-export function swinStageGrid(c: SwinUnetrConfig, i: number): Triple {
-  return c.cropSize.map((n) => n / c.patchSize / 2 ** i) as Triple;
+export function swinStageGrid(c: SwinUnetrConfig, i: number): Vec3 {
+  return c.cropSize.map((n) => n / c.patchSize / 2 ** i) as Vec3;
 }
 
 /** MONAI get_window_size + BasicLayer: per axis, a grid ≤ window takes window = grid and no shift. */
-export function swinGeometry(grid: Triple, window: Triple, shifted: boolean): WindowGeometry {
-  const w = window.map((v, a) => (grid[a] <= v ? grid[a] : v)) as Triple;
-  const shift = window.map((v, a) => (shifted && grid[a] > v ? Math.floor(v / 2) : 0)) as Triple;
-  const padded = grid.map((g, a) => Math.ceil(g / w[a]) * w[a]) as Triple;
+export function swinGeometry(grid: Vec3, window: Vec3, shifted: boolean): WindowGeometry {
+  const w = window.map((v, a) => (grid[a] <= v ? grid[a] : v)) as Vec3;
+  const shift = window.map((v, a) => (shifted && grid[a] > v ? Math.floor(v / 2) : 0)) as Vec3;
+  const padded = grid.map((g, a) => Math.ceil(g / w[a]) * w[a]) as Vec3;
   const rolled = shift.some((s) => s > 0); // MONAI rolls (and masks) when any axis shifts
   const numWindows = (padded[0] / w[0]) * (padded[1] / w[1]) * (padded[2] / w[2]);
   return { grid, window: w, shift, padded, numWindows, tokens: windowTokens(w), rolled, masked: rolled };
@@ -151,9 +152,9 @@ export function swinGeometry(grid: Triple, window: Triple, shifted: boolean): Wi
  * MONAI's relative_position_index for the configured window w (standard 3D Swin:
  * idx = (Δd + w0−1)(2w1−1)(2w2−1) + (Δh + w1−1)(2w2−1) + (Δw + w2−1)), cut to the first n rows and columns.
  */
-export function swinRelativePositionIndex(w: Triple, n = windowTokens(w)): Int32Array {
+export function swinRelativePositionIndex(w: Vec3, n = windowTokens(w)): Int32Array {
   const N = windowTokens(w);
-  const coords: Triple[] = [];
+  const coords: Vec3[] = [];
   for (let a = 0; a < w[0]; a++) for (let b = 0; b < w[1]; b++) for (let c = 0; c < w[2]; c++) coords.push([a, b, c]);
   const out = new Int32Array(n * n);
   const m0 = (2 * w[1] - 1) * (2 * w[2] - 1),
@@ -212,7 +213,7 @@ export function swinUnetrParamSpecs(c: SwinUnetrConfig): SpecList {
 }
 
 /** PatchMerging (v0.9.0 order): the 8 voxels of each 2×2×2 cell, slots (d,h,w) offsets in MONAI's x0..x7 order. */
-const MERGE_OFFSETS: Triple[] = [
+const MERGE_OFFSETS: Vec3[] = [
   [0, 0, 0],
   [1, 0, 0],
   [0, 1, 0],
@@ -224,7 +225,7 @@ const MERGE_OFFSETS: Triple[] = [
 ];
 
 /** Source row of every (output token, slot) of PatchMerging on a token matrix [B·D·H·W, C]: [B·L/8·8]. */
-export function patchMergeRows(grid: Triple, batch: number): Int32Array {
+export function patchMergeRows(grid: Vec3, batch: number): Int32Array {
   const [D, H, W] = grid,
     L = D * H * W;
   const out = new Int32Array(batch * L);
@@ -275,7 +276,7 @@ export class SwinUnetr extends SpecModel<SwinUnetrConfig> {
     return ctx.ops.layerNorm(t, tf.ones([C]) as tf.Tensor1D, tf.zeros([C]) as tf.Tensor1D, LN_EPS);
   }
 
-  private patchMerging(ctx: NetContext, t: tf.Tensor2D, grid: Triple, batch: number, name: string): tf.Tensor2D {
+  private patchMerging(ctx: NetContext, t: tf.Tensor2D, grid: Vec3, batch: number, name: string): tf.Tensor2D {
     // The index outlives the forward's tidy: the gather's gradient reads it during back-propagation.
     const key = `merge:${grid}|${batch}`;
     if (!this.consts.has(key)) this.consts.set(key, tf.keep(tf.tensor1d(patchMergeRows(grid, batch), "int32")));

@@ -14,19 +14,21 @@
 //     zeros, then loaded from ImageNet-21k); no dropout.
 // Parameter names follow our structure (`stem.*`, `transformer.*` as MONAI's ViT, `decoder.*`, `segmentation_head`).
 import * as tf from "@tensorflow/tfjs";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import { SpecList } from "../layers/param_specs";
 import { concatChannels, conv, normAct, type NetContext } from "../layers/conv_blocks3d";
 import { cachedConstant, customOp } from "../layers/fast/common";
 import { tokensToVolume, vitEncode, vitSpec, type VitShape } from "../layers/vit3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
+import type { Vec3 } from "../runtime/math";
+import { cube } from "../runtime/math";
 
 export interface TransUnet3dConfig {
   inChannels: number;
   numClasses: number;
   /** Training crop [D, H, W]; each side a multiple of 2^cnnChannels.length. */
-  cropSize: Triple;
+  cropSize: Vec3;
   /** Widths of the CNN stem stages; each halves the resolution (4 stages → transformer on the 1/16 grid). */
   cnnChannels: number[];
   /** Token width (768 in R50-ViT-B/16). */
@@ -124,15 +126,13 @@ function vitShape(c: TransUnet3dConfig): VitShape {
   return {
     inChannels: c.cnnChannels[c.cnnChannels.length - 1],
     patch: [1, 1, 1],
-    grid: c.cropSize.map((n) => n / m) as Triple,
+    grid: c.cropSize.map((n) => n / m) as Vec3,
     hidden: c.hiddenSize,
     mlpDim: c.mlpDim,
     numLayers: c.numLayers,
     qkvBias: true,
   };
 }
-
-const cube = (n: number): Triple => [n, n, n];
 
 /** All parameters. Does not allocate. */
 export function transUnet3dParamSpecs(c: TransUnet3dConfig): SpecList {

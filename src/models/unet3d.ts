@@ -10,28 +10,28 @@
 // Conv biases directly followed by InstanceNorm get no gradient (the norm subtracts their constant); nnU-Net keeps
 // them and so do we (ParamSpec.zeroGrad marks them).
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "../layers/ops";
+
 import { SpecList } from "../layers/param_specs";
 import { LEAKY, concatChannels, conv, convT, normAct, type NetContext } from "../layers/conv_blocks3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
+import type { Vec3 } from "../runtime/math";
+import { cube } from "../runtime/math";
 
 export interface Unet3dConfig {
   inChannels: number;
   numClasses: number;
   /** Training crop [D, H, W]; each side divisible by the product of the strides on that axis. */
-  cropSize: Triple;
+  cropSize: Vec3;
   /** Channels per stage, shallow → deep (nnU-Net 32, 64, 128, 256, 320, 320). */
   features: number[];
   /** Down-sampling stride of each stage's first conv; strides[0] must be [1, 1, 1]. */
-  strides: Triple[];
+  strides: Vec3[];
   /** Conv-norm-act units per stage (2). */
   convsPerStage: number;
   /** Return logits at every decoder stage, full resolution first (nnU-Net trains with it). */
   deepSupervision: boolean;
 }
-
-const cube = (n: number): Triple => [n, n, n];
 
 /** nnU-Net-sized network (6 stages to 320 channels) on nnFormer's Synapse crop 64×128×128. */
 export const UNET3D_NNUNET: Unet3dConfig = {
@@ -103,14 +103,7 @@ function stackSpec(L: SpecList, name: string, cin: number, cout: number, n: numb
   }
 }
 
-function stack(
-  ctx: NetContext,
-  x: tf.Tensor5D,
-  name: string,
-  n: number,
-  stride: Triple,
-  inputGrad = true,
-): tf.Tensor5D {
+function stack(ctx: NetContext, x: tf.Tensor5D, name: string, n: number, stride: Vec3, inputGrad = true): tf.Tensor5D {
   let h = x;
   for (let j = 0; j < n; j++) {
     const u = `${name}.convs.${j}`;

@@ -8,7 +8,7 @@
 // Like MONAI, the skips take hidden_states_out[3], [6], [9] (outputs of blocks 4, 7, 10; the paper says z3, z6, z9)
 // and the bottleneck is the LayerNorm'd output of the last block.
 import * as tf from "@tensorflow/tfjs";
-import type { Triple } from "../layers/ops";
+
 import { SpecList } from "../layers/param_specs";
 import {
   outBlock,
@@ -23,12 +23,13 @@ import {
 import { tokensToVolume, vitEncode, vitSpec, type VitShape } from "../layers/vit3d";
 import { SpecModel, checkCommon, configError } from "./spec_model";
 import type { SegmentationForwardOptions } from "./types";
+import type { Vec3 } from "../runtime/math";
 
 export interface UnetrConfig {
   inChannels: number;
   numClasses: number;
   /** Training crop [D, H, W]; each side a multiple of patchSize. */
-  cropSize: Triple;
+  cropSize: Vec3;
   /** ViT patch (16 in the paper and fixed in MONAI: the decoder up-samples the token grid 4 times by 2). */
   patchSize: number;
   /** Token width E (768). */
@@ -120,7 +121,7 @@ function vitShape(c: UnetrConfig): VitShape {
   return {
     inChannels: c.inChannels,
     patch: [p, p, p],
-    grid: c.cropSize.map((n) => n / p) as Triple,
+    grid: c.cropSize.map((n) => n / p) as Vec3,
     hidden: c.hiddenSize,
     mlpDim: c.mlpDim,
     numLayers: c.numLayers,

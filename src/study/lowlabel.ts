@@ -22,7 +22,7 @@ import { evaluateDice } from "../infer/evaluate";
 import { hd95Scores } from "../metrics/hd95";
 import { nanMean } from "../metrics/dice";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
-import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell, CurvePoint } from "./grid";
+import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell } from "./grid";
 import {
   studyTable,
   compareInits,
@@ -38,7 +38,7 @@ import {
   formatFraction,
 } from "./report";
 import { StudyProfile } from "./profiles";
-import type { Triple } from "../layers/ops";
+import type { Vec3 } from "../runtime/math";
 
 export interface StudyData {
   name: string;
@@ -255,8 +255,8 @@ function isMaePretrainable(name: string): boolean {
 }
 
 /** The training crop of a registered model's preset. */
-function registeredCrop(name: string): Triple {
-  return [...(modelEntry(name).preset as { cropSize: Triple }).cropSize] as Triple;
+function registeredCrop(name: string): Vec3 {
+  return [...(modelEntry(name).preset as { cropSize: Vec3 }).cropSize] as Vec3;
 }
 
 /** The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains. */
@@ -293,7 +293,7 @@ async function pretrainOnce(
   data: StudyData,
   plan: Preprocessing,
   numClasses: number,
-  cropSize: Triple,
+  cropSize: Vec3,
   options: StudyOptions,
   log: (s: string) => void,
 ): Promise<string> {
@@ -362,7 +362,7 @@ async function testMetrics(
   ops: ReturnType<typeof selectOps>,
   test: PreparedCase[],
   data: StudyData,
-  cropSize: Triple,
+  cropSize: Vec3,
   numClasses: number,
   profile: StudyProfile,
 ): Promise<RunResult["test"]> {

@@ -4,8 +4,9 @@
 //   paper: the official configuration and schedule, for GPU users with real data (days on a GPU).
 //   table2: the paper's Table II comparison (nnFormer vs the baselines, full labels) at CPU sizes and one shared crop.
 //   table2-smoke: the same grid at unit-test sizes, for tests and the notebook's smoke run.
-import type { Shape3 } from "../data/volume";
+
 import { modelEntry } from "../registry";
+import type { Vec3 } from "../runtime/math";
 
 export type DataSource =
   /** Files described by a manifest (the phantom manifest is written by the kit when missing). */
@@ -14,7 +15,7 @@ export type DataSource =
   | {
       kind: "phantom-memory";
       seed: number;
-      shape: Shape3;
+      shape: Vec3;
       unlabeled: number;
       train: number;
       val: number;

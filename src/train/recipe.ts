@@ -4,7 +4,7 @@
 // one-cell study) and notebook 04 all go through it.
 import * as fs from "fs";
 import * as path from "path";
-import type { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import type { SegmentationModel } from "../models/types";
 import { resolveModelName } from "../registry";
 import { AUGMENT_DEFAULT, AUGMENT_OFF } from "../data/augment";
@@ -14,6 +14,7 @@ import { fit, type FitOptions, type FitResult, type StepRecord, type TrainConfig
 import { ADAMW_DEFAULT, SGD_NNUNET } from "./optim";
 import { nnFormerLayerDecay } from "./layer_decay";
 import { SegmentationTask, type PreparedCase } from "./segmentation";
+import type { Vec3 } from "../runtime/math";
 
 /** Fine-tuning settings (a study profile's `finetune` block). */
 export interface FinetuneSettings {
@@ -65,7 +66,7 @@ export interface FinetuneRun {
   train: PreparedCase[];
   val: PreparedCase[];
   numClasses: number;
-  cropSize: Triple;
+  cropSize: Vec3;
   /** Label values scored in validation. */
   evalClasses: number[];
   preprocessing: Preprocessing;

@@ -2,9 +2,9 @@
 // validation by sliding-window Dice on whole volumes, best/latest checkpoints. The loop itself is fit() (train/fit.ts).
 import * as tf from "@tensorflow/tfjs";
 import * as path from "path";
-import { Ops, Triple } from "../layers/ops";
+import { Ops } from "../layers/ops";
 import { SegmentationModel } from "../models/types";
-import { Volume, Shape3 } from "../data/volume";
+import { Volume } from "../data/volume";
 import { ForegroundIndex, foregroundIndex, sampleCropStart, extractCrop } from "../data/sampling";
 import { augment, AugmentConfig } from "../data/augment";
 import { Preprocessing, applyPreprocessing } from "../data/preprocess";
@@ -15,6 +15,7 @@ import { Rng, randInt } from "../runtime/random";
 import { FitState, TrainTask } from "./fit";
 import { Optimizer, ParamGroupRule, defaultRule } from "./optim";
 import { saveCheckpoint, slotsByParamName } from "../io/checkpoint";
+import type { Vec3 } from "../runtime/math";
 
 /** A case ready for training: normalised float32 image, label map and its foreground index. */
 export interface PreparedCase {
@@ -39,7 +40,7 @@ export interface SegmentationTaskOptions {
   train: PreparedCase[];
   val: PreparedCase[];
   numClasses: number;
-  cropSize: Triple;
+  cropSize: Vec3;
   batchSize: number;
   /** Fraction of each batch forced to contain foreground (nnU-Net 0.33: the last third of the batch). */
   foregroundFraction: number;
@@ -121,11 +122,11 @@ export class SegmentationTask implements TrainTask {
     for (let b = 0; b < batchSize; b++) {
       const c = train[randInt(rng, 0, train.length - 1)];
       const fg = b >= batchSize - forced ? 1 : 0;
-      const start = sampleCropStart(rng, c.image.shape, cropSize as Shape3, {
+      const start = sampleCropStart(rng, c.image.shape, cropSize as Vec3, {
         label: c.foreground,
         foregroundProb: fg,
       });
-      const crop = extractCrop(c.image, c.label, start, cropSize as Shape3);
+      const crop = extractCrop(c.image, c.label, start, cropSize as Vec3);
       const aug = augment(rng, crop.image, crop.label, this.o.augment);
       xs.set(aug.image.data, b * D * H * W * C);
       const l = aug.label!.data;

@@ -5,7 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import * as zlib from "zlib";
 import { checkSameGrid, orientationCodes, readNifti, readNiftiHeader, writeNifti } from "../../src/data/nifti";
-import { Affine, Shape3, Volume, VoxelArray, diagonalAffine, numVoxels } from "../../src/data/volume";
+import { Affine, Volume, VoxelArray, diagonalAffine, numVoxels } from "../../src/data/volume";
+import type { Vec3 } from "../../src/runtime/math";
 
 const TEMPLATES = "/usr/share/mricron/templates";
 const PY = "/usr/bin/python3";
@@ -32,8 +33,8 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const tmpFile = (name: string) => path.join(tmp, name);
 
 /** A small volume whose values depend on position, with an oblique-free LAS-ish affine and odd spacing. */
-function makeVolume<T extends VoxelArray>(data: T, shape: Shape3, channels = 1, source = "test volume"): Volume<T> {
-  const spacing: Shape3 = [2.5, 1.25, 0.75];
+function makeVolume<T extends VoxelArray>(data: T, shape: Vec3, channels = 1, source = "test volume"): Volume<T> {
+  const spacing: Vec3 = [2.5, 1.25, 0.75];
   const affine: Affine = [[-0.75, 0, 0, 30.5], [0, 1.25, 0, -12], [0, 0, 2.5, 7.25], [0, 0, 0, 1]];
   return { data, shape, channels, spacing, affine, source };
 }
@@ -70,7 +71,7 @@ function assertAffineClose(a: Affine, b: Affine, tol = 1e-5): void {
 
 describe("data/nifti: round trips", () => {
   it("uint8 labels through .nii.gz are bit-exact, with affine and spacing", async () => {
-    const shape: Shape3 = [5, 6, 7];
+    const shape: Vec3 = [5, 6, 7];
     const vol = makeVolume(ramp(Uint8Array, numVoxels(shape), (v) => (v * 7) % 5), shape);
     const f = tmpFile("labels.nii.gz");
     writeNifti(f, vol);
@@ -88,7 +89,7 @@ describe("data/nifti: round trips", () => {
   });
 
   it("float32 images through .nii are bit-exact, including -0, denormals and extremes", async () => {
-    const shape: Shape3 = [3, 4, 5];
+    const shape: Vec3 = [3, 4, 5];
     const data = ramp(Float32Array, numVoxels(shape), (v) => Math.sin(v) * 1e3);
     data[0] = -0; data[1] = 1e-42; data[2] = 3.4e38; data[3] = -3.4e38;
     const f = tmpFile("image.nii");
@@ -100,7 +101,7 @@ describe("data/nifti: round trips", () => {
   });
 
   it("multichannel volumes keep channels fastest and write dim[4] = channels", async () => {
-    const shape: Shape3 = [2, 3, 4];
+    const shape: Vec3 = [2, 3, 4];
     const data = ramp(Float32Array, numVoxels(shape) * 3, (v) => v);
     const f = tmpFile("multi.nii.gz");
     writeNifti(f, makeVolume(data, shape, 3));
@@ -116,7 +117,7 @@ describe("data/nifti: round trips", () => {
   });
 
   it("every integer and float datatype reads back as image and label", async () => {
-    const shape: Shape3 = [2, 2, 3];
+    const shape: Vec3 = [2, 2, 3];
     const cases: [new (n: number) => VoxelArray, string, (v: number) => number, string][] = [
       [Uint8Array, "uint8", (v) => v * 20, "Uint8Array"],
       [Int8Array, "int8", (v) => v * 10 - 60, "Int32Array"],
@@ -141,7 +142,7 @@ describe("data/nifti: round trips", () => {
   });
 
   it("applies scl_slope/scl_inter, and slope 0 means no scaling", async () => {
-    const shape: Shape3 = [1, 2, 3];
+    const shape: Vec3 = [1, 2, 3];
     const f = tmpFile("scaled.nii");
     writeNifti(f, makeVolume(Int16Array.from([0, 1, 2, 3, 4, -5]), shape));
     patchHeader(f, (v) => { v.setFloat32(112, 0.5, true); v.setFloat32(116, 10, true); });
@@ -158,7 +159,7 @@ describe("data/nifti: round trips", () => {
   });
 
   it("affine: sform first (even when qform_code is higher), then qform, then the pixdim diagonal", async () => {
-    const shape: Shape3 = [2, 3, 4];
+    const shape: Vec3 = [2, 3, 4];
     const vol = makeVolume(new Float32Array(numVoxels(shape)), shape);
     const f = tmpFile("forms.nii");
     writeNifti(f, vol);
@@ -199,7 +200,7 @@ describe("data/nifti: nibabel cross-check", function () {
   });
 
   it("nibabel loads what we write: shape, dtype, affine, qform, values", () => {
-    const shape: Shape3 = [3, 4, 5];
+    const shape: Vec3 = [3, 4, 5];
     const label = makeVolume(ramp(Uint8Array, numVoxels(shape), (v) => (v * 11) % 7), shape);
     const image = makeVolume(ramp(Float32Array, numVoxels(shape) * 2, (v) => Math.cos(v) * 100), shape, 2);
     const fl = tmpFile("nib-label.nii.gz"), fi = tmpFile("nib-image.nii");
@@ -345,7 +346,7 @@ describe("data/nifti: real data (mricron-data)", () => {
 });
 
 describe("data/nifti: bad input", () => {
-  const shape: Shape3 = [2, 3, 4];
+  const shape: Vec3 = [2, 3, 4];
   function goodFile(name: string, data: VoxelArray = ramp(Float32Array, numVoxels(shape), (v) => v)): string {
     const f = tmpFile(name);
     writeNifti(f, makeVolume(data, shape));

@@ -1,12 +1,13 @@
 import { strict as assert } from "assert";
-import { Affine, Shape3, Volume, diagonalAffine } from "../../src/data/volume";
+import { Affine, Volume, diagonalAffine } from "../../src/data/volume";
 import {
   computeCtStats, cropBox, cropOrPad, ctNormalize, nonZeroBoundingBox, resampleToShape, resampleToSpacing,
   uncropOrPad, windowCt, zScore,
 } from "../../src/data/transforms";
 import { makeRng, normal } from "../../src/runtime/random";
+import type { Vec3 } from "../../src/runtime/math";
 
-function makeVolume(shape: Shape3, f: (d: number, h: number, w: number) => number, spacing: Shape3 = [1, 1, 1], affine?: Affine): Volume<Float32Array> {
+function makeVolume(shape: Vec3, f: (d: number, h: number, w: number) => number, spacing: Vec3 = [1, 1, 1], affine?: Affine): Volume<Float32Array> {
   const data = new Float32Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
   for (let d = 0; d < shape[0]; d++) for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) data[i++] = f(d, h, w);
@@ -34,7 +35,7 @@ function toVoxel(a: Affine, p: number[]): number[] {
 }
 
 /** An oblique affine: rotation about z by 30 degrees times diag(spacing), with an origin. */
-function obliqueAffine(spacing: Shape3): Affine {
+function obliqueAffine(spacing: Vec3): Affine {
   const c = Math.cos(Math.PI / 6), s = Math.sin(Math.PI / 6);
   const [sd, sh, sw] = spacing;
   return [[c * sw, -s * sh, 0, 12.5], [s * sw, c * sh, 0, -40], [0, 0, sd, 7], [0, 0, 0, 1]];
@@ -42,7 +43,7 @@ function obliqueAffine(spacing: Shape3): Affine {
 
 describe("data/transforms", () => {
   describe("resampling", () => {
-    const spacing: Shape3 = [2.5, 0.8, 1.2];
+    const spacing: Vec3 = [2.5, 0.8, 1.2];
     const affine = obliqueAffine(spacing);
     // a linear function of world position: trilinear resampling must reproduce it exactly inside the old grid
     const ramp = (p: number[]) => 0.3 * p[0] - 0.7 * p[1] + 1.9 * p[2] + 5;
@@ -62,7 +63,7 @@ describe("data/transforms", () => {
     }
 
     it("resampleToSpacing: ramp exact in the interior, spacing and affine updated, centre kept", () => {
-      const target: Shape3 = [1.5, 1.1, 0.7];
+      const target: Vec3 = [1.5, 1.1, 0.7];
       const out = resampleToSpacing(vol, target, "linear");
       assert.deepEqual(out.shape, [15, 15, 26]); // round(9*2.5/1.5), round(20*.8/1.1), round(15*1.2/.7)
       assert.deepEqual(out.spacing, target);
@@ -92,7 +93,7 @@ describe("data/transforms", () => {
     it("nearest keeps the label set and the array type", () => {
       const lab = makeVolume([12, 14, 10], (d, h, w) => ((d >> 2) + (h >> 2) + (w >> 2)) % 4);
       const u8: Volume<Uint8Array> = { ...lab, data: Uint8Array.from(lab.data), spacing: [2, 1, 1], affine: diagonalAffine([2, 1, 1]) };
-      for (const target of [[1, 1, 1], [3, 2.1, 0.6]] as Shape3[]) {
+      for (const target of [[1, 1, 1], [3, 2.1, 0.6]] as Vec3[]) {
         const out = resampleToSpacing(u8, target, "nearest");
         assert.ok(out.data instanceof Uint8Array);
         assert.deepEqual([...new Set(out.data)].sort(), [0, 1, 2, 3]);
@@ -177,7 +178,7 @@ describe("data/transforms", () => {
       assert.equal(box.data[(2 * 4 + 0) * 4 + 2], 0); // w = 5 is outside
       assert.throws(() => cropBox(vol, [-2, 8, 3], [4, 4, 4], null), /padValue is null.*padValue/);
       assert.throws(() => cropOrPad(vol, [8, 4, 4], { allowPad: false }), /larger than volume.*axis D.*allowPad/);
-      assert.throws(() => cropBox(vol, [0.5, 0, 0] as Shape3, [2, 2, 2]), /start.*0\.5/);
+      assert.throws(() => cropBox(vol, [0.5, 0, 0] as Vec3, [2, 2, 2]), /start.*0\.5/);
     });
 
     it("nonZeroBoundingBox finds the box over all channels; null when empty", () => {

@@ -6,8 +6,9 @@ import { fastOps, OPS_ENV, selectOps } from "../../src/layers/fast_ops";
 import { fastConv3d } from "../../src/layers/fast/conv3d";
 import { fastGatherRows } from "../../src/layers/fast/gather_rows";
 import { transpose2d } from "../../src/layers/fast/common";
-import { Ops, Triple, WindowAttentionArgs } from "../../src/layers/ops";
+import { Ops, WindowAttentionArgs } from "../../src/layers/ops";
 import { assertClose, assertNoLeak, CONV_CASES, input, Input, onBackend, valueAndGrads } from "./grad_check";
+import type { Vec3 } from "../../src/runtime/math";
 
 type F = (...xs: tf.Tensor[]) => tf.Tensor;
 
@@ -83,7 +84,7 @@ describe("layers/fast_ops", () => {
   });
 
   it("convTranspose3d: kernels (2,2,2), (2,4,4), (1,4,4), (1,2,2) and output padding match plain", () => {
-    const cases: { x: number[]; k: Triple; co: number; op?: Triple }[] = [
+    const cases: { x: number[]; k: Vec3; co: number; op?: Vec3 }[] = [
       { x: [2, 2, 3, 2, 3], k: [2, 2, 2], co: 4 },
       { x: [1, 2, 2, 3, 4], k: [2, 4, 4], co: 3 },
       { x: [1, 3, 2, 2, 2], k: [1, 4, 4], co: 2 },
@@ -166,7 +167,7 @@ describe("layers/fast_ops", () => {
       [-2, 1, 0],
       [3, -1, -5],
       [0, 0, 0],
-    ] as Triple[]) {
+    ] as Vec3[]) {
       check(`roll ${shifts}`, (ops) => (x) => ops.roll(x as tf.Tensor5D, shifts), [input([2, 4, 3, 5, 2], 16)]);
     }
   });

@@ -2,8 +2,9 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import { plainOps } from "../../src/layers/plain_ops";
-import { Triple } from "../../src/layers/ops";
+
 import { assertClose, CONV_CASES, input, onBackend, randomData, relErr, valueAndGrads } from "./grad_check";
+import type { Vec3 } from "../../src/runtime/math";
 
 describe("layers/plain_ops", () => {
   before(async () => {
@@ -22,7 +23,7 @@ describe("layers/plain_ops", () => {
   });
 
   it("convTranspose3d matches tf.conv3dTranspose (values) and conv3d (input gradient) on cpu", async () => {
-    const cases: { x: number[]; k: Triple; co: number; op: Triple }[] = [
+    const cases: { x: number[]; k: Vec3; co: number; op: Vec3 }[] = [
       { x: [2, 2, 3, 2, 3], k: [2, 2, 2], co: 4, op: [0, 0, 0] },
       { x: [1, 2, 2, 3, 4], k: [2, 4, 4], co: 2, op: [0, 0, 0] },
       { x: [1, 3, 2, 2, 3], k: [2, 2, 2], co: 2, op: [1, 0, 0] },
@@ -34,7 +35,7 @@ describe("layers/plain_ops", () => {
       const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
         plainOps.convTranspose3d(x as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, c.op);
       const got = valueAndGrads(f, inputs);
-      const outShape: Triple = [D * c.k[0], H * c.k[1], W * c.k[2]];
+      const outShape: Vec3 = [D * c.k[0], H * c.k[1], W * c.k[2]];
       const ref = await onBackend("cpu", () =>
         tf.tidy(() => {
           const x = tf.tensor5d(inputs[0].data as Float32Array, c.x as any);
@@ -146,7 +147,7 @@ describe("layers/plain_ops", () => {
     const g = tf.tidy(() => plainOps.gelu(tf.tensor1d([1, -1, 0.5, 0])).dataSync());
     assert.ok(relErr(g, [0.8413447460685429, -0.15865525393145707, 0.34573123063700656, 0]) < 1e-6);
     const shape: number[] = [2, 3, 4, 5, 2];
-    const shifts: Triple = [-1, 2, -7];
+    const shifts: Vec3 = [-1, 2, -7];
     const data = Float32Array.from({ length: 240 }, (_, i) => i);
     const r = tf.tidy(() => plainOps.roll(tf.tensor5d(data, shape as any), shifts).dataSync());
     const mod = (a: number, n: number) => ((a % n) + n) % n;

@@ -2,7 +2,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import { permuteRows } from "../../src/layers/nnformer_blocks";
-import type { Triple } from "../../src/layers/ops";
+
 import {
   blockGeometry,
   keyMaskFromVisibility,
@@ -12,13 +12,14 @@ import {
   rpbTableRows,
   shiftMask,
 } from "../../src/layers/window_attention3d";
+import type { Vec3 } from "../../src/runtime/math";
 
 const distinct = (a: Int32Array) => new Set(a).size;
 const max = (a: Int32Array) => a.reduce((m, v) => Math.max(m, v), 0);
 
 describe("layers/window_attention3d", () => {
   it("replicates the official relative-position index quirk (reachable rows per spec §2.4)", () => {
-    const cases: Array<[Triple, number, number]> = [
+    const cases: Array<[Vec3, number, number]> = [
       [[4, 4, 4], 115, 343],
       [[8, 8, 8], 547, 3375],
       [[3, 5, 5], 137, 405],
@@ -68,8 +69,8 @@ describe("layers/window_attention3d", () => {
   });
 
   it("partition/merge gathers equal pad → roll(−shift) → window partition done by hand", () => {
-    const G: Triple = [5, 4, 6],
-      w: Triple = [3, 2, 3],
+    const G: Vec3 = [5, 4, 6],
+      w: Vec3 = [3, 2, 3],
       B = 2;
     const g = blockGeometry(G, w, true, "equal", false); // padded 6×4×6, shift (1,1,1)
     const L = 5 * 4 * 6;

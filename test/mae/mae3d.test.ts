@@ -2,16 +2,17 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import { selectOps } from "../../src/layers/fast_ops";
-import type { Triple } from "../../src/layers/ops";
-import { NNFORMER_MICRO, NNFORMER_TINY, type NnFormerConfig } from "../../src/models/nnformer";
+
+import { NNFORMER_E12_16X32X32, NNFORMER_E48_64X64X64, type NnFormerConfig } from "../../src/models/nnformer";
 import { makeRng, normal } from "../../src/runtime/random";
 import { MaeNnFormer, maskedMse, normPixTargets, subWindowRows } from "../../src/mae/mae3d";
 import { visibilityAt, voxelVisibility } from "../../src/mae/masking";
 import { pretrainMae } from "../../src/mae/pretrain";
 import { AUGMENT_OFF } from "../../src/data/augment";
 import { officialRelativePositionIndex } from "../../src/layers/window_attention3d";
+import type { Vec3 } from "../../src/runtime/math";
 
-const MICRO: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };
+const MICRO: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0 };
 /** Micro widths on a crop wide enough for compact mode (the compact crop 16×32×32 must still hold the encoder). */
 const MICRO_WIDE: NnFormerConfig = { ...MICRO, cropSize: [16, 64, 64] };
 
@@ -98,7 +99,10 @@ describe("mae/mae3d", function () {
     const rows = subWindowRows([2, 2, 2], [4, 4, 4], 27);
     const small = officialRelativePositionIndex([2, 2, 2]);
     assert.equal(rows[small[0]], officialRelativePositionIndex([4, 4, 4])[0]); // offset (0,0,0) maps to the centre row
-    const mae = new MaeNnFormer({ ...NNFORMER_TINY, dropPathRate: 0 }, { mask: { mode: "compact", ratio: 0.75 } });
+    const mae = new MaeNnFormer(
+      { ...NNFORMER_E48_64X64X64, dropPathRate: 0 },
+      { mask: { mode: "compact", ratio: 0.75 } },
+    );
     try {
       assert.deepEqual(mae.compactEncoder!.config.cropSize, [64, 32, 32]);
       // every compact parameter is the encoder's own variable (shared, not copied), except per-step derived RPB tables
@@ -119,7 +123,7 @@ describe("mae/mae3d", function () {
     ["sparse", MICRO, [4, 8, 8]],
     ["simmim", MICRO, [4, 8, 8]],
     ["compact", MICRO_WIDE, [8, 16, 16]],
-  ] as Array<["sparse" | "simmim" | "compact", NnFormerConfig, Triple]>) {
+  ] as Array<["sparse" | "simmim" | "compact", NnFormerConfig, Vec3]>) {
     it(`${mode}: pretraining steps keep tf.memory().numTensors flat and the loss finite`, async () => {
       const counts: number[] = [];
       const before = tf.memory().numTensors;

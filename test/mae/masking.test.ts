@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
-import type { Triple } from "../../src/layers/ops";
-import { NNFORMER_MICRO, NNFORMER_TINY, planNnFormer } from "../../src/models/nnformer";
+
+import { NNFORMER_E12_16X32X32, NNFORMER_E48_64X64X64, planNnFormer } from "../../src/models/nnformer";
 import { partitionIndex } from "../../src/layers/window_attention3d";
 import { makeRng } from "../../src/runtime/random";
 import {
@@ -16,6 +16,7 @@ import {
   visibilityAt,
   voxelVisibility,
 } from "../../src/mae/masking";
+import type { Vec3 } from "../../src/runtime/math";
 
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 
@@ -26,7 +27,7 @@ describe("mae/masking", () => {
       [[8, 4, 4], 0.6],
       [[3, 5, 7], 0.9],
       [[2, 2, 2], 0.5],
-    ] as Array<[Triple, number]>) {
+    ] as Array<[Vec3, number]>) {
       const N = grid[0] * grid[1] * grid[2];
       for (let seed = 0; seed < 5; seed++) {
         const v = randomMasking(makeRng(seed), grid, r, 3);
@@ -40,9 +41,9 @@ describe("mae/masking", () => {
   });
 
   it("defaults the unit to patch × stage-0 window, so unshifted stage-0 windows are all visible or all masked", () => {
-    assert.deepEqual(defaultMaskUnit(NNFORMER_TINY), [8, 16, 16]);
-    assert.deepEqual(defaultMaskUnit(NNFORMER_MICRO), [8, 16, 16]);
-    const c = NNFORMER_TINY;
+    assert.deepEqual(defaultMaskUnit(NNFORMER_E48_64X64X64), [8, 16, 16]);
+    assert.deepEqual(defaultMaskUnit(NNFORMER_E12_16X32X32), [8, 16, 16]);
+    const c = NNFORMER_E48_64X64X64;
     const s = drawMask(makeRng(1), defaultMaskConfig(c), c.cropSize, 2);
     const g = planNnFormer(c).encoder[0].blocks[0];
     const vis = visibilityAt(s, g.grid);
@@ -54,8 +55,8 @@ describe("mae/masking", () => {
   });
 
   it("aligns mask cubes: voxels, embedding grids and stage grids agree; coarse cells are active if any child is", () => {
-    const c = NNFORMER_MICRO;
-    const unit: Triple = [4, 8, 8];
+    const c = NNFORMER_E12_16X32X32;
+    const unit: Vec3 = [4, 8, 8];
     const s = drawMask(makeRng(3), { mode: "sparse", ratio: 0.75, unit }, c.cropSize, 2);
     const vox = voxelVisibility(s);
     const [D, H, W] = c.cropSize;
@@ -94,12 +95,12 @@ describe("mae/masking", () => {
   });
 
   it("compact mode keeps one unit per group, packs them, and scatters back exactly", () => {
-    const crop: Triple = [16, 64, 64],
-      unit: Triple = [8, 16, 16];
+    const crop: Vec3 = [16, 64, 64],
+      unit: Vec3 = [8, 16, 16];
     for (const [ratio, group] of [
       [0.75, [1, 2, 2]],
       [0.875, [2, 2, 2]],
-    ] as Array<[number, Triple]>) {
+    ] as Array<[number, Vec3]>) {
       const s = drawMask(makeRng(5), { mode: "compact", ratio, unit }, crop, 2);
       const N = s.unitGrid[0] * s.unitGrid[1] * s.unitGrid[2];
       for (let b = 0; b < 2; b++)
@@ -115,8 +116,8 @@ describe("mae/masking", () => {
   });
 
   it("rejects bad settings with errors that name the value and the fix", () => {
-    const c = NNFORMER_MICRO;
-    const unit: Triple = [8, 16, 16];
+    const c = NNFORMER_E12_16X32X32;
+    const unit: Vec3 = [8, 16, 16];
     for (const ratio of [0, 1, 1.2, -0.1, NaN]) {
       assert.throws(
         () => checkMaskConfig({ mode: "sparse", ratio, unit }, c),

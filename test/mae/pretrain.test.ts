@@ -4,12 +4,12 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { NNFORMER_MICRO, type NnFormerConfig } from "../../src/models/nnformer";
+import { NNFORMER_E12_16X32X32, type NnFormerConfig } from "../../src/models/nnformer";
 import { AUGMENT_OFF } from "../../src/data/augment";
 import { pretrainMae, type PretrainOptions } from "../../src/mae/pretrain";
 import { readMaeCheckpointInfo } from "../../src/mae/checkpoint";
 
-const MICRO: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };
+const MICRO: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0 };
 
 describe("mae/pretrain", function () {
   before(async () => {

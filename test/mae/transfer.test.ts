@@ -4,14 +4,14 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { NNFORMER_MICRO, NnFormer, type NnFormerConfig } from "../../src/models/nnformer";
+import { NNFORMER_E12_16X32X32, NnFormer, type NnFormerConfig } from "../../src/models/nnformer";
 import { generatePhantom } from "../../src/data/phantom";
 import { MaeNnFormer } from "../../src/mae/mae3d";
 import { loadMaeCheckpoint, restoreMaeCheckpoint, saveMaeCheckpoint } from "../../src/mae/checkpoint";
 import { computePreprocessing, type Preprocessing } from "../../src/data/preprocess";
 import { checkPreprocessingMatch, transferEncoder } from "../../src/mae/transfer";
 
-const MICRO: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };
+const MICRO: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0 };
 const snapshot = (m: NnFormer) => new Map([...m.params].map(([n, v]) => [n, Array.from(v.dataSync())]));
 
 describe("mae/transfer", function () {

@@ -1,8 +1,9 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
-import { hd95, hd95Scores, percentile, squaredEdt, surfaceDistances, surfaceMask } from "../../src/metrics/hd95";
 
-function mask(shape: Shape3, f: (d: number, h: number, w: number) => boolean): Uint8Array {
+import { hd95, hd95Scores, percentile, squaredEdt, surfaceDistances, surfaceMask } from "../../src/metrics/hd95";
+import type { Vec3 } from "../../src/runtime/math";
+
+function mask(shape: Vec3, f: (d: number, h: number, w: number) => boolean): Uint8Array {
   const out = new Uint8Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
   for (let d = 0; d < shape[0]; d++)
@@ -10,7 +11,7 @@ function mask(shape: Shape3, f: (d: number, h: number, w: number) => boolean): U
   return out;
 }
 
-function sphere(shape: Shape3, c: number[], r: number, spacing: Shape3 = [1, 1, 1]): Uint8Array {
+function sphere(shape: Vec3, c: number[], r: number, spacing: Vec3 = [1, 1, 1]): Uint8Array {
   return mask(
     shape,
     (d, h, w) =>
@@ -21,7 +22,7 @@ function sphere(shape: Shape3, c: number[], r: number, spacing: Shape3 = [1, 1, 
 // ---- brute force reference, written independently of the library -------------------------------------------------
 
 /** Surface voxel coordinates: foreground with a face neighbour that is background or off the grid. */
-function bruteSurface(m: Uint8Array, shape: Shape3): number[][] {
+function bruteSurface(m: Uint8Array, shape: Vec3): number[][] {
   const [D, H, W] = shape;
   const at = (d: number, h: number, w: number) =>
     d >= 0 && d < D && h >= 0 && h < H && w >= 0 && w < W && m[(d * H + h) * W + w] === 1;
@@ -61,7 +62,7 @@ function brutePercentile(x: number[], q: number): number {
   return i + 1 < v.length ? v[i] * (1 - (pos - i)) + v[i + 1] * (pos - i) : v[i];
 }
 
-function bruteHd95(p: Uint8Array, r: Uint8Array, shape: Shape3, s: number[]): number {
+function bruteHd95(p: Uint8Array, r: Uint8Array, shape: Vec3, s: number[]): number {
   const sp = bruteSurface(p, shape),
     sr = bruteSurface(r, shape);
   return Math.max(brutePercentile(bruteDirected(sp, sr, s), 95), brutePercentile(bruteDirected(sr, sp, s), 95));
@@ -72,8 +73,8 @@ const close = (a: number, b: number, msg = "") =>
 
 describe("metrics/hd95", () => {
   it("the EDT is exact against brute force, with anisotropic spacing", () => {
-    const shape: Shape3 = [7, 9, 11];
-    const spacing: Shape3 = [2.5, 0.7, 1.3];
+    const shape: Vec3 = [7, 9, 11];
+    const spacing: Vec3 = [2.5, 0.7, 1.3];
     const sites = mask(shape, (d, h, w) => (d * 31 + h * 17 + w * 7) % 23 === 0);
     const siteList: number[][] = [];
     for (let d = 0; d < 7; d++)
@@ -93,7 +94,7 @@ describe("metrics/hd95", () => {
   });
 
   it("surfaces are 6-connected borders, and the grid edge counts as background", () => {
-    const shape: Shape3 = [5, 5, 5];
+    const shape: Vec3 = [5, 5, 5];
     const cube = mask(shape, (d, h, w) => d >= 1 && d <= 3 && h >= 1 && h <= 3 && w >= 1 && w <= 3);
     const s = surfaceMask(cube, shape);
     assert.equal(
@@ -108,8 +109,8 @@ describe("metrics/hd95", () => {
   });
 
   it("hand cases: single voxels and parallel plates offset by k along D give k * spacing_D", () => {
-    const shape: Shape3 = [10, 6, 6];
-    const spacing: Shape3 = [3, 0.8, 0.8];
+    const shape: Vec3 = [10, 6, 6];
+    const spacing: Vec3 = [3, 0.8, 0.8];
     const a = mask(shape, (d, h, w) => d === 2 && h === 3 && w === 3);
     const b = mask(shape, (d, h, w) => d === 6 && h === 3 && w === 3);
     close(hd95(a, b, shape, { spacing }), 4 * 3);
@@ -121,8 +122,8 @@ describe("metrics/hd95", () => {
   });
 
   it("two spheres offset by k voxels along one axis, anisotropic spacing, match brute force", () => {
-    const shape: Shape3 = [16, 20, 24];
-    const spacing: Shape3 = [2, 1, 0.75];
+    const shape: Vec3 = [16, 20, 24];
+    const spacing: Vec3 = [2, 1, 0.75];
     for (const [axis, k] of [
       [0, 2],
       [1, 3],
@@ -142,8 +143,8 @@ describe("metrics/hd95", () => {
   });
 
   it("concentric cubes and a structure touching the grid edge match brute force", () => {
-    const shape: Shape3 = [12, 14, 10];
-    const spacing: Shape3 = [1.5, 0.9, 2.2];
+    const shape: Vec3 = [12, 14, 10];
+    const spacing: Vec3 = [1.5, 0.9, 2.2];
     const big = mask(shape, (d, h, w) => d >= 1 && d <= 10 && h >= 2 && h <= 11 && w >= 1 && w <= 8);
     const small = mask(shape, (d, h, w) => d >= 4 && d <= 7 && h >= 5 && h <= 8 && w >= 3 && w <= 6);
     close(hd95(big, small, shape, { spacing }), bruteHd95(big, small, shape, spacing));
@@ -157,7 +158,7 @@ describe("metrics/hd95", () => {
   });
 
   it("directed surface distances and numpy's percentile", () => {
-    const shape: Shape3 = [1, 1, 6];
+    const shape: Vec3 = [1, 1, 6];
     const d = surfaceDistances([1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1], shape, [1, 1, 2]);
     assert.deepEqual(Array.from(d), [6]);
     assert.equal(percentile(Float64Array.from([4, 1, 3, 2]), 50), 2.5);
@@ -166,8 +167,8 @@ describe("metrics/hd95", () => {
   });
 
   it("empty masks: mm default NaN, worst case on request; voxel convention gives 0", () => {
-    const shape: Shape3 = [4, 5, 6];
-    const spacing: Shape3 = [2, 1, 1];
+    const shape: Vec3 = [4, 5, 6];
+    const spacing: Vec3 = [2, 1, 1];
     const empty = new Uint8Array(120);
     const some = mask(shape, (d) => d === 1);
     assert.ok(Number.isNaN(hd95(empty, some, shape, { spacing })));
@@ -184,8 +185,8 @@ describe("metrics/hd95", () => {
   });
 
   it("per-class scores on label maps, regions included", () => {
-    const shape: Shape3 = [8, 8, 8];
-    const spacing: Shape3 = [1, 1, 1];
+    const shape: Vec3 = [8, 8, 8];
+    const spacing: Vec3 = [1, 1, 1];
     const ref = mask(shape, (d) => d < 4).map((v, i) => (v ? 1 : i % 2 ? 2 : 0));
     const pred = ref.map((v, i) => (v === 1 && i < 64 ? 3 : v));
     const [s1, s2, s13, s4] = hd95Scores(pred, ref, [1, 2, [1, 3], 4], shape, { spacing });
@@ -198,7 +199,7 @@ describe("metrics/hd95", () => {
   });
 
   it("is fast enough for a 128^3 volume with large structures", () => {
-    const shape: Shape3 = [128, 128, 128];
+    const shape: Vec3 = [128, 128, 128];
     const p = sphere(shape, [64, 64, 64], 50),
       r = sphere(shape, [66, 62, 64], 48);
     const t0 = Date.now();

@@ -4,7 +4,7 @@ import { initBackend } from "../../src/runtime/backend";
 import { makeRng } from "../../src/runtime/random";
 import { plainOps } from "../../src/layers/plain_ops";
 import { selectOps } from "../../src/layers/fast_ops";
-import type { Triple } from "../../src/layers/ops";
+
 import { instanceNorm3d } from "../../src/layers/conv_blocks3d";
 import { patchify } from "../../src/layers/vit3d";
 import { countParams, initValues, paramTable, type ParamSpec } from "../../src/layers/param_specs";
@@ -30,12 +30,12 @@ import {
 import {
   TRANSUNET3D_BASE,
   TRANSUNET3D_CPU,
-  TRANSUNET3D_MICRO,
   transUnet3dParamSpecs,
   upsampleMatrix,
   upsampleTrilinear2x,
   checkTransUnet3dConfig,
 } from "../../src/models/transunet3d";
+import type { Vec3 } from "../../src/runtime/math";
 
 const rows = (specs: ParamSpec[]) => Object.fromEntries(paramTable(specs).map((r) => [r.component, r.params]));
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -267,7 +267,7 @@ describe("models/baselines", function () {
 
   describe("Swin UNETR follows MONAI's window rules", () => {
     it("per-axis window shrink, shift and padding on the 96³ and micro plans", () => {
-      const grids: Triple[] = [
+      const grids: Vec3[] = [
         [48, 48, 48],
         [24, 24, 24],
         [12, 12, 12],
@@ -339,7 +339,7 @@ describe("models/baselines", function () {
     it("PatchMerging takes the 2×2×2 voxels in MONAI's x0..x7 order", () => {
       const rowsOf = patchMergeRows([2, 4, 2], 2); // L = 16 per sample, 2 output tokens per sample
       const at = (d: number, h: number, w: number) => (d * 4 + h) * 2 + w;
-      const order: Triple[] = [
+      const order: Vec3[] = [
         [0, 0, 0],
         [1, 0, 0],
         [0, 1, 0],
@@ -367,7 +367,7 @@ describe("models/baselines", function () {
   describe("shared pieces", () => {
     it("patchify orders each patch (pD, pH, pW, C) and patches (gD, gH, gW) as a Conv3d with kernel = stride", () => {
       const [B, D, H, W, C] = [2, 4, 6, 2, 3];
-      const p: Triple = [2, 3, 1];
+      const p: Vec3 = [2, 3, 1];
       const data = Float32Array.from({ length: B * D * H * W * C }, (_, i) => i);
       const x = tf.tensor5d(data, [B, D, H, W, C]);
       const got = patchify(x, p).arraySync();

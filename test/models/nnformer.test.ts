@@ -7,10 +7,10 @@ import { plainOps } from "../../src/layers/plain_ops";
 import {
   NNFORMER_ACDC,
   NNFORMER_ACDC_MICRO,
-  NNFORMER_MICRO,
-  NNFORMER_SMALL,
+  NNFORMER_E12_16X32X32,
+  NNFORMER_E24_32X64X64,
   NNFORMER_SYNAPSE,
-  NNFORMER_TINY,
+  NNFORMER_E48_64X64X64,
   NNFORMER_TUMOR,
   NnFormer,
   NnFormerConfig,
@@ -40,7 +40,7 @@ describe("models/nnformer", function () {
     assert.equal(count(nnFormerParamSpecs(NNFORMER_SYNAPSE).params), 150_054_210);
     assert.equal(count(nnFormerParamSpecs(NNFORMER_ACDC).params), 37_160_200);
     assert.equal(count(nnFormerParamSpecs(NNFORMER_TUMOR).params), 37_606_726);
-    assert.equal(count(nnFormerParamSpecs({ ...NNFORMER_TINY, numClasses: 14 }).params), 9_522_078);
+    assert.equal(count(nnFormerParamSpecs({ ...NNFORMER_E48_64X64X64, numClasses: 14 }).params), 9_522_078);
     assert.equal(count(nnFormerParamSpecs({ ...NNFORMER_SYNAPSE, deepSupervision: false }).params), 149_538_086);
   });
 
@@ -251,15 +251,15 @@ describe("models/nnformer", function () {
       ],
     ];
     for (const [patch, re] of cases) {
-      assert.throws(() => checkNnFormerConfig({ ...NNFORMER_TINY, ...patch }), re, JSON.stringify(patch));
+      assert.throws(() => checkNnFormerConfig({ ...NNFORMER_E48_64X64X64, ...patch }), re, JSON.stringify(patch));
     }
     for (const c of [
       NNFORMER_SYNAPSE,
       NNFORMER_ACDC,
       NNFORMER_TUMOR,
-      NNFORMER_TINY,
-      NNFORMER_SMALL,
-      NNFORMER_MICRO,
+      NNFORMER_E48_64X64X64,
+      NNFORMER_E24_32X64X64,
+      NNFORMER_E12_16X32X32,
       ACDC_MICRO,
     ]) {
       checkNnFormerConfig(c);
@@ -267,7 +267,7 @@ describe("models/nnformer", function () {
   });
 
   it("micro: forward gives the deep-supervision shapes, no NaN, no leaked tensors; same seed, same weights", () => {
-    const m = new NnFormer(NNFORMER_MICRO, { seed: 3 });
+    const m = new NnFormer(NNFORMER_E12_16X32X32, { seed: 3 });
     const x = tf.randomNormal([2, 16, 32, 32, 1], 0, 1, "float32", 7) as tf.Tensor5D;
     const before = tf.memory().numTensors;
     const out = m.forward(x, { ops: plainOps });
@@ -296,8 +296,8 @@ describe("models/nnformer", function () {
       () => tf.max(tf.abs(tf.sub(one.logits, tf.slice(two.logits, [1, 0, 0, 0, 0], [1, 16, 32, 32, 3])))).dataSync()[0],
     );
     assert.ok(diff < 1e-5, `batch item 1 alone vs in a batch: ${diff}`);
-    const m2 = new NnFormer(NNFORMER_MICRO, { seed: 3 });
-    const m3 = new NnFormer(NNFORMER_MICRO, { seed: 4 });
+    const m2 = new NnFormer(NNFORMER_E12_16X32X32, { seed: 3 });
+    const m3 = new NnFormer(NNFORMER_E12_16X32X32, { seed: 4 });
     const w = (mm: NnFormer) => mm.params.get("model_down.layers.0.blocks.0.attn.qkv.weight")!.dataSync();
     assert.deepEqual(Array.from(w(m2)), Array.from(w(m)));
     assert.notDeepEqual(Array.from(w(m3)), Array.from(w(m)));
@@ -310,7 +310,7 @@ describe("models/nnformer", function () {
   });
 
   it("micro: training steps (variableGrads + SGD, drop path seeded) keep the tensor count and stay finite", () => {
-    const m = new NnFormer(NNFORMER_MICRO, { seed: 1 });
+    const m = new NnFormer(NNFORMER_E12_16X32X32, { seed: 1 });
     const opt = tf.train.sgd(0.01);
     const x = tf.randomNormal([1, 16, 32, 32, 1], 0, 1, "float32", 2) as tf.Tensor5D;
     const y = tf.oneHot(tf.randomUniform([1, 16, 32, 32], 0, 3, "int32", 5), 3) as tf.Tensor5D;
@@ -352,7 +352,7 @@ describe("models/nnformer", function () {
   });
 
   it("encoder alone with MAE hooks: skips per stage, hooks called at every site", () => {
-    const m = new NnFormer(NNFORMER_MICRO, { seed: 5 });
+    const m = new NnFormer(NNFORMER_E12_16X32X32, { seed: 5 });
     const x = tf.randomNormal([1, 16, 32, 32, 1], 0, 1, "float32", 4) as tf.Tensor5D;
     const convs: string[] = [];
     let keyMasks = 0,
@@ -415,8 +415,8 @@ describe("models/nnformer", function () {
 
   it("tiny (benchmark preset, 64³): real forward with deep supervision", function () {
     this.timeout(300000);
-    const m = new NnFormer(NNFORMER_TINY, { seed: 0 });
-    assert.equal(m.numParams(), count(nnFormerParamSpecs(NNFORMER_TINY).params));
+    const m = new NnFormer(NNFORMER_E48_64X64X64, { seed: 0 });
+    assert.equal(m.numParams(), count(nnFormerParamSpecs(NNFORMER_E48_64X64X64).params));
     const x = tf.randomNormal([1, 64, 64, 64, 1], 0, 1, "float32", 1) as tf.Tensor5D;
     const out = m.forward(x, { ops: plainOps });
     assert.deepEqual(out.logits.shape, [1, 64, 64, 64, 9]);

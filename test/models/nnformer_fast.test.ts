@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { NnFormer, NnFormerConfig, NNFORMER_ACDC_MICRO, NNFORMER_MICRO } from "../../src/models/nnformer";
+import { NnFormer, NnFormerConfig, NNFORMER_ACDC_MICRO, NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 import { plainOps } from "../../src/layers/plain_ops";
 import { fastOps } from "../../src/layers/fast_ops";
 import { Ops } from "../../src/layers/ops";
@@ -18,7 +18,7 @@ describe("models/nnformer fast vs plain", () => {
   });
 
   const cases: Array<[string, NnFormerConfig]> = [
-    ["micro", { ...NNFORMER_MICRO, dropPathRate: 0.3 }],
+    ["micro", { ...NNFORMER_E12_16X32X32, dropPathRate: 0.3 }],
     ["acdc micro", NNFORMER_ACDC_MICRO],
   ];
   for (const [name, config] of cases) {

@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
 import { plainOps } from "../../src/layers/plain_ops";
 import { readSafetensors, serializeSafetensors, type TensorToWrite } from "../../src/io/safetensors";
-import { NNFORMER_MICRO, NnFormer } from "../../src/models/nnformer";
+import { NNFORMER_E12_16X32X32, NnFormer } from "../../src/models/nnformer";
 import { MODELS, modelNames, type RegistryEntry } from "../../src/registry";
 import { exportOfficialWeights, importOfficialWeights, officialStateDict } from "../../src/models/official_weights";
 
@@ -17,8 +17,8 @@ describe("models/official_weights", () => {
   let a: NnFormer, b: NnFormer;
   before(async () => {
     await initBackend();
-    a = new NnFormer(NNFORMER_MICRO, { seed: 1 });
-    b = new NnFormer(NNFORMER_MICRO, { seed: 2 });
+    a = new NnFormer(NNFORMER_E12_16X32X32, { seed: 1 });
+    b = new NnFormer(NNFORMER_E12_16X32X32, { seed: 2 });
   });
   after(() => {
     a.dispose();
@@ -68,7 +68,7 @@ describe("models/official_weights", () => {
     bad[1] += 1;
     sd.set("model_down.layers.0.blocks.0.attn.relative_position_index", { ...idx, data: bad });
     const bytes = serializeSafetensors(sd as Map<string, TensorToWrite>);
-    const fresh = new NnFormer(NNFORMER_MICRO, { seed: 9 });
+    const fresh = new NnFormer(NNFORMER_E12_16X32X32, { seed: 9 });
     const before = fresh.params.get("model_down.norm0.weight")!.dataSync().slice();
     assert.throws(
       () => importOfficialWeights(fresh, bytes),

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import { nnFormerLrScale, nnFormerLayerDecay } from "../../src/train/layer_decay";
-import { nnFormerParamSpecs, NNFORMER_MICRO } from "../../src/models/nnformer";
+import { nnFormerParamSpecs, NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 
 describe("train/layer_decay", () => {
   it("scales the embedding by d^5, encoder stage i by d^(4-i), decoder and heads by 1", () => {
@@ -13,7 +13,7 @@ describe("train/layer_decay", () => {
     assert.equal(nnFormerLrScale("final.0.up.weight", d), 1);
   });
   it("gives every official parameter name a scale in (0, 1]", () => {
-    for (const p of nnFormerParamSpecs(NNFORMER_MICRO).params) {
+    for (const p of nnFormerParamSpecs(NNFORMER_E12_16X32X32).params) {
       const s = nnFormerLrScale(p.name, 0.75);
       assert.ok(s > 0 && s <= 1, `${p.name}: ${s}`);
     }

@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { NnFormer, NNFORMER_MICRO } from "../../src/models/nnformer";
+import { NnFormer, NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 import { fastOps } from "../../src/layers/fast_ops";
 import { plainOps } from "../../src/layers/plain_ops";
 import { deepSupervisionLoss } from "../../src/losses/dice_ce";
@@ -17,7 +17,7 @@ describe("train/leaks: 20 nnFormer training steps", function () {
 
   for (const ops of [fastOps, plainOps]) {
     it(`leave tf.memory().numTensors unchanged (${ops.name} ops)`, async () => {
-      const model = new NnFormer(NNFORMER_MICRO, { seed: 3 });
+      const model = new NnFormer(NNFORMER_E12_16X32X32, { seed: 3 });
       const x = tf.randomNormal([1, 16, 32, 32, 1], 0, 1, "float32", 1) as tf.Tensor5D;
       const y = tf.randomUniform([1, 16, 32, 32], 0, 3, "int32", 2);
       const task: TrainTask = {

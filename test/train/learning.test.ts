@@ -6,7 +6,7 @@ import { AUGMENT_OFF } from "../../src/data/augment";
 import { prepareCases, SegmentationTask } from "../../src/train/segmentation";
 import { evaluateDice } from "../../src/infer/evaluate";
 import { fit } from "../../src/train/fit";
-import { NnFormer, NNFORMER_MICRO } from "../../src/models/nnformer";
+import { NnFormer, NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 import { NnFormerSegmentation } from "../../src/models/nnformer_segmentation";
 import { fastOps } from "../../src/layers/fast_ops";
 
@@ -29,7 +29,7 @@ describe("train/learning (micro nnFormer on phantoms)", function () {
     const prepared = prepareCases(cases, plan);
     const train = prepared.slice(0, 6),
       val = prepared.slice(6);
-    const config = { ...NNFORMER_MICRO, numClasses: 9 };
+    const config = { ...NNFORMER_E12_16X32X32, numClasses: 9 };
     const model = new NnFormerSegmentation("nnformer-micro", new NnFormer(config, { seed: 1 }));
     try {
       const task = new SegmentationTask({

@@ -4,7 +4,7 @@ import { generatePhantom } from "../../src/data/phantom";
 import { computePreprocessing } from "../../src/data/preprocess";
 import { AUGMENT_OFF } from "../../src/data/augment";
 import { prepareCases, SegmentationTask, SegmentationTaskOptions } from "../../src/train/segmentation";
-import { NnFormer, NNFORMER_MICRO } from "../../src/models/nnformer";
+import { NnFormer, NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 import { NnFormerSegmentation } from "../../src/models/nnformer_segmentation";
 import { fastOps } from "../../src/layers/fast_ops";
 import { makeRng } from "../../src/runtime/random";
@@ -24,7 +24,10 @@ describe("train/segmentation: inputs are checked before training", () => {
       "CT",
     );
     const prepared = prepareCases(cases, plan);
-    model = new NnFormerSegmentation("nnformer-micro", new NnFormer({ ...NNFORMER_MICRO, numClasses: 9 }, { seed: 0 }));
+    model = new NnFormerSegmentation(
+      "nnformer-micro",
+      new NnFormer({ ...NNFORMER_E12_16X32X32, numClasses: 9 }, { seed: 0 }),
+    );
     base = {
       model,
       ops: fastOps,

@@ -19,19 +19,20 @@
 //   dW     : transpose(cols) @ dY
 // spec.inputGrad === false skips dX (returned as zeros). Everything works on rank ≤ 4 views.
 import * as tf from "@tensorflow/tfjs";
-import { Conv3dSpec, Triple } from "../ops";
+import { Conv3dSpec } from "../ops";
 import { cachedConstant, columnSum, fitAxis, r4, r5, transpose2d } from "./common";
 import { convOutLength, customOp } from "../op_helpers";
+import type { Vec3 } from "../../runtime/math";
 
 export type ConvRoute = "zsplit" | "gather";
 
 interface Geometry {
   B: number;
-  inSize: Triple; // [D, H, W]
-  outSize: Triple; // [Do, Ho, Wo]
-  kernel: Triple;
-  stride: Triple;
-  pad: Triple;
+  inSize: Vec3; // [D, H, W]
+  outSize: Vec3; // [Do, Ho, Wo]
+  kernel: Vec3;
+  stride: Vec3;
+  pad: Vec3;
   ci: number;
   co: number;
 }
@@ -40,9 +41,9 @@ function geometry(x: tf.Tensor5D, w: tf.Tensor5D, spec: Conv3dSpec): Geometry {
   const [B, D, H, W, ci] = x.shape;
   const [kD, kH, kW, wci, co] = w.shape;
   if (wci !== ci) throw new Error(`conv3d: x has ${ci} channels but w [kD,kH,kW,Ci,Co] expects Ci=${wci}`);
-  const inSize: Triple = [D, H, W];
-  const kernel: Triple = [kD, kH, kW];
-  const outSize = [0, 1, 2].map((a) => convOutLength(inSize[a], kernel[a], spec.stride[a], spec.padding[a])) as Triple;
+  const inSize: Vec3 = [D, H, W];
+  const kernel: Vec3 = [kD, kH, kW];
+  const outSize = [0, 1, 2].map((a) => convOutLength(inSize[a], kernel[a], spec.stride[a], spec.padding[a])) as Vec3;
   if (outSize.some((o) => o < 1))
     throw new Error(`conv3d: input [${inSize}] is too small for kernel [${kernel}] with padding [${spec.padding}]`);
   return { B, inSize, outSize, kernel, stride: spec.stride, pad: spec.padding, ci, co };
@@ -86,7 +87,7 @@ function kernelSlice(w: tf.Tensor5D, kz: number): tf.Tensor4D {
   return tf.slice(w.reshape([kD, kH * kW * ci * co]), [kz, 0], [1, kH * kW * ci * co]).reshape([kH, kW, ci, co]);
 }
 
-function explicitPad(p: Triple): [[number, number], [number, number], [number, number], [number, number]] {
+function explicitPad(p: Vec3): [[number, number], [number, number], [number, number], [number, number]] {
   return [
     [0, 0],
     [p[1], p[1]],

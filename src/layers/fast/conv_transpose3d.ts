@@ -3,10 +3,11 @@
 // followed by a depth-to-space of two rank-4 transposes, whose autodiff (the inverse transposes) is already cheap.
 // Output padding (PyTorch output_padding) appends trailing planes that hold only the bias.
 import * as tf from "@tensorflow/tfjs";
-import { Triple } from "../ops";
+
 import { convTransposeMatrix, customOp, depthToSpace3d } from "../op_helpers";
 import { ones2d, r2 } from "./common";
 import { addBiasRows, fastLinear, linearTransposedWeight } from "./linear";
+import type { Vec3 } from "../../runtime/math";
 
 /** b [Co] tiled K times to [K·Co]; the gradient sums the K copies with a cached ones row (no tf.tile gradient). */
 function tileBias(b: tf.Tensor1D, k: number): tf.Tensor1D {
@@ -18,7 +19,7 @@ function tileBias(b: tf.Tensor1D, k: number): tf.Tensor1D {
 }
 
 /** Zero-pads trailing planes on each spatial axis of y [B, D, H, W, C] through rank-3 views. */
-function padTrailing3(y: tf.Tensor5D, extra: Triple): tf.Tensor5D {
+function padTrailing3(y: tf.Tensor5D, extra: Vec3): tf.Tensor5D {
   let t: tf.Tensor = y;
   const shape = [...y.shape];
   for (let a = 0; a < 3; a++) {
@@ -39,7 +40,7 @@ export function fastConvTranspose3d(
   x: tf.Tensor5D,
   w: tf.Tensor5D,
   b: tf.Tensor1D | null,
-  outputPadding: Triple = [0, 0, 0],
+  outputPadding: Vec3 = [0, 0, 0],
 ): tf.Tensor5D {
   const [B, D, H, W, ci] = x.shape;
   const [kD, kH, kW, co, wci] = w.shape;
