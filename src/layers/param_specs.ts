@@ -64,16 +64,13 @@ export class SpecList {
 
   /** nn.Linear(cin, cout, bias). */
   linear(name: string, cin: number, cout: number, bias = true, init: ParamInit = "uniform"): void {
-    this.add({ name: `${name}.weight`, shape: [cin, cout], torchShape: [cout, cin], kind: "linear", init, fanIn: cin });
-    if (bias)
-      this.add({
-        name: `${name}.bias`,
-        shape: [cout],
-        torchShape: [cout],
-        kind: "vector",
-        init: init === "uniform" ? "uniform" : "zeros",
-        fanIn: cin,
-      });
+    this.weightAndBias(name, cout, bias, {
+      shape: [cin, cout],
+      torchShape: [cout, cin],
+      kind: "linear",
+      init,
+      fanIn: cin,
+    });
   }
 
   /** nn.Conv3d(cin, cout, k, bias); zeroGrad marks a bias that a following InstanceNorm cancels. */
@@ -84,50 +81,40 @@ export class SpecList {
     k: Vec3,
     opts: { bias: boolean; init?: ParamInit; zeroGradBias?: boolean },
   ): void {
-    const fanIn = cin * prod(k);
     const init = opts.init ?? "uniform";
-    this.add({
-      name: `${name}.weight`,
-      shape: [...k, cin, cout],
-      torchShape: [cout, cin, ...k],
-      kind: "conv",
-      init,
-      fanIn,
-    });
-    if (opts.bias) {
-      this.add({
-        name: `${name}.bias`,
-        shape: [cout],
-        torchShape: [cout],
-        kind: "vector",
-        init: init === "uniform" ? "uniform" : "zeros",
-        fanIn,
-        ...(opts.zeroGradBias ? { zeroGrad: true } : {}),
-      });
-    }
+    const weight = { shape: [...k, cin, cout], torchShape: [cout, cin, ...k], kind: "conv" as const, init };
+    this.weightAndBias(name, cout, opts.bias, { ...weight, fanIn: cin * prod(k) }, opts.zeroGradBias);
   }
 
   /** nn.ConvTranspose3d(cin, cout, k, stride=k, bias). Torch computes its fan_in from weight dim 1 (= cout). */
   convT(name: string, cin: number, cout: number, k: Vec3, opts: { bias: boolean; init?: ParamInit }): void {
-    const fanIn = cout * prod(k);
     const init = opts.init ?? "uniform";
+    const weight = { shape: [...k, cout, cin], torchShape: [cin, cout, ...k], kind: "convT" as const, init };
+    this.weightAndBias(name, cout, opts.bias, { ...weight, fanIn: cout * prod(k) });
+  }
+
+  /**
+   * A module's `.weight` and, when `bias`, its `.bias` of [cout]: U(±1/√fanIn) under the "uniform" rule (PyTorch's
+   * default for both), zeros otherwise; zeroGradBias marks a bias that a following InstanceNorm cancels.
+   */
+  private weightAndBias(
+    name: string,
+    cout: number,
+    bias: boolean,
+    w: Omit<ParamSpec, "group" | "name">,
+    zeroGradBias = false,
+  ): void {
+    this.add({ name: `${name}.weight`, ...w });
+    if (!bias) return;
     this.add({
-      name: `${name}.weight`,
-      shape: [...k, cout, cin],
-      torchShape: [cin, cout, ...k],
-      kind: "convT",
-      init,
-      fanIn,
+      name: `${name}.bias`,
+      shape: [cout],
+      torchShape: [cout],
+      kind: "vector",
+      init: w.init === "uniform" ? "uniform" : "zeros",
+      fanIn: w.fanIn,
+      ...(zeroGradBias ? { zeroGrad: true } : {}),
     });
-    if (opts.bias)
-      this.add({
-        name: `${name}.bias`,
-        shape: [cout],
-        torchShape: [cout],
-        kind: "vector",
-        init: init === "uniform" ? "uniform" : "zeros",
-        fanIn,
-      });
   }
 
   /** nn.LayerNorm(C) or an affine InstanceNorm3d(C): weight 1, bias 0. */
