@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { buildModel, type BuildOptions } from "../registry";
 import type { Ops } from "../layers/ops";
 import { timeTrainingSteps, type KernelTime } from "./step_bench";
+import { alignedTable, fixed, setupCells } from "./table";
 
 export interface ModelStepRow {
   model: string;
@@ -85,8 +86,6 @@ export async function benchModelStep(
   }
 }
 
-const fixed = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
-
 /** The per-model step table as aligned text. */
 export function formatModelStepTable(rows: ModelStepRow[]): string {
   const head = [
@@ -105,11 +104,7 @@ export function formatModelStepTable(rows: ModelStepRow[]): string {
   ];
   const body = rows.map((r) => [
     r.model,
-    r.ops,
-    r.backend,
-    String(r.batch),
-    r.crop,
-    r.params.toLocaleString("en-US"),
+    ...setupCells(r),
     fixed(r.forwardMs, 0),
     fixed(r.stepMs, 0),
     fixed(r.stepCpuMs, 0),
@@ -117,8 +112,5 @@ export function formatModelStepTable(rows: ModelStepRow[]): string {
     fixed(r.peakRssMiB, 0),
     fixed(r.peakTensorMiB, 0),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), ...body.map(line)].join("\n");
+  return alignedTable(head, body, true).join("\n");
 }

@@ -134,25 +134,33 @@ function attentionCase(nW: number, N: number, h: number, d: number): Case {
   };
 }
 
+/** Dice + CE over 14 classes on a [1, n, n, n] crop; its int labels are disposed by the caller. */
+function lossCase(n: number): Case {
+  const labels = tf.tensor(
+    Array.from({ length: n ** 3 }, (_, i) => (i * 7) % 14),
+    [1, n, n, n],
+    "int32",
+  );
+  const opts = { batchDice: false };
+  return {
+    op: "loss dice+CE",
+    shape: `[1,${n},${n},${n},14]`,
+    flops: 0,
+    inputs: [[1, n, n, n, 14], labels],
+    wrt: [0],
+    plain: (x, y) => diceCeLossPlain(x, y, opts),
+    fast: (x, y) => diceCeLoss(x, y, opts),
+  };
+}
+
 /** The cases; int inputs are created here and disposed by the caller. */
 function cases(): Case[] {
   const relIndex = tf.tensor1d(
     Array.from({ length: 64 * 64 }, (_, i) => (i * 37) % 343),
     "int32",
   );
-  const labels64 = tf.tensor(
-    Array.from({ length: 64 ** 3 }, (_, i) => (i * 7) % 14),
-    [1, 64, 64, 64],
-    "int32",
-  );
-  const labels32 = tf.tensor(
-    Array.from({ length: 32 ** 3 }, (_, i) => (i * 7) % 14),
-    [1, 32, 32, 32],
-    "int32",
-  );
   const s1: Conv3dSpec = { stride: [1, 1, 1], padding: [1, 1, 1] };
   const s2: Conv3dSpec = { stride: [2, 2, 2], padding: [1, 1, 1] };
-  const lossOpts = { batchDice: false };
   return [
     linearCase("stage-0 qkv", 8192, 48, 144),
     linearCase("stage-0 fc2", 8192, 192, 48),
@@ -202,24 +210,8 @@ function cases(): Case[] {
       plain: (x) => plainOps.roll(x as tf.Tensor5D, [-2, -2, -2]),
       fast: (x) => fastOps.roll(x as tf.Tensor5D, [-2, -2, -2]),
     },
-    {
-      op: "loss dice+CE",
-      shape: "[1,64,64,64,14]",
-      flops: 0,
-      inputs: [[1, 64, 64, 64, 14], labels64],
-      wrt: [0],
-      plain: (x, y) => diceCeLossPlain(x, y, lossOpts),
-      fast: (x, y) => diceCeLoss(x, y, lossOpts),
-    },
-    {
-      op: "loss dice+CE",
-      shape: "[1,32,32,32,14]",
-      flops: 0,
-      inputs: [[1, 32, 32, 32, 14], labels32],
-      wrt: [0],
-      plain: (x, y) => diceCeLossPlain(x, y, lossOpts),
-      fast: (x, y) => diceCeLoss(x, y, lossOpts),
-    },
+    lossCase(64),
+    lossCase(32),
   ];
 }
 

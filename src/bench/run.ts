@@ -19,6 +19,7 @@ import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
 import { benchConvRoutes, benchOps, formatBench, BenchRow } from "./ops_bench";
 import { benchMaeModes, MaeBenchRow } from "./mae_bench";
 import { benchModelStep, formatModelStepTable, ModelStepRow } from "./model_bench";
+import { alignedTable, fixed, setupCells } from "./table";
 import type { Vec3 } from "../runtime/math";
 
 /** Presets the step benchmark knows. `tiny` is the issue's reference network: Synapse structure, crop 64³, embed 48, 14 classes. */
@@ -97,8 +98,6 @@ export interface BenchReport {
   errors: string[];
 }
 
-const fixed = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
-
 /** The step table as aligned text. */
 export function formatStepTable(rows: StepBenchRow[]): string {
   const head = [
@@ -118,11 +117,7 @@ export function formatStepTable(rows: StepBenchRow[]): string {
   ];
   const body = rows.map((r) => [
     r.preset,
-    r.ops,
-    r.backend,
-    String(r.batch),
-    r.crop,
-    r.params.toLocaleString("en-US"),
+    ...setupCells(r),
     fixed(r.forwardGflop, 2),
     fixed(r.forwardMs, 0),
     fixed(r.stepMs, 0),
@@ -131,9 +126,7 @@ export function formatStepTable(rows: StepBenchRow[]): string {
     fixed(r.peakRssMiB, 0),
     fixed(r.peakTensorMiB, 0),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
-  return [line(head), ...body.map(line)].join("\n");
+  return alignedTable(head, body).join("\n");
 }
 
 /** The MAE table, with each mode's speed-up over sparse masking on the same preset. */
@@ -149,10 +142,8 @@ export function formatMaeTable(rows: MaeBenchRow[]): string {
     r.skipped ? "skipped*" : fixed(r.stepMs, 0),
     r.skipped || !sparse.get(r.preset) ? "-" : `${fixed(sparse.get(r.preset)! / r.stepMs, 2)}x`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join("  ");
   const notes = rows.filter((r) => r.skipped).map((r) => `* ${r.preset} ${r.mode} ${r.ratio}: ${r.skipped}`);
-  return [line(head), ...body.map(line), ...notes].join("\n");
+  return [...alignedTable(head, body), ...notes].join("\n");
 }
 
 /** Runs the benchmark and writes `<out>` (JSON). */
