@@ -187,16 +187,8 @@ function subpixelKernel(wk: tf.Tensor4D, sel: tf.Tensor2D, ph: AxisPlan, pw: Axi
 }
 
 function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tensor5D {
-  const {
-    B,
-    inSize: [D, H, W],
-    outSize: [Do, Ho, Wo],
-    kernel: [kD, kH, kW],
-    stride: s,
-    pad: p,
-    ci,
-    co,
-  } = g;
+  const { B, stride: s, pad: p, ci, co } = g;
+  const [[D, H, W], [Do, Ho, Wo], [kD, kH, kW]] = [g.inSize, g.outSize, g.kernel];
   const pz = axisPlan(D, kD, s[0], p[0]);
   const ph = axisPlan(H, kH, s[1], p[1]);
   const pw = axisPlan(W, kW, s[2], p[2]);
@@ -252,16 +244,8 @@ function zsplitInputGrad(dy: tf.Tensor5D, w: tf.Tensor5D, g: Geometry): tf.Tenso
 }
 
 function zsplitWeightGrad(x: tf.Tensor5D, dy: tf.Tensor5D, g: Geometry): tf.Tensor5D {
-  const {
-    B,
-    inSize: [D, H, W],
-    outSize: [Do, Ho, Wo],
-    kernel: [kD, kH, kW],
-    stride: s,
-    pad: p,
-    ci,
-    co,
-  } = g;
+  const { B, stride: s, pad: p, ci, co } = g;
+  const [[D, H, W], [Do, Ho, Wo], [kD, kH, kW]] = [g.inSize, g.outSize, g.kernel];
   // the exact in-plane window the dilated conv needs: Hq = kH + sH·(Ho − 1) rows starting at −pH
   const hq = kH + s[1] * (Ho - 1);
   const wq = kW + s[2] * (Wo - 1);
@@ -321,12 +305,8 @@ function gatherPlan(g: Geometry): GatherPlan {
 }
 
 function padAll(x: tf.Tensor5D, g: Geometry): tf.Tensor2D {
-  const {
-    B,
-    inSize: [D, H, W],
-    pad: p,
-    ci,
-  } = g;
+  const { B, pad: p, ci } = g;
+  const [D, H, W] = g.inSize;
   const [Hp, Wp] = [H + 2 * p[1], W + 2 * p[2]];
   const xp = tf.pad(r4(x, [B * D, H, W, ci]), explicitPad(p)); // [B·D, Hp, Wp, Ci]
   const xz = tf.pad(xp.reshape([B, D, Hp * Wp * ci]), [
@@ -338,12 +318,8 @@ function padAll(x: tf.Tensor5D, g: Geometry): tf.Tensor2D {
 }
 
 function cropAll(xp: tf.Tensor2D, g: Geometry): tf.Tensor5D {
-  const {
-    B,
-    inSize: [D, H, W],
-    pad: p,
-    ci,
-  } = g;
+  const { B, pad: p, ci } = g;
+  const [D, H, W] = g.inSize;
   const [Dp, Hp, Wp] = [D + 2 * p[0], H + 2 * p[1], W + 2 * p[2]];
   const z = tf.slice(xp.reshape([B, Dp, Hp * Wp * ci]), [0, p[0], 0], [B, D, Hp * Wp * ci]);
   return tf.slice(z.reshape([B * D, Hp, Wp, ci]), [0, p[1], p[2], 0], [B * D, H, W, ci]).reshape([B, D, H, W, ci]);
