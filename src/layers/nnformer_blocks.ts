@@ -195,33 +195,26 @@ function mlp(ctx: BlockContext, x: tf.Tensor2D, p: ParamGetter, prefix: string):
   return linear(ctx, ctx.ops.gelu(linear(ctx, x, p, `${prefix}.fc1`)), p, `${prefix}.fc2`);
 }
 
+/** Where a window block finds its weights (official prefix) and how it runs. */
+export interface WindowBlockArgs {
+  p: ParamGetter;
+  prefix: string;
+  g: WindowGeometry;
+  heads: number;
+  /** Drop-path rate of this block (training only). */
+  dropRate: number;
+  extras: AttentionExtras;
+}
+
 /**
  * Transformer block (LV-SA / GV-SA, §2.3): x + DP(Attn(LN1 x)), then + DP(MLP(LN2 x)).
  * The output projection runs after the window merge (per-token linear, same values; skips the padding rows).
  */
-export function transformerBlock(
-  ctx: BlockContext,
-  x: tf.Tensor2D,
-  p: ParamGetter,
-  prefix: string,
-  g: WindowGeometry,
-  heads: number,
-  dropRate: number,
-  extras: AttentionExtras,
-): tf.Tensor2D {
-  const C = x.shape[1];
-  const idx = ctx.indices(g, ctx.batch);
-  const win = toWindows(layerNorm(ctx, x, p, `${prefix}.norm1`), idx); // [B·nW·N, C]
-  const q = linearPart(ctx, win, p, `${prefix}.attn.qkv`, 0, C);
-  const k = linearPart(ctx, win, p, `${prefix}.attn.qkv`, 1, C);
-  const v = linearPart(ctx, win, p, `${prefix}.attn.qkv`, 2, C);
-  const table = p(`${prefix}.attn.relative_position_bias_table`) as tf.Tensor2D;
-  const a = fromWindows(attend(ctx, q, k, v, g, heads, table, extras), idx); // [B·L, C]
-  const y = tf.add(x, dropPath(ctx, linear(ctx, a, p, `${prefix}.attn.proj`), dropRate)) as tf.Tensor2D;
-  return tf.add(
-    y,
-    dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate),
-  ) as tf.Tensor2D;
+export function transformerBlock(ctx: BlockContext, x: tf.Tensor2D, a: WindowBlockArgs): tf.Tensor2D {
+  const idx = ctx.indices(a.g, ctx.batch);
+  const win = toWindows(layerNorm(ctx, x, a.p, `${a.prefix}.norm1`), idx); // [B·nW·N, C]
+  const qkv = (i: number) => linearPart(ctx, win, a.p, `${a.prefix}.attn.qkv`, i, x.shape[1]);
+  return attentionThenMlp(ctx, x, [qkv(0), qkv(1), qkv(2)], idx, a);
 }
 
 /**
@@ -233,26 +226,28 @@ export function skipAttentionBlock(
   x: tf.Tensor2D,
   xUp: tf.Tensor2D,
   skip: tf.Tensor2D,
-  p: ParamGetter,
-  prefix: string,
-  g: WindowGeometry,
-  heads: number,
-  dropRate: number,
-  extras: AttentionExtras,
+  a: WindowBlockArgs,
 ): tf.Tensor2D {
-  const C = x.shape[1];
-  const idx = ctx.indices(g, ctx.batch);
-  const kIn = toWindows(layerNorm(ctx, skip, p, `${prefix}.norm1`), idx); // [B·nW·N, C]
-  const q = toWindows(layerNorm(ctx, xUp, p, `${prefix}.norm1`), idx);
-  const k = linearPart(ctx, kIn, p, `${prefix}.attn.kv`, 0, C);
-  const v = linearPart(ctx, kIn, p, `${prefix}.attn.kv`, 1, C);
+  const idx = ctx.indices(a.g, ctx.batch);
+  const kIn = toWindows(layerNorm(ctx, skip, a.p, `${a.prefix}.norm1`), idx); // [B·nW·N, C]
+  const q = toWindows(layerNorm(ctx, xUp, a.p, `${a.prefix}.norm1`), idx);
+  const kv = (i: number) => linearPart(ctx, kIn, a.p, `${a.prefix}.attn.kv`, i, x.shape[1]);
+  return attentionThenMlp(ctx, x, [q, kv(0), kv(1)], idx, a);
+}
+
+/** The part both blocks share: windowed attention merged back to tokens [B·L, C], projected, added to x; then MLP. */
+function attentionThenMlp(
+  ctx: BlockContext,
+  x: tf.Tensor2D,
+  [q, k, v]: [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D],
+  idx: WindowIndices,
+  { p, prefix, g, heads, dropRate, extras }: WindowBlockArgs,
+): tf.Tensor2D {
   const table = p(`${prefix}.attn.relative_position_bias_table`) as tf.Tensor2D;
-  const a = fromWindows(attend(ctx, q, k, v, g, heads, table, extras), idx);
-  const y = tf.add(x, dropPath(ctx, linear(ctx, a, p, `${prefix}.attn.proj`), dropRate)) as tf.Tensor2D;
-  return tf.add(
-    y,
-    dropPath(ctx, mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`), dropRate),
-  ) as tf.Tensor2D;
+  const att = fromWindows(attend(ctx, q, k, v, g, heads, table, extras), idx); // [B·L, C]
+  const y = tf.add(x, dropPath(ctx, linear(ctx, att, p, `${prefix}.attn.proj`), dropRate)) as tf.Tensor2D;
+  const m = mlp(ctx, layerNorm(ctx, y, p, `${prefix}.norm2`), p, `${prefix}.mlp`);
+  return tf.add(y, dropPath(ctx, m, dropRate)) as tf.Tensor2D;
 }
 
 /** Cached gather indices per (geometry, batch). */

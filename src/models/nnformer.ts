@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Ops } from "../layers/ops";
 import type { Rng } from "../runtime/random";
-import { ParamStore, countParams, paramTable, type ParamSpec } from "../layers/param_specs";
+import { ParamStore, type ParamSpec } from "../layers/param_specs";
 import { officialRelativePositionIndex, shiftMask, type WindowGeometry } from "../layers/window_attention3d";
 import {
   BlockContext,
@@ -23,6 +23,7 @@ import {
 } from "../layers/nnformer_blocks";
 import { checkNnFormerConfig, planNnFormer, type NnFormerConfig, type NnFormerPlan } from "./nnformer_config";
 import { nnFormerParamSpecs, type BufferSpec } from "./nnformer_params";
+import { ParamModel } from "./param_model";
 import type { Vec3 } from "../runtime/math";
 import { cube } from "../runtime/math";
 
@@ -33,7 +34,7 @@ export * from "./nnformer_params";
 const fmt = (v: unknown) => JSON.stringify(v);
 
 /** nnFormer with weights held as tf.Variables keyed by the official state_dict names. */
-export class NnFormer {
+export class NnFormer extends ParamModel {
   readonly config: NnFormerConfig;
   readonly plan: NnFormerPlan;
   /** Trainable parameters in official order (see nnformer_params.ts). */
@@ -54,6 +55,7 @@ export class NnFormer {
    * `params`: run on variables held elsewhere (a ParamStore.borrow view; the compact MAE encoder) instead of allocating.
    */
   constructor(config: NnFormerConfig, opts: { seed?: number; init?: "pytorch" | "zeros"; params?: ParamStore } = {}) {
+    super();
     checkNnFormerConfig(config);
     this.config = JSON.parse(JSON.stringify(config));
     this.plan = planNnFormer(this.config);
@@ -123,10 +125,9 @@ export class NnFormer {
       this.plan.encoder.forEach((s, i) => {
         s.blocks.forEach((g, j) => {
           const keyMask = hooks?.keyMask ? hooks.keyMask({ stage: i, block: j, geometry: g, batch: B }) : null;
-          t = transformerBlock(ctx, t, p, `model_down.layers.${i}.blocks.${j}`, g, s.heads, s.dropPath[j], {
-            ...this.extras(g),
-            keyMask,
-          });
+          const prefix = `model_down.layers.${i}.blocks.${j}`;
+          const extras = { ...this.extras(g), keyMask };
+          t = transformerBlock(ctx, t, { p, prefix, g, heads: s.heads, dropRate: s.dropPath[j], extras });
           if (hooks?.afterBlock) t = hooks.afterBlock(t, { stage: i, block: j, grid: s.grid });
         });
         skips.push(layerNorm(ctx, t, p, `model_down.norm${i}`));
@@ -171,21 +172,15 @@ export class NnFormer {
         const skip = enc.skips[2 - j];
         x = tf.add(xUp, skip) as tf.Tensor2D;
         s.blocks.forEach((g, b) => {
-          x =
-            b === 0
-              ? skipAttentionBlock(
-                  ctx,
-                  x,
-                  xUp,
-                  skip,
-                  p,
-                  `${prefix}.blocks.0`,
-                  g,
-                  s.heads,
-                  s.dropPath[0],
-                  this.extras(g),
-                )
-              : transformerBlock(ctx, x, p, `${prefix}.blocks.${b}`, g, s.heads, s.dropPath[b], this.extras(g));
+          const a = {
+            p,
+            prefix: `${prefix}.blocks.${b}`,
+            g,
+            heads: s.heads,
+            dropRate: s.dropPath[b],
+            extras: this.extras(g),
+          };
+          x = b === 0 ? skipAttentionBlock(ctx, x, xUp, skip, a) : transformerBlock(ctx, x, a);
         });
         outs.push(x);
       });
@@ -203,21 +198,6 @@ export class NnFormer {
       p(`final.${level}.up.weight`) as tf.Tensor5D,
       p(`final.${level}.up.bias`) as tf.Tensor1D,
     );
-  }
-
-  /** Trainable parameter count. */
-  numParams(): number {
-    return countParams(this.specs);
-  }
-
-  /** Parameters per component (spec §3 rows). */
-  paramTable(): Array<{ component: string; params: number }> {
-    return paramTable(this.specs);
-  }
-
-  /** All trainable variables (for optimizers / tf.variableGrads). */
-  trainableVariables(): tf.Variable[] {
-    return this.params.variables();
   }
 
   /** Frees the variables (unless borrowed) and cached tensors. */

@@ -3,11 +3,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { Ops } from "../layers/ops";
 import type { NetContext } from "../layers/conv_blocks3d";
-import { ParamStore, countParams, paramTable, type ParamSpec } from "../layers/param_specs";
+import { ParamStore, type ParamSpec } from "../layers/param_specs";
+import { ParamModel } from "./param_model";
 import type { SegmentationForwardOptions, SegmentationModel } from "./types";
 import type { Vec3 } from "../runtime/math";
 
-export abstract class SpecModel<C extends { inChannels: number; cropSize: Vec3 }> implements SegmentationModel<C> {
+export abstract class SpecModel<C extends { inChannels: number; cropSize: Vec3 }>
+  extends ParamModel
+  implements SegmentationModel<C>
+{
   readonly name: string;
   readonly config: C;
   readonly specs: ParamSpec[];
@@ -21,23 +25,11 @@ export abstract class SpecModel<C extends { inChannels: number; cropSize: Vec3 }
     specs: ParamSpec[],
     seed: number,
   ) {
+    super();
     this.name = name;
     this.config = JSON.parse(JSON.stringify(config));
     this.specs = specs;
     this.params = ParamStore.create(kind, specs, seed);
-  }
-
-  numParams(): number {
-    return countParams(this.specs);
-  }
-
-  /** Parameters per component. */
-  paramTable(): Array<{ component: string; params: number }> {
-    return paramTable(this.specs);
-  }
-
-  trainableVariables(): tf.Variable[] {
-    return this.params.variables();
   }
 
   dispose(): void {

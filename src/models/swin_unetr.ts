@@ -331,7 +331,8 @@ export class SwinUnetr extends SpecModel<SwinUnetrConfig> {
           rpbIndex: this.consts.get(`rpb:${g.window}`) as tf.Tensor1D,
           shiftMask: g.masked ? (this.consts.get(`mask:${g.grid}`) as tf.Tensor3D) : null,
         };
-        t = transformerBlock(bctx, t, getter, `${layer}.blocks.${j}`, g, c.numHeads[i], rate, extras);
+        const prefix = `${layer}.blocks.${j}`;
+        t = transformerBlock(bctx, t, { p: getter, prefix, g, heads: c.numHeads[i], dropRate: rate, extras });
       }
       t = this.patchMerging(ctx, t, plain.grid, B, `${layer}.downsample`);
       hidden.push(this.projOut(ctx, t));
