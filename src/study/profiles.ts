@@ -7,6 +7,7 @@
 
 import { modelEntry } from "../registry";
 import type { Vec3 } from "../runtime/math";
+import type { FinetuneSettings } from "../train/recipe";
 
 export type DataSource =
   /** Files described by a manifest (the phantom manifest is written by the kit when missing). */
@@ -49,22 +50,8 @@ export interface StudyProfile {
     /** Evaluate the held-out reconstruction every N steps (0: end only). */
     evalEvery: number;
   };
-  finetune: {
-    steps: number;
-    batchSize: number;
-    optimizer: "adamw" | "sgd";
-    /** Peak learning rate, the same for every initialisation (equal budget, no per-arm tuning). */
-    lr: number;
-    warmupFraction: number;
-    /** Validation every N steps (the convergence curve). */
-    evalEvery: number;
-    augment: boolean;
-    foregroundFraction: number;
-    /** Layer-wise learning-rate decay for the pretrained encoder of the "mae" arm (1 or absent = off; MAE uses 0.65-0.75). */
-    layerDecay?: number;
-    /** Zero-pad crops sticking out of smaller volumes (default true); false makes such volumes an error. */
-    padCrops?: boolean;
-  };
+  /** Fine-tuning of every arm; layerDecay applies to the pretrained encoder of the "mae" arm. */
+  finetune: FinetuneSettings;
   /** Validation Dice levels for the convergence table (steps to first reach each). */
   convergenceLevels: number[];
   eval: {
