@@ -30,14 +30,18 @@ export interface LineSeries {
   y: ArrayLike<number>;
 }
 
-export interface LineChartOptions {
+/** Titles, y scale and size of a chart with two numeric axes (pixels; default 700 x 400). */
+export interface ChartFrameOptions {
   title?: string;
   xTitle?: string;
   yTitle?: string;
-  /** Logarithmic y axis (loss curves). */
+  /** Logarithmic y axis (loss curves, voxel counts). */
   logY?: boolean;
   width?: number;
   height?: number;
+}
+
+export interface LineChartOptions extends ChartFrameOptions {
   /** Series longer than this are thinned to every k-th point (the last point is always kept). Default 2000. */
   maxPoints?: number;
 }
@@ -191,19 +195,13 @@ export interface HistogramSeries {
   values: ArrayLike<number>;
 }
 
-export interface HistogramOptions {
+export interface HistogramOptions extends ChartFrameOptions {
   /** Number of equal-width bins over the range, default 50. */
   bins?: number;
   /** [lo, hi]; default the smallest and largest finite value over all series. Values outside are dropped. */
   range?: [number, number];
   /** Divide counts by (count * bin width), so organs of different size compare. Default false. */
   density?: boolean;
-  title?: string;
-  xTitle?: string;
-  yTitle?: string;
-  logY?: boolean;
-  width?: number;
-  height?: number;
 }
 
 /** Counts per bin and the bin edges, computed here so the figure stays small however many voxels there are. */

@@ -261,6 +261,19 @@ interface PanelSpec {
   convention: Convention;
 }
 
+/** The drawing settings every panel of a figure shares, defaults filled in. */
+function panelStyle(o: {
+  maxPixels?: number;
+  labelOpacity?: number;
+  convention?: Convention;
+}): Pick<PanelSpec, "maxPixels" | "labelOpacity" | "convention"> {
+  return {
+    maxPixels: o.maxPixels ?? 256,
+    labelOpacity: o.labelOpacity ?? 0.45,
+    convention: o.convention ?? "radiological",
+  };
+}
+
 /** Traces, axes and shapes for one slice drawn into subplot `n` (1-based) occupying the given paper domain. */
 function panel(spec: PanelSpec, n: number, xDomain: [number, number], yDomain: [number, number]) {
   const { image, label, axis, index } = spec;
@@ -439,9 +452,7 @@ export function orthoSlices(image: Volume, options: OrthoSlicesOptions = {}): Fi
         window,
         channel,
         numClasses,
-        maxPixels: options.maxPixels ?? 256,
-        labelOpacity: options.labelOpacity ?? 0.45,
-        convention: options.convention ?? "radiological",
+        ...panelStyle(options),
       },
       axis + 1,
       domain,
@@ -555,9 +566,7 @@ export function sliceGrid(
         window: shared ?? percentileWindow(p.image, 0.5, 99.5, channel),
         channel,
         numClasses,
-        maxPixels: options.maxPixels ?? 256,
-        labelOpacity: options.labelOpacity ?? 0.45,
-        convention: options.convention ?? "radiological",
+        ...panelStyle(options),
       },
       i + 1,
       xDomain,
