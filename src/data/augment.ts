@@ -10,7 +10,7 @@
 // Every random number comes from the injected rng, in a fixed order, so the same seed gives the same output.
 import { Rng, uniform, randInt } from "../runtime/random";
 import { VoxelArray } from "./volume";
-import { Vec3, addGaussianNoise } from "../runtime/math";
+import { Vec3, addGaussianNoise, axisRotation, matMul3 } from "../runtime/math";
 import { Grid, allocLike, checkGrid } from "./transforms";
 
 /** Probabilities are per call (per crop); ranges are [lo, hi] drawn uniformly unless noted. */
@@ -237,22 +237,8 @@ export function mirrorRot90<T extends VoxelArray>(
 /** 3x3 matrix (rows) mapping an output offset from the centre to the input offset: scale * Rd * Rh * Rw. */
 function rotationScaleMatrix(anglesDeg: [number, number, number], scale: number): number[] {
   const [a, b, g] = anglesDeg.map((x) => (x * Math.PI) / 180);
-  const ca = Math.cos(a),
-    sa = Math.sin(a),
-    cb = Math.cos(b),
-    sb = Math.sin(b),
-    cg = Math.cos(g),
-    sg = Math.sin(g);
-  const rd = [1, 0, 0, 0, ca, -sa, 0, sa, ca]; // about D: turns the H-W plane
-  const rh = [cb, 0, sb, 0, 1, 0, -sb, 0, cb]; // about H: turns the D-W plane
-  const rw = [cg, -sg, 0, sg, cg, 0, 0, 0, 1]; // about W: turns the D-H plane
-  const mul = (x: number[], y: number[]) => {
-    const r = new Array(9).fill(0);
-    for (let i = 0; i < 3; i++)
-      for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += x[i * 3 + k] * y[k * 3 + j];
-    return r;
-  };
-  return mul(mul(rd, rh), rw).map((v) => v * scale);
+  // about D turns the H-W plane, about H the D-W plane, about W the D-H plane
+  return matMul3(matMul3(axisRotation(0, a), axisRotation(1, b)), axisRotation(2, g)).map((v) => v * scale);
 }
 
 /**

@@ -18,7 +18,7 @@
 // Determinism: case `index` of `seed` draws everything from makeRng(seedFrom("phantom", seed, index)), in a fixed
 // order that does not depend on the grid, and uses only + - * /, %, sqrt, floor, sin, cos, exp, log (V8's fdlibm ports,
 // identical across machines). No Math.pow, no Math.random.
-import { Vec3, addGaussianNoise } from "../runtime/math";
+import { Vec3, addGaussianNoise, axisRotation, matMul3 } from "../runtime/math";
 import { Volume, diagonalAffine, numVoxels } from "./volume";
 import { Rng, makeRng, seedFrom, uniform, normal } from "../runtime/random";
 
@@ -244,25 +244,9 @@ interface Frame {
   bound: number;
 }
 
+/** R = Rz(az) * Ry(ay) * Rx(ax), row-major, world axes x, y, z = 0, 1, 2. */
 function rotation(ax: number, ay: number, az: number): number[] {
-  const cx = Math.cos(ax),
-    sx = Math.sin(ax),
-    cy = Math.cos(ay),
-    sy = Math.sin(ay),
-    cz = Math.cos(az),
-    sz = Math.sin(az);
-  // R = Rz * Ry * Rx
-  return [
-    cz * cy,
-    cz * sy * sx - sz * cx,
-    cz * sy * cx + sz * sx,
-    sz * cy,
-    sz * sy * sx + cz * cx,
-    sz * sy * cx - cz * sx,
-    -sy,
-    cy * sx,
-    cy * cx,
-  ];
+  return matMul3(matMul3(axisRotation(2, az), axisRotation(1, ay)), axisRotation(0, ax));
 }
 
 const DEG = Math.PI / 180;

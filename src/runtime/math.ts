@@ -75,3 +75,23 @@ export function addGaussianNoise(x: Float32Array, rng: () => number, std: number
     if (i + 1 < n) x[i + 1] += r * Math.sin(a);
   }
 }
+
+/** Product of two row-major 3x3 matrices. */
+export function matMul3(x: readonly number[], y: readonly number[]): number[] {
+  const r = new Array<number>(9).fill(0);
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) r[i * 3 + j] += x[i * 3 + k] * y[k * 3 + j];
+  return r;
+}
+
+/**
+ * Row-major rotation by `angle` radians about axis 0, 1 or 2 (right-handed: about axis 0 it turns axis 1 towards
+ * axis 2). Compose with matMul3: matMul3(matMul3(R0, R1), R2) applies R2 first.
+ */
+export function axisRotation(axis: 0 | 1 | 2, angle: number): number[] {
+  const c = Math.cos(angle),
+    s = Math.sin(angle);
+  if (axis === 0) return [1, 0, 0, 0, c, -s, 0, s, c];
+  if (axis === 1) return [c, 0, s, 0, 1, 0, -s, 0, c];
+  return [c, -s, 0, s, c, 0, 0, 0, 1];
+}
