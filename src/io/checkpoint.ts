@@ -130,7 +130,8 @@ export function saveModelCheckpoint(
   });
 }
 
-function asFile(src: string | Uint8Array | SafetensorsFile): { file: SafetensorsFile; source: string } {
+/** A safetensors file given as a path, the file's bytes or already parsed, and how to name it in errors. */
+export function openSafetensors(src: string | Uint8Array | SafetensorsFile): { file: SafetensorsFile; source: string } {
   if (typeof src === "string") return { file: readSafetensors(src), source: src };
   if (src instanceof Uint8Array) return { file: parseSafetensors(src), source: "<buffer>" };
   return { file: src, source: "<parsed safetensors>" };
@@ -141,7 +142,7 @@ function asFile(src: string | Uint8Array | SafetensorsFile): { file: Safetensors
  * not one, saying what to do.
  */
 export function readCheckpoint(src: string | Uint8Array | SafetensorsFile): Checkpoint {
-  const { file, source } = asFile(src);
+  const { file, source } = openSafetensors(src);
   const m = file.metadata;
   const json = <T>(key: string, fallback: T): T => {
     if (m[key] === undefined) return fallback;
@@ -164,23 +165,15 @@ export function readCheckpoint(src: string | Uint8Array | SafetensorsFile): Chec
     om = "opt.m/",
     os = "opt.s/";
   let info: CheckpointInfo;
-  if (m.format === CHECKPOINT_FORMAT) {
-    const kind = m.kind as CheckpointKind;
+  if (m.format === CHECKPOINT_FORMAT || m.format === LEGACY_FORMATS.train) {
+    // version 0.1's train-checkpoint-v1 has today's layout without a kind: it only held fine-tuning runs
+    const kind = m.format === CHECKPOINT_FORMAT ? (m.kind as CheckpointKind) : "finetune";
     if (!(kind in KIND_USE))
       throw new Error(
         `${source}: __metadata__.kind = ${JSON.stringify(m.kind)}: expected model, mae-pretraining or finetune`,
       );
     info = {
       kind,
-      model: m.model ?? "",
-      config: required("config"),
-      preprocessing: json("preprocessing", null),
-      fit: json("fit", null) ?? undefined,
-      extra: json("extra", {}),
-    };
-  } else if (m.format === LEGACY_FORMATS.train) {
-    info = {
-      kind: "finetune",
       model: m.model ?? "",
       config: required("config"),
       preprocessing: json("preprocessing", null),

@@ -1,16 +1,11 @@
 // Official PyTorch weights in and out, for any model of the kit: the reference state_dict as safetensors (torch
 // layouts, official names), converted through the model's parameter specs. nnFormer adds its relative_position_index
 // buffers, which are checked against the official formula on import and written on export. Layouts per spec §8.9.
-// The kit's own checkpoints (our layouts, config and training state) are in train/checkpoint.ts.
+// The kit's own checkpoints (our layouts, config and training state) are in io/checkpoint.ts.
 import * as tf from "@tensorflow/tfjs";
 import { version as KIT_VERSION } from "../../package.json";
-import {
-  parseSafetensors,
-  readSafetensors,
-  serializeSafetensors,
-  type SafetensorsFile,
-  type TensorToWrite,
-} from "../io/safetensors";
+import { serializeSafetensors, type SafetensorsFile, type TensorToWrite } from "../io/safetensors";
+import { openSafetensors } from "../io/checkpoint";
 import { writeFileAtomic } from "../runtime/files";
 import { torchToTfPerm, type ParamHolder } from "../layers/param_specs";
 import type { BufferSpec } from "./nnformer_params";
@@ -45,12 +40,6 @@ function inversePerm(perm: number[]): number[] {
   return inv;
 }
 
-function asFile(src: string | SafetensorsFile | Uint8Array): { file: SafetensorsFile; name: string } {
-  if (typeof src === "string") return { file: readSafetensors(src), name: src };
-  if (src instanceof Uint8Array) return { file: parseSafetensors(src), name: "<buffer>" };
-  return { file: src, name: "<parsed safetensors>" };
-}
-
 /**
  * Loads an official state_dict (safetensors with PyTorch names and layouts) into the model, converting layouts.
  * Strict (default): throws listing every unknown, missing and mis-shaped tensor and changes nothing.
@@ -61,7 +50,7 @@ export function importOfficialWeights(
   src: string | SafetensorsFile | Uint8Array,
   opts: { strict?: boolean } = {},
 ): WeightImportReport {
-  const { file, name: source } = asFile(src);
+  const { file, source } = openSafetensors(src);
   const strict = opts.strict ?? true;
   const report: WeightImportReport = { unknown: [], missing: [], misshapen: [], bufferMismatch: [], loaded: 0 };
   const known = new Set<string>();
