@@ -3,6 +3,10 @@
 // difference and the Wilcoxon signed-rank test. Studies have few seeds, so both tests are exact for small n; their
 // smallest attainable p-value is reported too, because with 3 pairs no test can reach p < 0.05.
 import { Rng, makeRng, randInt } from "../runtime/random";
+import { quantileSorted } from "../runtime/math";
+
+// median and the quantile rule live with the shared math helpers
+export { median } from "../runtime/math";
 
 /** Arithmetic mean; NaN for an empty list. */
 export function mean(values: readonly number[]): number {
@@ -20,23 +24,6 @@ export function std(values: readonly number[]): number {
   let ss = 0;
   for (const v of values) ss += (v - m) ** 2;
   return Math.sqrt(ss / (n - 1));
-}
-
-/** Median; NaN for an empty list. Infinity is allowed (used for runs that never reach a level). */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const xs = [...values].sort((a, b) => a - b);
-  const h = xs.length >> 1;
-  return xs.length % 2 === 1 ? xs[h] : xs[h - 1] === xs[h] ? xs[h] : (xs[h - 1] + xs[h]) / 2;
-}
-
-/** The q-quantile (0..1) of sorted values, linear interpolation between order statistics (R's type 7). */
-export function quantileSorted(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * Math.min(1, Math.max(0, q));
-  const lo = Math.floor(pos),
-    hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
 /** The finite values only (NaN marks "not measured" in results). */
