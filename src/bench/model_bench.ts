@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildModel, type BuildOptions } from "../registry";
 import type { Ops } from "../layers/ops";
-import { timeTrainingSteps, type KernelTime } from "./step_bench";
+import { timeTrainingSteps, type KernelTime, type StepBenchOptions } from "./step_bench";
 import { alignedTable, fixed, setupCells } from "./table";
 
 export interface ModelStepRow {
@@ -34,15 +34,9 @@ export interface ModelStepRow {
   timedSteps: number;
 }
 
-export interface ModelBenchOptions {
+export interface ModelBenchOptions extends StepBenchOptions {
   /** Batch size; default 2 (the study's). */
   batch?: number;
-  /** Timed steps (median); default 3. */
-  steps?: number;
-  /** Untimed warm-up steps; default 1. */
-  warmup?: number;
-  /** Also return the per-kernel time breakdown of one step (tf.profile). */
-  profile?: boolean;
   /** Preset fields to override (the registry's `overrides`). */
   overrides?: object;
 }
