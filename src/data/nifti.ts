@@ -280,8 +280,13 @@ function parseHeader(head: Buffer, file: string, lib: NiftiLib, maxVoxels: numbe
 
   const voxOffset = h.vox_offset;
   const offset = voxOffset === 0 ? 352 : voxOffset;
-  if (!Number.isInteger(offset) || offset < 348) {
-    throw new Error(`${where}: vox_offset = ${voxOffset} points inside the header; the header is broken`);
+  if (!Number.isInteger(offset)) {
+    throw new Error(`${where}: vox_offset = ${voxOffset} must be an integer (the byte offset of the voxel data, ` +
+      `normally 352); the header is broken; rewrite the file (e.g. nibabel load and save)`);
+  }
+  if (offset < 348) {
+    throw new Error(`${where}: vox_offset = ${voxOffset} points inside the header (it must be at least 348, ` +
+      `normally 352); the header is broken; rewrite the file (e.g. nibabel load and save)`);
   }
   let sclSlope = h.scl_slope, sclInter = h.scl_inter;
   if (sclSlope === 0 || !Number.isFinite(sclSlope)) { sclSlope = 1; sclInter = 0; } // slope 0 means "no scaling"
@@ -441,6 +446,21 @@ function toLabels(raw: Numeric, shape: Shape3, channels: number, h: NiftiHeader,
   const out = lo >= 0 && hi <= 255 ? new Uint8Array(raw.length) : lo >= 0 && hi <= 65535 ? new Uint16Array(raw.length) : new Int32Array(raw.length);
   gather(raw, out, channels, scaled, m, b);
   return out;
+}
+
+/**
+ * Throws unless `volume` has `expected` channels (default 1: a 3D image), naming its file and saying what to do.
+ * `what` says where the volume came from, e.g. "--image". A 4D file where a 3D one is expected gets its dims named.
+ */
+export function checkChannels(volume: Pick<Volume, "channels" | "shape" | "source">, expected = 1, what = "image"): void {
+  if (volume.channels === expected) return;
+  const dims = `${volume.shape[2]}x${volume.shape[1]}x${volume.shape[0]}x${volume.channels}`;
+  if (expected === 1) {
+    throw new Error(`${what} ${volume.source} is a 4D image (dims ${dims}: ${volume.channels} volumes or channels), ` +
+      `but a 3D image is expected here; pass one 3D volume (extract it with e.g. fslroi, or nibabel img.slicer[..., 0])`);
+  }
+  throw new Error(`${what} ${volume.source} has ${volume.channels} channel${volume.channels > 1 ? "s" : ""} (dims ` +
+    `${dims}), but the model expects ${expected}; pass an image with ${expected} channels in the 4th dimension`);
 }
 
 /** Axis codes of voxel axes i, j, k in RAS+ world space: "RAS" when i points right, j anterior, k superior. */

@@ -195,6 +195,63 @@ export function readSafetensors(file: string): SafetensorsFile {
   return parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
 }
 
+/** Where a tensor holds a value that is not finite: how many, and the first one's flat index and value. */
+export interface NonFiniteReport {
+  name: string;
+  count: number;
+  index: number;
+  value: number;
+  shape: number[];
+}
+
+/** The first tensor (in iteration order) with a NaN or infinite value, or undefined when all are finite. */
+export function findNonFinite(
+  tensors: Iterable<[string, { shape: number[]; data: ArrayLike<number> }]>,
+): NonFiniteReport | undefined {
+  for (const [name, t] of tensors) {
+    if (t.data instanceof Int32Array) continue; // integers are always finite
+    let count = 0,
+      first = -1;
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i])) {
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+    if (count) return { name, count, index: first, value: t.data[first], shape: t.shape };
+  }
+  return undefined;
+}
+
+/** [i, j, k] of a flat row-major index in `shape`. */
+function unflatten(index: number, shape: number[]): number[] {
+  const out = new Array<number>(shape.length);
+  for (let a = shape.length - 1; a >= 0; a--) {
+    out[a] = index % shape[a];
+    index = Math.floor(index / shape[a]);
+  }
+  return out;
+}
+
+/**
+ * Throws unless every value of every float tensor is finite, naming the file, the tensor, the flat index (and the
+ * element) of the first bad value and how many there are. Call it on weights before using them: a checkpoint with
+ * NaN weights otherwise predicts an all-background map without a word.
+ */
+export function assertFiniteTensors(
+  tensors: Iterable<[string, { shape: number[]; data: ArrayLike<number> }]>,
+  source: string,
+  fix = "the weights are unusable (did training diverge?); use another checkpoint or train again",
+): void {
+  const bad = findNonFinite(tensors);
+  if (!bad) return;
+  const at = bad.shape.length > 1 ? ` (element [${unflatten(bad.index, bad.shape).join(", ")}] of [${bad.shape}])` : "";
+  throw new Error(
+    `${source}: tensor '${bad.name}' holds ${bad.count} non-finite value${bad.count > 1 ? "s" : ""}; the first, ` +
+      `${bad.value}, is at flat index ${bad.index}${at}; ${fix}`,
+  );
+}
+
 /** Serialises tensors (in the given order) and string metadata. */
 export function serializeSafetensors(
   tensors: Map<string, TensorToWrite>,

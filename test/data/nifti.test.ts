@@ -4,7 +4,14 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as zlib from "zlib";
-import { checkSameGrid, orientationCodes, readNifti, readNiftiHeader, writeNifti } from "../../src/data/nifti";
+import {
+  checkChannels,
+  checkSameGrid,
+  orientationCodes,
+  readNifti,
+  readNiftiHeader,
+  writeNifti,
+} from "../../src/data/nifti";
 import { Affine, Volume, VoxelArray, diagonalAffine, numVoxels } from "../../src/data/volume";
 import type { Vec3 } from "../../src/runtime/math";
 
@@ -429,6 +436,26 @@ describe("data/nifti: bad input", () => {
     await rejects(readNifti(f), /dim\[1\] = -4/);
     patchHeader(f, (v) => v.setInt16(40, 9, true));
     await rejects(readNifti(f), /dim\[0\] = 9/);
+  });
+
+  it("vox_offset: a fraction must be an integer, a small one points inside the header", async () => {
+    const f = goodFile("offset.nii");
+    patchHeader(f, (v) => v.setFloat32(108, 352.5, true));
+    const msg = await rejects(readNifti(f), /offset\.nii: vox_offset = 352\.5 must be an integer/, /rewrite the file/);
+    assert.doesNotMatch(msg, /points inside the header/);
+    patchHeader(f, (v) => v.setFloat32(108, 100, true));
+    await rejects(readNifti(f), /offset\.nii: vox_offset = 100 points inside the header \(it must be at least 348/);
+  });
+
+  it("checkChannels: a 4D image where a 3D one is expected names the file and says a 3D image is expected", async () => {
+    const f = tmpFile("four-d.nii.gz");
+    writeNifti(f, makeVolume(new Float32Array(numVoxels(shape) * 2), shape, 2));
+    const vol = await readNifti(f);
+    assert.throws(() => checkChannels(vol, 1, "--image"),
+      /--image .*four-d\.nii\.gz is a 4D image \(dims 4x3x2x2: 2 volumes or channels\), but a 3D image is expected here/);
+    assert.throws(() => checkChannels(vol, 3, "--image"), /four-d\.nii\.gz has 2 channels .* but the model expects 3/);
+    checkChannels(vol, 2);
+    checkChannels(await readNifti(goodFile("three-d.nii")));
   });
 
   it("unsupported datatypes are named", async () => {

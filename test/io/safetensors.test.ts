@@ -3,6 +3,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
+  assertFiniteTensors,
+  findNonFinite,
   parseSafetensors,
   readSafetensors,
   serializeSafetensors,
@@ -112,5 +114,28 @@ describe("io/safetensors", () => {
       /tensor 'w': data_offsets \[8,4\] must be two integers/,
     );
     assert.throws(() => readSafetensors(path.join(dir, "nope.safetensors")), /cannot read .*nope\.safetensors/);
+  });
+
+  it("assertFiniteTensors names the file, the tensor, the flat index, the element and the count", () => {
+    const good = new Map<string, TensorToWrite>([
+      ["a", { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }],
+      ["i", { dtype: "I32", shape: [1], data: new Int32Array([3]) }],
+    ]);
+    const bad = new Float32Array(12).fill(0.5);
+    bad[7] = NaN;
+    bad[9] = -Infinity;
+    const file = path.join(dir, "nan.safetensors");
+    writeSafetensors(file, new Map([...good, ["param/enc.w", { dtype: "F32", shape: [3, 4], data: bad }]]));
+    const read = readSafetensors(file);
+    assert.deepEqual(findNonFinite(good), undefined);
+    assertFiniteTensors(good, "good");
+    assert.throws(
+      () => assertFiniteTensors(read.tensors, file),
+      /nan\.safetensors: tensor 'param\/enc\.w' holds 2 non-finite values; the first, NaN, is at flat index 7 \(element \[1, 3\] of \[3,4\]\); the weights are unusable/,
+    );
+    assert.throws(
+      () => assertFiniteTensors([["b", { shape: [1], data: [Infinity] }]], "x", "use best.safetensors"),
+      /^Error: x: tensor 'b' holds 1 non-finite value; the first, Infinity, is at flat index 0; use best\.safetensors$/,
+    );
   });
 });
