@@ -184,6 +184,101 @@ export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): Safete
   return { tensors, metadata };
 }
 
+/** A tensor's header entry: what it is and where its bytes lie (offsets from the start of the data section). */
+export interface SafeTensorInfo {
+  dtype: SafeDtype;
+  shape: number[];
+  dataOffsets: [number, number];
+}
+
+/**
+ * Reads only the header of a .safetensors file (cheap for big files): tensor entries and metadata. Throws naming the
+ * file when the header is damaged or when the file is shorter than its header says (a truncated copy or an
+ * interrupted write), so a caller can refuse it before loading anything.
+ */
+export function readSafetensorsHeader(file: string): {
+  tensors: Map<string, SafeTensorInfo>;
+  metadata: Record<string, string>;
+} {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(8);
+    if (size < 8 || fs.readSync(fd, head, 0, 8, 0) < 8)
+      throw new Error(`${file}: truncated safetensors file (${size} bytes; the 8-byte header length is missing)`);
+    const n = head.readBigUInt64LE(0);
+    if (n > BigInt(size - 8))
+      throw new Error(
+        `${file}: header length ${n} runs past the end of the file (${size} bytes): truncated or not a safetensors file`,
+      );
+    const json = Buffer.alloc(Number(n));
+    for (let done = 0; done < json.length; ) {
+      const got = fs.readSync(fd, json, done, json.length - done, 8 + done);
+      if (got <= 0) throw new Error(`${file}: could not read the header`);
+      done += got;
+    }
+    // Check each entry's form, then the real size against the largest end offset.
+    const tensors = new Map<string, SafeTensorInfo>();
+    let metadata: Record<string, string> = {};
+    let end = 0;
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(json.toString("utf8"));
+    } catch (e) {
+      throw new Error(`${file}: bad header JSON (${(e as Error).message})`);
+    }
+    if (!header || typeof header !== "object" || Array.isArray(header))
+      throw new Error(`${file}: bad header JSON (not an object)`);
+    for (const [name, entry] of Object.entries(header)) {
+      if (name === "__metadata__") {
+        if (!entry || typeof entry !== "object" || Object.values(entry).some((v) => typeof v !== "string"))
+          throw new Error(`${file}: __metadata__ must map strings to strings`);
+        metadata = { ...(entry as Record<string, string>) };
+        continue;
+      }
+      const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      const off = e?.data_offsets;
+      if (
+        !e ||
+        !SAFETENSORS_READ_DTYPES.includes(e.dtype as SafeDtype) ||
+        !Array.isArray(e.shape) ||
+        !Array.isArray(off) ||
+        off.length !== 2 ||
+        !off.every((v) => Number.isInteger(v) && v >= 0)
+      ) {
+        // let the full parser produce its detailed message for this entry
+        parseSafetensors(handOver(name, entry), file);
+        throw new Error(`${file}: tensor '${name}': bad header entry`);
+      }
+      tensors.set(name, { dtype: e.dtype as SafeDtype, shape: e.shape as number[], dataOffsets: [off[0], off[1]] });
+      end = Math.max(end, off[1]);
+    }
+    const need = 8 + json.length + end;
+    if (size < need)
+      throw new Error(
+        `${file} is truncated: its header describes ${need} bytes but the file has only ${size} (an interrupted ` +
+          `copy or write)`,
+      );
+    return { tensors, metadata };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A one-entry file with no data, so parseSafetensors reports what is wrong with that entry. */
+function handOver(name: string, entry: unknown): Uint8Array {
+  const json = Buffer.from(JSON.stringify({ [name]: entry }), "utf8");
+  const out = new Uint8Array(8 + json.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  return out;
+}
+
 /** Reads and parses a .safetensors file. */
 export function readSafetensors(file: string): SafetensorsFile {
   let bytes: Buffer;

@@ -198,6 +198,39 @@ export function writeFileAtomic(file: string, data: Uint8Array | string): void {
   fsyncDir(dir);
 }
 
+/** Temporary files writeFileAtomic makes: ".<name>.<pid>.<n>.tmp". */
+const TEMP_FILE = /^\..+\.(\d+)\.\d+\.tmp$/;
+
+/**
+ * Removes temporary files left under `dir` by writers that were killed before they could clean up (kill -9, power
+ * cut). Call it only while holding the folder's lock: then no other process writes there, and every temporary file
+ * not made by this process is a leftover. Returns the files removed.
+ */
+export function removeLeftoverTempFiles(dir: string): string[] {
+  const removed: string[] = [];
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const m = TEMP_FILE.exec(e.name);
+        if (m && Number(m[1]) !== process.pid) {
+          fs.rmSync(p, { force: true });
+          removed.push(p);
+        }
+      }
+    }
+  };
+  walk(dir);
+  return removed;
+}
+
 /** Appends `text` to `file` (creating it and its folder), looping until written, then fsyncs. */
 export function appendFileDurable(file: string, text: string): void {
   const target = path.resolve(file);

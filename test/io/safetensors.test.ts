@@ -7,6 +7,7 @@ import {
   findNonFinite,
   parseSafetensors,
   readSafetensors,
+  readSafetensorsHeader,
   serializeSafetensors,
   writeSafetensors,
   type TensorToWrite,
@@ -137,5 +138,32 @@ describe("io/safetensors", () => {
       () => assertFiniteTensors([["b", { shape: [1], data: [Infinity] }]], "x", "use best.safetensors"),
       /^Error: x: tensor 'b' holds 1 non-finite value; the first, Infinity, is at flat index 0; use best\.safetensors$/,
     );
+  });
+
+  it("readSafetensorsHeader reads entries and metadata only, and refuses a truncated file", () => {
+    const file = path.join(dir, "h.safetensors");
+    const data = new Float32Array(1000).fill(2);
+    writeSafetensors(file, new Map([["w", { dtype: "F32", shape: [10, 100], data }]]), { kind: "test" });
+    const h = readSafetensorsHeader(file);
+    assert.deepEqual(h.metadata, { kind: "test" });
+    assert.deepEqual(h.tensors.get("w"), { dtype: "F32", shape: [10, 100], dataOffsets: [0, 4000] });
+    const cut = path.join(dir, "h-cut.safetensors");
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 1));
+    assert.throws(
+      () => readSafetensorsHeader(cut),
+      new RegExp(
+        `h-cut\\.safetensors is truncated: its header describes ${bytes.length} bytes but the file has only ${bytes.length - 1}`,
+      ),
+    );
+    fs.writeFileSync(cut, bytes.subarray(0, 20));
+    assert.throws(
+      () => readSafetensorsHeader(cut),
+      /h-cut\.safetensors: header length \d+ runs past the end of the file \(20 bytes\)/,
+    );
+    fs.writeFileSync(cut, handMade({ w: { dtype: "Q4", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)));
+    assert.throws(() => readSafetensorsHeader(cut), /h-cut\.safetensors: tensor 'w': unsupported dtype "Q4"/);
+    fs.writeFileSync(cut, handMade("{oops", new Uint8Array(0)));
+    assert.throws(() => readSafetensorsHeader(cut), /h-cut\.safetensors: bad header JSON/);
   });
 });

@@ -9,6 +9,7 @@ import {
   assertWritableFile,
   ensureDir,
   pseudoFilesystem,
+  removeLeftoverTempFiles,
   writeFileAtomic,
 } from "../../src/runtime/files";
 
@@ -171,5 +172,20 @@ describe("runtime/files", () => {
       /cannot write .*results\.jsonl: ENOSPC.* after 3 of 25 bytes; the disk is full/,
     );
     assert.equal(fs.readFileSync(file, "utf8"), "line 1\nline 2\n");
+  });
+
+  it("removeLeftoverTempFiles removes other processes' temporary files only", () => {
+    const run = path.join(dir, "run");
+    fs.mkdirSync(path.join(run, "cell"), { recursive: true });
+    const theirs = [
+      path.join(run, ".latest.safetensors.999999.3.tmp"),
+      path.join(run, "cell", ".best.safetensors.12.1.tmp"),
+    ];
+    const ours = path.join(run, `.results.jsonl.${process.pid}.1.tmp`);
+    const keep = [path.join(run, "cell", "best.safetensors"), path.join(run, "notes.tmp"), ours];
+    for (const f of [...theirs, ...keep]) fs.writeFileSync(f, "x");
+    assert.deepEqual(removeLeftoverTempFiles(run).sort(), theirs.sort());
+    for (const f of keep) assert.ok(fs.existsSync(f), f);
+    for (const f of theirs) assert.ok(!fs.existsSync(f), f);
   });
 });
