@@ -99,3 +99,23 @@ export function nanWeights(file: string, dir: string): { file: string; tensor: s
   fs.writeFileSync(out, bytes);
   return { file: out, tensor: first[0] };
 }
+
+/** A one-case dataset in `root` (a smoke phantom in the test split, an empty label map) and its manifest file. */
+export function oneCaseDataset(root: string, edit: (m: Record<string, unknown>) => void = () => {}) {
+  const img = phantomImage(0);
+  niftiFile(root, "img.nii.gz", img);
+  writeNifti(path.join(root, "lab.nii.gz"), { ...img, data: new Uint8Array(img.data.length) });
+  const phantom = JSON.parse(fs.readFileSync(path.resolve(__dirname, "../../data-manifests/phantom.json"), "utf8"));
+  const manifest: Record<string, unknown> = {
+    ...phantom,
+    name: "one-case",
+    cases: [{ id: "c0", image: "img.nii.gz", label: "lab.nii.gz" }],
+    splits: { train: [], val: [], test: ["c0"], unlabeled: [] },
+  };
+  delete manifest.generator;
+  delete manifest.defaultDataRoot;
+  edit(manifest);
+  const file = path.join(root, "one-case.json");
+  fs.writeFileSync(file, JSON.stringify(manifest, null, 2));
+  return { root, img, file };
+}
