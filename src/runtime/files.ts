@@ -260,21 +260,25 @@ export function appendFileDurable(file: string, text: string): void {
   if (!existed) fsyncDir(path.dirname(target));
 }
 
-/** Throws a clear error unless `dir` exists (or can be made) and is writable. Call before long jobs. */
+/**
+ * Throws a clear error unless `dir` exists (or can be made) and is writable: "<what> is not writable: <why>; <fix>".
+ * Call it before long jobs.
+ */
 export function assertWritableDir(dir: string, what = `output folder ${dir}`): void {
-  ensureDir(dir, what);
+  const prefix = `${what} is not writable`;
+  ensureDir(dir, prefix);
   let st: fs.Stats;
   try {
     st = fs.statSync(dir);
   } catch (e) {
-    throw new Error(`${what}: ${reason(e)}`);
+    throw new Error(`${prefix}: ${reason(e)}`);
   }
-  if (!st.isDirectory()) throw new Error(`${what}: ${dir} is a file, not a folder; choose a folder`);
+  if (!st.isDirectory()) throw new Error(`${prefix}: ${dir} is a file, not a folder; choose a folder`);
   const probe = path.join(dir, `.write-probe-${process.pid}-${++tempCounter}`);
   try {
     fs.writeFileSync(probe, "");
   } catch (e) {
-    throw new Error(`${what}: ${dir} is not writable (${reason(e)}); choose another folder`);
+    throw new Error(`${prefix}: ${reason(e)}; choose another folder`);
   } finally {
     fs.rmSync(probe, { force: true });
   }
