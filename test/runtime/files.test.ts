@@ -121,6 +121,10 @@ describe("runtime/files", () => {
       () => ensureDir(path.join(blocker, "q"), "--out"),
       /^Error: --out: .*blocker is a file, not a folder/,
     );
+    assert.throws(
+      () => assertWritableDir(path.join(blocker, "q")),
+      /^Error: output folder .*q is not writable: .*blocker is a file, not a folder/,
+    );
   });
 
   it("refuses pseudo filesystems at once instead of hanging in a recursive mkdir", function () {
@@ -131,7 +135,10 @@ describe("runtime/files", () => {
     const t0 = Date.now();
     assert.equal(pseudoFilesystem("/proc/x/y"), "proc");
     assert.throws(() => ensureDir("/proc/x", "--out /proc/x"), /--out \/proc\/x: \/proc\/x is on the proc pseudo/);
-    assert.throws(() => assertWritableDir("/proc/x/y"), /proc pseudo filesystem/);
+    assert.throws(
+      () => assertWritableDir("/proc/x/y", "--out /proc/x/y"),
+      /^Error: --out \/proc\/x\/y is not writable: \/proc\/x\/y is on the proc pseudo filesystem/,
+    );
     assert.throws(() => writeFileAtomic("/proc/x/seg.nii.gz", "x"), /cannot write \/proc\/x\/seg\.nii\.gz/);
     assert.ok(Date.now() - t0 < 2000);
     assert.equal(pseudoFilesystem(dir), undefined);
