@@ -93,6 +93,8 @@ export interface PretrainOptions {
   outDir?: string;
   /** Resume from a checkpoint file (true: outDir/mae_latest.safetensors). */
   resume?: string | boolean;
+  /** Recorded with the training settings in every checkpoint (a study stores its settings fingerprint here). */
+  record?: Record<string, unknown>;
   onStep?: (r: StepRecord) => boolean | void;
   progress?: boolean;
   /** Op implementations (default selectOps(tf.getBackend())). */
@@ -358,6 +360,7 @@ export async function pretrainMae(options: PretrainOptions): Promise<PretrainRes
     augment: o.augment,
     bodyFraction: o.bodyFraction,
     data: data.description,
+    ...o.record,
   };
   if (info?.train) {
     const keys = ["maxSteps", "batchSize", "lr", "minLr", "warmupSteps", "clipNorm", "seed", "data"];

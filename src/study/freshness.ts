@@ -5,12 +5,16 @@
 // - one with another fingerprint (or none: written by an older kit) is refused, naming the fields that differ,
 //   unless `force` is set, in which case those rows are removed from results.jsonl and those checkpoints deleted,
 //   so the cells run again with the new settings.
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { version as KIT_VERSION } from "../../package.json";
 import { describeDiff, diffFields, fingerprint } from "../runtime/fingerprint";
 import { writeFileAtomic } from "../runtime/files";
 import { readSafetensorsHeader } from "../io/safetensors";
+import type { Preprocessing } from "../data/preprocess";
+import type { StudyProfile } from "./profiles";
+import type { Vec3 } from "../runtime/math";
 
 export { KIT_VERSION };
 
@@ -87,19 +91,20 @@ export interface FreshnessOptions {
   readCheckpoint?: (file: string) => Recorded;
 }
 
-/** Default reader: __metadata__.extra (JSON) holds {fingerprint, settings}; older files have neither. */
+/**
+ * Default reader: {fingerprint, settings} in __metadata__.extra (fine-tuning checkpoints) or in its `train` record
+ * (MAE pretraining checkpoints); files of older versions have neither.
+ */
 export function recordedInCheckpoint(file: string): Recorded {
   const { metadata } = readSafetensorsHeader(file);
-  for (const field of ["extra", "train"]) {
-    if (!metadata[field]) continue;
-    try {
-      const r = recordedIn(JSON.parse(metadata[field]));
-      if (r.fingerprint) return r;
-    } catch {
-      // not JSON: no record
-    }
+  let extra: { train?: unknown } = {};
+  try {
+    extra = JSON.parse(metadata.extra ?? "{}") ?? {};
+  } catch {
+    return {}; // damaged metadata: nothing recorded (the loader reports the damage itself)
   }
-  return {};
+  const direct = recordedIn(extra);
+  return direct.fingerprint ? direct : recordedIn(extra.train);
 }
 
 /**
@@ -197,4 +202,91 @@ export function checkStudyFolder(
     writeFileAtomic(resultsFile, kept.join("\n"));
   }
   for (const dir of staleDirs) for (const file of checkpoints(dir)) fs.rmSync(file, { force: true });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What determines a study's results, as JSON: the descriptions the fingerprints are taken of.
+
+/** The parts of a study's data that determine results (not where the files lie: moving the data changes nothing). */
+export interface StudyDataDescription {
+  /** The profile's data source without dataRoot (phantom settings, or the manifest name). */
+  source: unknown;
+  name: string;
+  modality: string;
+  labelNames: string[];
+  evalClasses: number[];
+  /** Case ids per split, in order. */
+  cases: { unlabeled: string[]; train: string[]; val: string[]; test: string[] };
+}
+
+/** Everything a study run needs to describe its cells and pretrainings. */
+export interface StudyDescriptionInput {
+  profile: StudyProfile;
+  data: StudyDataDescription;
+  plan: Preprocessing;
+  numClasses: number;
+  cropSize: Vec3;
+  /** Registry preset of a model (its config before the study's overrides and data fields). */
+  presetOf: (model: string) => unknown;
+}
+
+function modelDescription(input: StudyDescriptionInput, model: string, overrides: unknown) {
+  return {
+    name: model,
+    preset: input.presetOf(model),
+    overrides: overrides ?? null,
+    inChannels: input.plan.channels,
+    numClasses: input.numClasses,
+    cropSize: input.cropSize,
+  };
+}
+
+/** Settings of the MAE pretraining of `model` in a study (held-out cases: val, else the last train case). */
+export function pretrainSettings(input: StudyDescriptionInput, model: string): unknown {
+  const c = input.data.cases;
+  return {
+    kit: KIT_VERSION,
+    what: "mae-pretraining",
+    // MAE pretraining builds the registered preset: the study's modelOverrides are for fine-tuning only
+    model: modelDescription(input, model, null),
+    pretrain: input.profile.pretrain,
+    data: { ...input.data, cases: { unlabeled: c.unlabeled, heldOut: c.val.length ? c.val : c.train.slice(-1) } },
+    preprocessing: input.plan,
+  };
+}
+
+/** Settings of one fine-tuning cell. `pretrained`: what the encoder starts from (a fingerprint), null for scratch. */
+export function cellSettings(
+  input: StudyDescriptionInput,
+  cell: { init: string; model: string; labelFraction: number; seed: number },
+  labelledCases: string[],
+  pretrained: string | null,
+): unknown {
+  return {
+    kit: KIT_VERSION,
+    what: "finetune",
+    model: modelDescription(input, cell.model, input.profile.modelOverrides?.[cell.model]),
+    init: cell.init,
+    pretrained,
+    labelFraction: cell.labelFraction,
+    seed: cell.seed,
+    labelledCases,
+    finetune: input.profile.finetune,
+    eval: input.profile.eval,
+    data: input.data,
+    preprocessing: input.plan,
+  };
+}
+
+/** SHA-256 (first 16 hex digits) of a file's bytes, read in pieces. */
+export function fileFingerprint(file: string): string {
+  const hash = crypto.createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex").slice(0, 16);
 }

@@ -7,8 +7,7 @@
 // unique: a cell whose key is already in the file is skipped, which is how an interrupted study resumes.
 // One process per results file: two runStudy calls on the same file would both run the missing cells.
 import * as fs from "fs";
-import * as path from "path";
-import { writeFileAtomic } from "../runtime/files";
+import { appendFileDurable, writeFileAtomic } from "../runtime/files";
 import { makeRng, seedFrom, shuffle } from "../runtime/random";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -341,20 +340,6 @@ export function resultLine(result: RunResult): string {
   return `${line}\n`;
 }
 
-/** Appends one complete line and fsyncs; a crash mid-write can only leave this last line incomplete. */
-function appendLine(file: string, line: string): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const buf = Buffer.from(line, "utf8");
-  const fd = fs.openSync(file, "a");
-  try {
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Running a study
 
@@ -467,7 +452,7 @@ export async function runStudy(
     const line = resultLine(raw);
     const result = validateRunResult(JSON.parse(line), `result of cell ${cell.key}`);
     if (!sameCell(result, cell)) throw new Error(`runStudy: ${describeMismatch(result, cell)}`);
-    appendLine(file, line);
+    appendFileDurable(file, line); // whole line or nothing: a failed append is cut off again
     done.set(cell.key, result);
     outcome.ran.push(cell.key);
     outcome.results.push(result);

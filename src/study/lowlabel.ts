@@ -21,7 +21,17 @@ import { prepareCases, PreparedCase } from "../train/segmentation";
 import { evaluateDice } from "../infer/evaluate";
 import { hd95Scores } from "../metrics/hd95";
 import { nanMean } from "../metrics/dice";
-import { assertWritableDir, writeFileAtomic } from "../runtime/files";
+import { assertWritableDir, removeLeftoverTempFiles, writeFileAtomic } from "../runtime/files";
+import { acquireRunLock } from "../runtime/lock";
+import {
+  cellSettings,
+  checkStudyFolder,
+  expected,
+  fileFingerprint,
+  pretrainSettings,
+  type CellPlan,
+  type StudyDescriptionInput,
+} from "./freshness";
 import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell } from "./grid";
 import {
   studyTable,
@@ -114,6 +124,11 @@ export interface StudyOptions {
   progress?: boolean;
   /** Use this MAE checkpoint for the "mae" arm instead of pretraining one. */
   maeCheckpoint?: string;
+  /**
+   * Discard rows and checkpoints in `out` made with other settings and run those parts again (default false:
+   * refuse, naming the differing fields).
+   */
+  force?: boolean;
 }
 
 export interface StudyOutput {
@@ -124,11 +139,57 @@ export interface StudyOutput {
   seconds: number;
 }
 
-/** Runs (or resumes) the whole low-label study of a profile. */
+/**
+ * Runs (or resumes) the whole low-label study of a profile. It holds the lock of `options.out` throughout (a second
+ * run on the same folder is refused), and before any training compares what the folder holds with this run's
+ * settings (see freshness.ts).
+ */
 export async function runLowLabelStudy(profile: StudyProfile, options: StudyOptions): Promise<StudyOutput> {
-  const t0 = Date.now();
   const log = options.log ?? ((s: string) => console.log(s));
-  assertWritableDir(options.out); // before any training: an unwritable folder must not cost an hour of compute
+  // before any training: an unwritable or busy folder must not cost an hour of compute
+  assertWritableDir(options.out);
+  const lock = acquireRunLock(options.out, { onStale: log });
+  try {
+    for (const f of removeLeftoverTempFiles(options.out)) log(`removed ${f}, left by an interrupted run`);
+    return await runLocked(profile, options, log);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The parts of the study data that determine results (for fingerprints). */
+function describeStudy(
+  profile: StudyProfile,
+  data: StudyData,
+  plan: Preprocessing,
+  numClasses: number,
+  cropSize: Vec3,
+): StudyDescriptionInput {
+  const d = profile.data;
+  const ids = (cases: LoadedCase[]) => cases.map((c) => c.id);
+  return {
+    profile,
+    data: {
+      source: d.kind === "phantom-memory" ? d : { kind: "manifest", manifest: data.name },
+      name: data.name,
+      modality: data.modality,
+      labelNames: data.labelNames,
+      evalClasses: data.evalClasses,
+      cases: { unlabeled: ids(data.unlabeled), train: ids(data.train), val: ids(data.val), test: ids(data.test) },
+    },
+    plan,
+    numClasses,
+    cropSize,
+    presetOf: (model) => modelEntry(model).preset,
+  };
+}
+
+async function runLocked(
+  profile: StudyProfile,
+  options: StudyOptions,
+  log: (line: string) => void,
+): Promise<StudyOutput> {
+  const t0 = Date.now();
   const data = await loadStudyData(profile, log);
   log(
     `data: ${data.name}: ${data.unlabeled.length} unlabeled, ${data.train.length} train, ${data.val.length} val, ${data.test.length} test`,
@@ -141,23 +202,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   const numClasses = data.labelNames.length;
   const cropSize = profile.cropSize ?? registeredCrop(profile.models[0]);
   const ops = selectOps(tf.getBackend());
-
-  // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
-  const maeCheckpoints = new Map<string, string>();
   if (options.maeCheckpoint) readMaeCheckpointInfo(options.maeCheckpoint); // a wrong file fails before any training
-  if (profile.inits.includes("mae")) {
-    for (const name of profile.models.filter(isMaePretrainable)) {
-      maeCheckpoints.set(
-        name,
-        options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)),
-      );
-    }
-  }
 
-  const train = prepareCases(data.train, plan);
-  const val = prepareCases(data.val, plan);
-  const test = prepareCases(data.test, plan);
-  const trainIds = train.map((c) => c.id);
   // MAE initialisation exists only for nnFormer models; baselines run from scratch under the same budget.
   const cells = expandGrid({
     inits: profile.inits,
@@ -165,9 +211,58 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
     labelFractions: profile.labelFractions,
     seeds: profile.seeds,
   }).filter((c) => c.init !== "mae" || isMaePretrainable(c.model));
+  const trainIds = data.train.map((c) => c.id);
+
+  // What this run would write, described and fingerprinted, compared with what the folder holds (before any work).
+  const described = describeStudy(profile, data, plan, numClasses, cropSize);
+  const pretrainModels = profile.inits.includes("mae") ? profile.models.filter(isMaePretrainable) : [];
+  const pretrains = options.maeCheckpoint
+    ? []
+    : pretrainModels.map((name) => ({
+        model: name,
+        dir: path.join(options.out, "pretrain", name),
+        want: expected(`MAE pretraining of ${name}`, pretrainSettings(described, name)),
+      }));
+  const userMae = options.maeCheckpoint ? `file ${fileFingerprint(options.maeCheckpoint)}` : null;
+  const pretrainedFrom = (model: string) => userMae ?? pretrains.find((p) => p.model === model)!.want.fingerprint;
+  const cellPlans = new Map<string, CellPlan>(
+    cells.map((cell) => [
+      cell.key,
+      {
+        key: cell.key,
+        dir: runFolder(options.out, cell.key),
+        want: expected(
+          `cell ${cell.key}`,
+          cellSettings(
+            described,
+            cell,
+            selectLabelledSubset(trainIds, cell.labelFraction, cell.seed),
+            cell.init === "mae" ? pretrainedFrom(cell.model) : null,
+          ),
+        ),
+      },
+    ]),
+  );
+  checkStudyFolder(options.out, [...cellPlans.values()], pretrains, { force: options.force, log });
+
+  // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
+  const maeCheckpoints = new Map<string, string>();
+  for (const name of pretrainModels) {
+    const want = pretrains.find((p) => p.model === name)?.want;
+    maeCheckpoints.set(
+      name,
+      options.maeCheckpoint ??
+        (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log, want!)),
+    );
+  }
+
+  const train = prepareCases(data.train, plan);
+  const val = prepareCases(data.val, plan);
+  const test = prepareCases(data.test, plan);
 
   const runCell = async (cell: StudyCell): Promise<RunResult> => {
     const tc = Date.now();
+    const want = cellPlans.get(cell.key)!.want;
     const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
     const subset = train.filter((c) => ids.includes(c.id));
     const model = buildModel(
@@ -197,7 +292,7 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
         seed: cell.seed,
         pretrained: cell.init === "mae",
         dir: runFolder(options.out, cell.key),
-        extra: { cell: cell.key },
+        extra: { cell: cell.key, fingerprint: want.fingerprint, settings: want.settings },
         progress: options.progress,
         label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
         onStep: (rec) => options.onStep?.(cell, rec),
@@ -222,6 +317,8 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
           data: data.name,
           params: model.numParams(),
           msPerStep: meanStepMs(run.stepMs),
+          fingerprint: want.fingerprint,
+          settings: want.settings,
         },
       };
     } finally {
@@ -259,21 +356,32 @@ function registeredCrop(name: string): Vec3 {
   return [...(modelEntry(name).preset as { cropSize: Vec3 }).cropSize] as Vec3;
 }
 
-/** The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains. */
-export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData, out: string): Promise<string> {
-  assertWritableDir(out);
+/**
+ * The study's pretraining step on its own (CLI `pretrain`): plans preprocessing like the study, then pretrains, holding
+ * the lock of `out` and checking its pretraining checkpoints against these settings first (as the study does).
+ */
+export async function pretrainOnceForCli(
+  profile: StudyProfile,
+  data: StudyData,
+  out: string,
+  options: { force?: boolean; log?: (line: string) => void } = {},
+): Promise<string> {
+  const log = options.log ?? ((s: string) => console.log(s));
   const name = profile.models.find(isMaePretrainable);
   if (!name) throw new Error(`pretraining needs an nnFormer model; the profile lists ${profile.models.join(", ")}`);
-  return pretrainOnce(
-    profile,
-    name,
-    data,
-    studyPreprocessing(data),
-    data.labelNames.length,
-    profile.cropSize ?? registeredCrop(name),
-    { out },
-    (s) => console.log(s),
-  );
+  assertWritableDir(out);
+  const lock = acquireRunLock(out, { onStale: log });
+  try {
+    for (const f of removeLeftoverTempFiles(out)) log(`removed ${f}, left by an interrupted run`);
+    const plan = studyPreprocessing(data);
+    const cropSize = profile.cropSize ?? registeredCrop(name);
+    const described = describeStudy(profile, data, plan, data.labelNames.length, cropSize);
+    const want = expected(`MAE pretraining of ${name}`, pretrainSettings(described, name));
+    checkStudyFolder(out, [], [{ dir: path.join(out, "pretrain", name), want }], { force: options.force, log });
+    return await pretrainOnce(profile, name, data, plan, data.labelNames.length, cropSize, { out }, log, want);
+  } finally {
+    lock.release();
+  }
 }
 
 /** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
@@ -296,26 +404,14 @@ async function pretrainOnce(
   cropSize: Vec3,
   options: StudyOptions,
   log: (s: string) => void,
+  want: { fingerprint: string; settings: unknown },
 ): Promise<string> {
   const dir = path.join(options.out, "pretrain", modelName);
   const latest = path.join(dir, "mae_latest.safetensors");
   const p = profile.pretrain;
+  // checkStudyFolder has compared the checkpoints here with `want` (same fingerprint, or discarded with --force)
   if (fs.existsSync(latest)) {
     const info = readMaeCheckpointInfo(latest);
-    const differs = [
-      info.mae.mask.mode !== p.maskMode && `mask mode ${info.mae.mask.mode} vs ${p.maskMode}`,
-      Math.abs(info.mae.mask.ratio - p.maskRatio) > 1e-9 && `mask ratio ${info.mae.mask.ratio} vs ${p.maskRatio}`,
-      p.maskUnit &&
-        info.mae.mask.unit.join("x") !== p.maskUnit.join("x") &&
-        `mask unit ${info.mae.mask.unit.join("x")} vs ${p.maskUnit.join("x")}`,
-      info.train && info.train.maxSteps !== p.steps && `steps ${info.train.maxSteps} vs ${p.steps}`,
-      info.train && info.train.lr !== p.lr && `lr ${info.train.lr} vs ${p.lr}`,
-    ].filter(Boolean);
-    if (differs.length) {
-      throw new Error(
-        `${latest} was pretrained with other settings (${differs.join("; ")}); use another --out folder or delete ${dir} to pretrain again`,
-      );
-    }
     if (info.fitState && info.fitState.step >= p.steps) {
       log(`pretraining: reusing ${latest} (${info.fitState.step} steps)`);
       return latest;
@@ -345,6 +441,7 @@ async function pretrainOnce(
     seed: 0,
     outDir: dir,
     resume: fs.existsSync(latest) ? latest : undefined,
+    record: { fingerprint: want.fingerprint, settings: want.settings },
     onStep: options.onPretrainStep,
     progress: options.progress,
   });

@@ -3,7 +3,19 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { writeSafetensors } from "../../src/io/safetensors";
-import { checkStudyFolder, expected, CellPlan, PretrainPlan } from "../../src/study/freshness";
+import {
+  cellSettings,
+  checkStudyFolder,
+  expected,
+  pretrainSettings,
+  CellPlan,
+  PretrainPlan,
+  StudyDescriptionInput,
+} from "../../src/study/freshness";
+import { fingerprint } from "../../src/runtime/fingerprint";
+import { getProfile } from "../../src/study/profiles";
+import type { StudyProfile } from "../../src/study/profiles";
+import type { Preprocessing } from "../../src/data/preprocess";
 
 const settings = (steps: number, extra: object = {}) => ({ finetune: { steps, lr: 0.003 }, kit: "0.1.0", ...extra });
 
@@ -47,6 +59,21 @@ describe("study/freshness", () => {
     checkpoint(path.join(pretrain[0].dir, "mae_latest.safetensors"), rec(pretrain[0].want));
     checkStudyFolder(out, cells, pretrain);
     checkStudyFolder(path.join(root, "empty-nonexistent"), cells, pretrain);
+  });
+
+  it("reads what MAE pretraining checkpoints record with their training settings", () => {
+    const file = path.join(pretrain[0].dir, "mae_latest.safetensors");
+    writeSafetensors(file, new Map([["w", { dtype: "F32", shape: [1], data: new Float32Array([1]) }]]), {
+      extra: JSON.stringify({ mae: {}, train: { maxSteps: 2, ...rec(pretrain[0].want) } }),
+    });
+    checkStudyFolder(out, cells, pretrain);
+    assert.throws(
+      () =>
+        checkStudyFolder(out, cells, [
+          { ...pretrain[0], want: expected("MAE pretraining of m", { pretrain: { steps: 3 } }) },
+        ]),
+      /MAE pretraining of m \(.*mae_latest\.safetensors\): pretrain\.steps: 2 -> 3/,
+    );
   });
 
   it("refuses a row of other settings, naming the cell, the line, the fields and the way out", () => {
@@ -97,5 +124,52 @@ describe("study/freshness", () => {
     assert.deepEqual(fs.readdirSync(cells[1].dir), ["best.safetensors"]);
     assert.match(logged.join("\n"), /--force: discarding .*\n  - cell a .*finetune\.steps: 4 -> 2/);
     checkStudyFolder(out, cells, pretrain); // now clean
+  });
+
+  describe("what a cell's fingerprint covers", () => {
+    const input = (profile: StudyProfile): StudyDescriptionInput => ({
+      profile,
+      data: {
+        source: profile.data,
+        name: "phantom",
+        modality: "CT",
+        labelNames: ["background", "organ"],
+        evalClasses: [1],
+        cases: { unlabeled: ["u0"], train: ["t0", "t1"], val: ["v0"], test: ["x0"] },
+      },
+      plan: { channels: 1, modality: "CT" } as unknown as Preprocessing,
+      numClasses: 2,
+      cropSize: [16, 32, 32],
+      presetOf: (m) => ({ preset: m }),
+    });
+    const cell = { init: "scratch", model: "nnformer-micro", labelFraction: 1, seed: 0 };
+    const fp = (p: StudyProfile, c = cell, pretrained: string | null = null) =>
+      fingerprint(cellSettings(input(p), c, ["t0", "t1"], pretrained));
+
+    it("other cells of the grid and report-only fields leave it alone", () => {
+      const base = getProfile("smoke");
+      assert.equal(fp({ ...base, seeds: [0, 1, 2], labelFractions: [0.25, 1], inits: ["scratch"] }), fp(base));
+      assert.equal(fp({ ...base, name: "renamed", convergenceLevels: [0.5] }), fp(base));
+      assert.equal(
+        fp({ ...base, pretrain: { ...base.pretrain, steps: 99 } }),
+        fp(base),
+        "scratch cells ignore pretraining",
+      );
+    });
+
+    it("anything that determines its result changes it", () => {
+      const base = getProfile("smoke");
+      assert.notEqual(fp({ ...base, finetune: { ...base.finetune, steps: 3 } }), fp(base));
+      assert.notEqual(fp({ ...base, eval: { ...base.eval, mirror: true } }), fp(base));
+      assert.notEqual(fp({ ...base, modelOverrides: { "nnformer-micro": { embedDim: 6 } } }), fp(base));
+      assert.notEqual(fp(base, { ...cell, seed: 1 }), fp(base));
+      const mae = { ...cell, init: "mae" };
+      assert.notEqual(fp(base, mae, "aaaa"), fp(base, mae, "bbbb"), "the pretrained encoder it starts from");
+      const p1 = fingerprint(pretrainSettings(input(base), "nnformer-micro"));
+      const p2 = fingerprint(
+        pretrainSettings(input({ ...base, pretrain: { ...base.pretrain, maskRatio: 0.5 } }), "nnformer-micro"),
+      );
+      assert.notEqual(p1, p2);
+    });
   });
 });
