@@ -5,7 +5,10 @@ import { initBackend, describeBackend } from "../runtime/backend";
 import { loadManifest, resolveManifest, listManifests, SPLIT_NAMES, SplitName } from "../data/manifest";
 import { predictFile, predictSplit, evaluatePredictions, writeEvaluation } from "../infer/predict";
 import { formatSummary } from "../metrics/summarize";
-import { writeFileAtomic } from "../runtime/files";
+import { assertReadableFile, assertWritableDir, assertWritableFile, writeFileAtomic } from "../runtime/files";
+import { acquireRunLock } from "../runtime/lock";
+import { peekCheckpointKind, type CheckpointKind } from "../io/checkpoint";
+import { resolveProfile, type ProfileLayer } from "../study/profile_schema";
 import { writePhantomDataset, loadCase, phantomManifestFor } from "../data/dataset";
 import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
 import { runBench } from "../bench/run";
@@ -49,7 +52,8 @@ function program(): Command {
           .map((v) => positiveInt(v, "--shape")) as [number, number, number];
         if (shape.length !== 3) throw new Error(`--shape ${o.shape}: give D x H x W, e.g. 64x64x64`);
         const spacing = resolvePhantomConfig({ shape }).spacing;
-        manifest = phantomManifestFor(positiveInt(o.count, "--count"), Number(o.seed), shape, spacing, o.dataRoot);
+        const seed = num("--seed", 0, 2 ** 31, true)(o.seed);
+        manifest = phantomManifestFor(positiveInt(o.count, "--count"), seed, shape, spacing, o.dataRoot);
         writeFileAtomic(path.join(o.dataRoot, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
         console.log(
           `manifest: ${path.join(o.dataRoot, "manifest.json")} (use --manifest ${path.join(o.dataRoot, "manifest.json")})`,
@@ -112,7 +116,12 @@ function program(): Command {
       .option("--pretrain-steps <n>", "MAE pretraining steps")
       .option("--mask-ratio <r>", "MAE mask ratio in (0, 1)")
       .option("--mask-mode <mode>", "sparse, simmim or compact")
-      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining");
+      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining")
+      .option(
+        "--force",
+        "discard rows and checkpoints in --out made with other settings and run them again (default: refuse)",
+        false,
+      );
 
   studyOptions(
     cli
@@ -129,12 +138,13 @@ function program(): Command {
       .command("pretrain")
       .description("MAE pretraining only (the study's pretraining step); writes <out>/pretrain/mae_latest.safetensors"),
   ).action(async (o) => {
-    const backend = await initBackend();
-    console.log(describeBackend(backend));
     const profile = studyProfile(o);
     const out = o.out ?? path.join("runs", `pretrain-${profile.name}`);
+    assertWritableDir(out, `--out ${out}`);
+    const backend = await initBackend();
+    console.log(describeBackend(backend));
     const data = await loadStudyData(profile, console.log);
-    const file = await pretrainOnceForCli(profile, data, out);
+    const file = await pretrainOnceForCli(profile, data, out, { force: Boolean(o.force) });
     console.log(`pretrained encoder: ${file}`);
   });
 
@@ -168,25 +178,38 @@ function program(): Command {
     .option("--overlap <r>", "sliding-window overlap in [0, 1)", "0.5")
     .option("--mirror", "mirror test-time augmentation over all axes", false)
     .action(async (o) => {
+      const overlap = num("--overlap", 0, 0.99)(o.overlap);
+      if (!o.image && !o.manifest) throw new Error("predict: give --image FILE or --manifest NAME (with --split)");
+      // every path before any work
+      checkCheckpointArg(o.checkpoint, "--checkpoint", ["finetune", "model"]);
+      if (o.image) {
+        assertReadableFile(o.image, "--image", "NIfTI image");
+        assertWritableFile(o.out, "--out");
+      }
+      const resolved = o.manifest
+        ? resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] })
+        : undefined;
       const backend = await initBackend();
       console.log(describeBackend(backend));
-      const overlap = num("--overlap", 0, 0.99)(o.overlap);
       if (o.image) {
         await predictFile(o.checkpoint, o.image, o.out, { overlap, mirror: o.mirror });
         console.log(`prediction: ${o.out}`);
-      } else if (o.manifest) {
-        const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
-        const files = await predictSplit(
-          o.checkpoint,
-          resolved,
-          splitName(o.split),
-          o.out,
-          { overlap, mirror: o.mirror },
-          console.log,
-        );
-        console.log(`${files.length} predictions in ${o.out}`);
       } else {
-        throw new Error("predict: give --image FILE or --manifest NAME (with --split)");
+        // a folder of predictions has one writer at a time
+        const lock = acquireRunLock(o.out);
+        try {
+          const files = await predictSplit(
+            o.checkpoint,
+            resolved!,
+            splitName(o.split),
+            o.out,
+            { overlap, mirror: o.mirror },
+            console.log,
+          );
+          console.log(`${files.length} predictions in ${o.out}`);
+        } finally {
+          lock.release();
+        }
       }
     });
 
@@ -208,6 +231,9 @@ function program(): Command {
     .action(async (o) => {
       if (o.convention !== "kit" && o.convention !== "nnformer")
         throw new Error(`--convention ${o.convention}: use kit or nnformer`);
+      if (!fs.existsSync(o.pred) || !fs.statSync(o.pred).isDirectory())
+        throw new Error(`--pred ${o.pred}: no such folder; give the folder \`predict --manifest\` wrote`);
+      if (o.json) assertWritableFile(o.json, "--json");
       const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
       const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention);
       console.log(`Dice\n${formatSummary(r.dice)}\n\nHD95 (${r.units})\n${formatSummary(r.hd95, 2)}`);
@@ -256,6 +282,7 @@ function program(): Command {
     .option("--mae <list>", "also time one MAE pretraining step per masking mode on these presets: tiny, micro")
     .option("--out <file>", "JSON output", "build/bench/bench.json")
     .action(async (o) => {
+      assertWritableFile(o.out, "--out");
       const backend = await initBackend();
       const crop = String(o.crop)
         .split("x")
@@ -277,7 +304,7 @@ function program(): Command {
         },
         "--mae",
       );
-      await runBench({
+      const report = await runBench({
         mae,
         presets: o.presets ? String(o.presets).split(",") : models || mae ? [] : ["tiny"],
         models,
@@ -292,6 +319,11 @@ function program(): Command {
         out: o.out,
         backend,
       });
+      if (report.errors.length) {
+        throw new Error(
+          `bench: ${report.errors.length} requested item(s) failed (the others are in ${o.out}):\n  ${report.errors.join("\n  ")}`,
+        );
+      }
     });
 
   cli
@@ -335,58 +367,94 @@ function num(flag: string, lo: number, hi: number, integer = false) {
   };
 }
 
-function deepMerge<T>(base: T, over: unknown, where: string): T {
-  if (over === null || typeof over !== "object" || Array.isArray(over)) return over as T;
-  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(over as Record<string, unknown>)) {
-    if (!(k in out)) throw new Error(`${where}: unknown field "${k}"; known fields: ${Object.keys(out).join(", ")}`);
-    const cur = out[k];
-    out[k] = cur && typeof cur === "object" && !Array.isArray(cur) ? deepMerge(cur, v, `${where}.${k}`) : v;
+/** The JSON object of a --config file, as a profile layer named by the file. */
+function configLayer(file: string): ProfileLayer {
+  assertReadableFile(file, "--config", "JSON file");
+  let values: unknown;
+  try {
+    values = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`--config ${file}: not valid JSON (${(e as Error).message})`);
   }
-  return out as T;
+  return { source: file, values };
 }
 
-/** The profile named by --profile, overridden by --config and then by flags. */
+/** A comma-separated flag as a list (numbers when `asNumber`: anything else becomes NaN, which the schema names). */
+function flagList(v: string, asNumber: boolean): Array<string | number> {
+  const items = String(v)
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+  return asNumber ? items.map((x) => Number(x)) : items;
+}
+
+/**
+ * The profile named by --profile, overridden by --config and then by flags, checked as a whole by one schema
+ * (problems named "file.json: finetune.steps" or "--steps").
+ */
 function studyProfile(o: Record<string, string | undefined>): StudyProfile {
-  let p = getProfile(o.profile ?? "quick");
-  if (o.config) {
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(o.config, "utf8"));
-    } catch (e) {
-      throw new Error(`--config ${o.config}: ${(e as Error).message}`);
-    }
-    p = deepMerge(p, json, o.config);
+  const base = getProfile(o.profile ?? "quick");
+  const layers: ProfileLayer[] = [];
+  if (o.config) layers.push(configLayer(o.config));
+  const flag = (source: string, values: object) => layers.push({ source, values, flag: true });
+  if (o.manifest) flag("--manifest", { data: { kind: "manifest", manifest: o.manifest, dataRoot: o.dataRoot } });
+  else if (o.dataRoot) {
+    const kind = (layers[0]?.values as { data?: { kind?: string } } | undefined)?.data?.kind ?? base.data.kind;
+    if (kind !== "manifest")
+      throw new Error(
+        `--data-root ${o.dataRoot}: profile ${base.name} generates its data in memory; give --manifest NAME as well`,
+      );
+    flag("--data-root", { data: { dataRoot: o.dataRoot } });
   }
-  if (o.manifest) p.data = { kind: "manifest", manifest: o.manifest, dataRoot: o.dataRoot };
-  else if (o.dataRoot && p.data.kind === "manifest") p.data.dataRoot = o.dataRoot;
-  p.models = list(o.models, (s) => s, "--models") ?? p.models;
-  p.labelFractions = list(o.fractions, num("--fractions", 1e-9, 1), "--fractions") ?? p.labelFractions;
-  p.seeds = list(o.seeds, num("--seeds", 0, 2 ** 31, true), "--seeds") ?? p.seeds;
-  p.inits = list(o.inits, (s) => s, "--inits") ?? p.inits;
-  if (o.steps) p.finetune.steps = num("--steps", 1, 1e9, true)(o.steps);
-  if (o.pretrainSteps) p.pretrain.steps = num("--pretrain-steps", 1, 1e9, true)(o.pretrainSteps);
-  if (o.maskRatio) p.pretrain.maskRatio = num("--mask-ratio", 1e-6, 1 - 1e-6)(o.maskRatio);
-  if (o.maskMode) {
-    if (!["sparse", "simmim", "compact"].includes(o.maskMode))
-      throw new Error(`--mask-mode ${o.maskMode}: use sparse, simmim or compact`);
-    p.pretrain.maskMode = o.maskMode as StudyProfile["pretrain"]["maskMode"];
+  if (o.models !== undefined) flag("--models", { models: flagList(o.models, false) });
+  if (o.fractions !== undefined) flag("--fractions", { labelFractions: flagList(o.fractions, true) });
+  if (o.seeds !== undefined) flag("--seeds", { seeds: flagList(o.seeds, true) });
+  if (o.inits !== undefined) flag("--inits", { inits: flagList(o.inits, false) });
+  if (o.steps !== undefined) flag("--steps", { finetune: { steps: Number(o.steps) } });
+  if (o.pretrainSteps !== undefined) flag("--pretrain-steps", { pretrain: { steps: Number(o.pretrainSteps) } });
+  if (o.maskRatio !== undefined) flag("--mask-ratio", { pretrain: { maskRatio: Number(o.maskRatio) } });
+  if (o.maskMode !== undefined) flag("--mask-mode", { pretrain: { maskMode: o.maskMode } });
+  return resolveProfile(base, layers);
+}
+
+const KIND_TEXT: Record<CheckpointKind, string> = {
+  finetune: "a fine-tuning checkpoint (a segmentation run's weights, from <study out>/runs/<cell>/)",
+  "mae-pretraining":
+    "an MAE pretraining checkpoint (encoder and decoder from `mae-nnformer pretrain` or a study's pretrain/<model>/ folder); it cannot segment",
+  model: "a model-weights checkpoint",
+};
+const KIND_WANTED: Record<string, string> = {
+  "--checkpoint": "pass best.safetensors or latest.safetensors of a fine-tuning run (<study out>/runs/<cell>/)",
+  "--mae-checkpoint":
+    "--mae-checkpoint needs an MAE pretraining checkpoint: mae_latest.safetensors from `mae-nnformer pretrain --out DIR` (in DIR/pretrain/<model>/) or from a study's pretrain/<model>/ folder",
+};
+
+/** Checks a checkpoint flag before any work: the file exists, is complete, and is of a kind this command takes. */
+function checkCheckpointArg(file: string, flag: string, kinds: CheckpointKind[]): void {
+  assertReadableFile(file, flag, "checkpoint");
+  let kind: CheckpointKind | undefined;
+  try {
+    kind = peekCheckpointKind(file);
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
   }
-  for (const i of p.inits)
-    if (i !== "scratch" && i !== "mae")
-      throw new Error(`--inits: unknown initialisation "${i}"; use scratch and/or mae`);
-  return p;
+  if (kind && kinds.includes(kind)) return;
+  const what = kind ? `is ${KIND_TEXT[kind]}` : "is not a checkpoint written by this kit";
+  throw new Error(`${flag} ${file} ${what}; ${KIND_WANTED[flag]}`);
 }
 
 async function runStudyCommand(o: Record<string, string | undefined>): Promise<void> {
+  // everything the user gave is checked before any work: settings, input files, then the output folder
+  const profile = studyProfile(o);
+  if (o.maeCheckpoint) checkCheckpointArg(o.maeCheckpoint, "--mae-checkpoint", ["mae-pretraining"]);
+  const out = o.out ?? path.join("runs", profile.name);
+  assertWritableDir(out, `--out ${out}`);
   const backend = await initBackend();
   console.log(describeBackend(backend));
-  const profile = studyProfile(o);
-  const out = o.out ?? path.join("runs", profile.name);
   console.log(
     `profile ${profile.name}: ${profile.models.join(" + ")}, fractions ${profile.labelFractions.join(", ")}, seeds ${profile.seeds.join(", ")}, inits ${profile.inits.join(", ")}; output ${out}`,
   );
-  const r = await runLowLabelStudy(profile, { out, maeCheckpoint: o.maeCheckpoint });
+  const r = await runLowLabelStudy(profile, { out, maeCheckpoint: o.maeCheckpoint, force: Boolean(o.force) });
   console.log("\n" + r.markdown);
   console.log(`\nwall time ${formatSeconds(r.seconds)} on ${backend.name}`);
   console.log(`report: ${path.resolve(r.reportFile)}\ntable:  ${path.resolve(r.tableFile)}`);

@@ -7,8 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import { loadTrainedModel } from "../registry";
 import { selectOps } from "../layers/fast_ops";
 import { Preprocessing, applyPreprocessing } from "../data/preprocess";
-import { readNifti, checkSameGrid } from "../data/nifti";
-import { Manifest, ResolvedManifest, evaluatedLabelNames } from "../data/manifest";
+import { readNifti, checkSameGrid, checkChannels } from "../data/nifti";
+import { Manifest, ResolvedManifest, evaluatedLabelNames, checkLabelValues } from "../data/manifest";
 import { loadCase } from "../data/dataset";
 import { Volume } from "../data/volume";
 import { slidingWindowPredict, predictToNifti } from "./sliding_window";
@@ -90,6 +90,7 @@ export async function predictFile(
   const p = Predictor.load(checkpoint);
   try {
     const image = await readNifti(imageFile, { as: "image" });
+    checkChannels(image, p.preprocessing.channels, "image");
     predictToNifti(outFile, await p.predict(image, o), image);
   } finally {
     p.dispose();
@@ -153,8 +154,10 @@ export async function evaluatePredictions(
   for (const c of resolved.splits[split]) {
     if (!c.label) throw new Error(`case ${c.id} of split ${split} has no label; evaluate needs a labelled split`);
     const ref = await readNifti(c.label, { as: "label" });
-    const pred = await readNifti(path.join(predDir, `${c.id}.nii.gz`), { as: "label" });
+    const predFile = path.join(predDir, `${c.id}.nii.gz`);
+    const pred = await readNifti(predFile, { as: "label" });
     checkSameGrid(ref, pred);
+    checkLabelValues(pred.data, m, predFile); // a value the manifest does not list is not a prediction of this dataset
     rows.push(
       evaluateCase(
         c.id,

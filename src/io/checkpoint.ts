@@ -9,8 +9,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { version as KIT_VERSION } from "../../package.json";
 import {
+  assertFiniteTensors,
   parseSafetensors,
   readSafetensors,
+  readSafetensorsHeader,
   serializeSafetensors,
   type SafetensorsFile,
   type TensorToWrite,
@@ -213,11 +215,36 @@ export function readCheckpoint(src: string | Uint8Array | SafetensorsFile): Chec
       params.set(k.slice(pp.length), { shape: t.shape, data: t.data as Float32Array });
     }
   }
+  // NaN weights would predict an all-background map without a word: refuse them here, on every load path.
+  assertFiniteTensors(
+    [...params].map(([name, t]): [string, typeof t] => [pp + name, t]), // named as stored in the file
+    source,
+    "the weights are unusable (did training diverge?); use another checkpoint or train again",
+  );
+  const moments = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, sl] of Object.entries(slots)) {
+    moments.set(om + name, { shape: [sl.m.length], data: sl.m });
+    if (sl.s) moments.set(os + name, { shape: [sl.s.length], data: sl.s });
+  }
+  assertFiniteTensors(moments, source, "the optimizer state is unusable; delete the file to restart that run");
   const optimizer =
     m.optimizer_step !== undefined && Object.keys(slots).length
       ? { step: Number(m.optimizer_step), kind: m.optimizer ?? "", slots }
       : null;
   return { source, format: m.format, info, params, optimizer, metadata: m };
+}
+
+/**
+ * The kind of a checkpoint file from its header alone (cheap, for checks before any work); undefined when it is not a
+ * kit checkpoint. Throws naming the file when it is damaged or truncated.
+ */
+export function peekCheckpointKind(file: string): CheckpointKind | undefined {
+  const m = readSafetensorsHeader(file).metadata;
+  if (m.format === CHECKPOINT_FORMAT) return m.kind in KIND_USE ? (m.kind as CheckpointKind) : undefined;
+  if (m.format === LEGACY_FORMATS.train) return "finetune";
+  if (m.format === LEGACY_FORMATS.mae) return "mae-pretraining";
+  if (m.format === LEGACY_FORMATS.model) return "model";
+  return undefined;
 }
 
 /** Throws unless the checkpoint is of one of `kinds`, saying what it is and where it belongs. `use` names the caller. */

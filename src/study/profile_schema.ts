@@ -8,7 +8,7 @@
 // set by a layer even when the profile leaves them out.
 import { z } from "zod";
 import type { StudyProfile } from "./profiles";
-import { modelNames } from "../registry";
+import { resolveModelName } from "../registry";
 
 const posInt = (what: string) => z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` });
 const wholeAtLeast = (lo: number) =>
@@ -243,7 +243,12 @@ function layerSchema(): z.ZodType {
  */
 export function resolveProfile(base: StudyProfile, layers: ProfileLayer[]): StudyProfile {
   const problems: string[] = [];
-  const name = (l: ProfileLayer, p: string) => (l.flag ? l.source : `${l.source}: ${p}`);
+  // a flag names itself (and the list item when it is a list): "--steps", "--fractions (item 2)"
+  const name = (l: ProfileLayer, p: string) => {
+    if (!l.flag) return `${l.source}: ${p}`;
+    const item = /\[(\d+)\]$/.exec(p);
+    return item ? `${l.source} (item ${Number(item[1]) + 1})` : l.source;
+  };
   let merged: Record<string, unknown> = JSON.parse(JSON.stringify(base));
   const setBy = new Map<string, ProfileLayer>();
   const schema = layerSchema();
@@ -267,10 +272,12 @@ export function resolveProfile(base: StudyProfile, layers: ProfileLayer[]): Stud
     const r = StudyProfileSchema.safeParse(merged, { reportInput: true });
     const issues = r.success ? [] : issueLines(r.error.issues);
     if (r.success) {
-      const known = modelNames() as string[];
       r.data.models.forEach((m, k) => {
-        if (!known.includes(m))
-          issues.push({ path: ["models", k], text: `unknown model "${m}"; registered: ${known.join(", ")}` });
+        try {
+          resolveModelName(m); // registered names and their aliases
+        } catch (e) {
+          issues.push({ path: ["models", k], text: (e as Error).message });
+        }
       });
       for (const m of Object.keys(r.data.modelOverrides ?? {}))
         if (!r.data.models.includes(m))

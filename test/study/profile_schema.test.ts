@@ -78,7 +78,7 @@ describe("study/profile_schema", () => {
       problems(() =>
         resolveProfile(getProfile("smoke"), [{ source: "--models", flag: true, values: { models: ["unet9"] } }]),
       ),
-      /--models: unknown model "unet9"; registered: .*nnformer-micro/,
+      /--models \(item 1\): unknown model "unet9"; registered: /,
     );
     assert.match(
       problems(() =>
