@@ -26,7 +26,8 @@ const config: KnipConfig = {
   ],
   project: ["src/**/*.ts", "test/**/*.ts", "scripts/**/*.ts", "notebooks/*.ipynb"],
   compilers: { ipynb: notebookCode },
-  ignoreBinaries: ["jupyter"],
+  // mount/umount: the robustness suite mounts a small tmpfs for its disk-full cases (system tools, not packages)
+  ignoreBinaries: ["jupyter", "mount", "umount"],
   // An export also used in its own file is live code (often exported for tests or users); only dead code is reported.
   ignoreExportsUsedInFile: true,
 };

@@ -7,6 +7,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { getProfile } from "../../src/study/profiles";
+import { runFolder } from "../../src/train/recipe";
 
 export const ROOT = path.resolve(__dirname, "../..");
 const CLI = path.join(ROOT, "src/cli/main.ts");
@@ -159,17 +161,19 @@ export function smokeStudy(): { out: string; result: CliResult } {
   return smoke;
 }
 
+/** The model of the smoke profile, and the key of one of its cells. */
+export const SMOKE_MODEL = getProfile("smoke").models[0];
+export const smokeKey = (init: string, frac: string) => `model=${SMOKE_MODEL}|init=${init}|frac=${frac}|seed=0`;
+
 /** Files of the shared smoke study. */
 export function smokeFiles() {
   const { out } = smokeStudy();
-  const cell = (init: string, frac: string) =>
-    path.join(out, "runs", `model_nnformer-micro_init_${init}_frac_${frac}_seed_0`);
   return {
     out,
     results: path.join(out, "results.jsonl"),
-    best: path.join(cell("scratch", "1"), "best.safetensors"),
-    latest: path.join(cell("scratch", "1"), "latest.safetensors"),
-    maeLatest: path.join(out, "pretrain", "nnformer-micro", "mae_latest.safetensors"),
+    best: path.join(runFolder(out, smokeKey("scratch", "1")), "best.safetensors"),
+    latest: path.join(runFolder(out, smokeKey("scratch", "1")), "latest.safetensors"),
+    maeLatest: path.join(out, "pretrain", SMOKE_MODEL, "mae_latest.safetensors"),
   };
 }
 

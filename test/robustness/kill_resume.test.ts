@@ -1,10 +1,10 @@
-// kill -9 at random points of a smoke study, then resume: the results must equal those of an uninterrupted run
+// kill -9 at random points of a smoke study (at three stages of its progress), then resume: the results must equal those of an uninterrupted run
 // (timing fields aside). The points are drawn from a seed printed with the test, so a failure can be replayed with
 // ROBUSTNESS_SEED=<seed>.
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { comparableRows, exited, expectOk, runCli, scratch, smokeFiles, startCli } from "./harness";
+import { SMOKE_MODEL, comparableRows, exited, expectOk, runCli, scratch, smokeFiles, startCli } from "./harness";
 import { makeRng } from "../../src/runtime/random";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,19 +18,27 @@ describe("robustness: kill -9 and resume", function () {
     const rand = makeRng(seed);
     const out = path.join(scratch("kill-resume"), "study");
     const notes: string[] = [];
-    for (let k = 0; k < 3; k++) {
-      // The smoke study takes about 5 s here (startup about 1 s); kill somewhere in 0.8-5 s.
-      const delay = Math.round(800 + rand() * 4200);
+    const results = path.join(out, "results.jsonl");
+    const rowCount = () =>
+      fs.existsSync(results) ? fs.readFileSync(results, "utf8").split("\n").filter(Boolean).length : 0;
+    const maeLatest = path.join(out, "pretrain", SMOKE_MODEL, "mae_latest.safetensors");
+    // Kill points follow the study's progress rather than the clock (a loaded machine runs slower): kill k waits for
+    // its stage (pretraining written, then 1 and 2 result rows), then a random 0-1.5 s more, then kill -9.
+    const stages: Array<[string, () => boolean]> = [
+      ["pretraining checkpoint written", () => fs.existsSync(maeLatest)],
+      ["1 row", () => rowCount() >= 1],
+      ["2 rows", () => rowCount() >= 2],
+    ];
+    for (const [k, [stage, reached]] of stages.entries()) {
+      const extra = Math.round(rand() * 1500);
       const child = startCli(["study", "--profile", "smoke", "--out", out]);
-      await sleep(delay);
+      while (!reached() && child.exitCode === null) await sleep(25);
+      await sleep(extra);
       const alive = child.exitCode === null;
       if (alive) child.kill("SIGKILL");
       const end = await exited(child);
-      const rows = fs.existsSync(path.join(out, "results.jsonl"))
-        ? fs.readFileSync(path.join(out, "results.jsonl"), "utf8").split("\n").filter(Boolean).length
-        : 0;
       notes.push(
-        `kill ${k + 1} at ${delay} ms: ${alive ? `killed (${end.signal})` : `had already exited ${end.status}`}, ${rows} rows`,
+        `kill ${k + 1} ${extra} ms after "${stage}": ${alive ? `killed (${end.signal})` : `had already exited ${end.status}`}, ${rowCount()} rows`,
       );
       if (!alive) assert.equal(end.status, 0, `the run between kills failed:\n${child.err}`);
     }
