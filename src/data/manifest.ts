@@ -4,7 +4,7 @@
 // Flow: loadManifest("btcv-synapse") (discovery.ts) -> parseManifest (parse.ts: the zod schema of schema.ts, then
 // checks between fields; errors.ts words the problems) -> resolveManifest (resolve.ts: absolute paths per case and
 // per split, every missing file reported in one error). labels.ts checks label maps against the manifest.
-export { SPLIT_NAMES, ManifestSchema } from "./schema";
+export { SPLIT_NAMES, ManifestSchema } from "./manifest/schema";
 export type {
   SplitName,
   Manifest,
@@ -13,10 +13,10 @@ export type {
   ManifestSplits,
   ManifestSource,
   ManifestGenerator,
-} from "./schema";
-export { ManifestError, jsonPath } from "./errors";
-export { manifestFile, parseManifest } from "./parse";
-export { projectRoot, manifestDir, listManifests, loadManifest } from "./discovery";
-export { DATA_ENV, dataRootFor, resolveManifest } from "./resolve";
-export type { ResolvedCase, ResolvedManifest, ResolveOptions } from "./resolve";
-export { evaluatedLabelNames, checkLabelValues } from "./labels";
+} from "./manifest/schema";
+export { ManifestError, jsonPath } from "./manifest/errors";
+export { manifestFile, parseManifest } from "./manifest/parse";
+export { projectRoot, manifestDir, listManifests, loadManifest } from "./manifest/discovery";
+export { DATA_ENV, dataRootFor, resolveManifest } from "./manifest/resolve";
+export type { ResolvedCase, ResolvedManifest, ResolveOptions } from "./manifest/resolve";
+export { evaluatedLabelNames, checkLabelValues } from "./manifest/labels";

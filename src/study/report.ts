@@ -1,0 +1,30 @@
+// Tables and an HTML report from the results of a study, one job per file:
+//   format.ts       cell values and the Markdown / CSV / HTML table writers
+//   groups.ts       grouping results by model, init and label fraction (internal)
+//   tables.ts       Dice and HD95 per group with bootstrap CIs, the per-organ table (nnFormer Table II), model cost
+//   compare.ts      the paired comparison of two initialisations with a verdict in plain words
+//   convergence.ts  steps to reach a validation Dice level, and ratios between two initialisations
+//   figures.ts      plotly figures (Dice vs label fraction, validation curves, per-organ bars)
+//   html.ts         the self-contained HTML page
+// This file re-exports the public names; the grouping helpers stay internal.
+export type { FormatOptions, Interval, MeanStd } from "./report/format";
+export {
+  DEFAULT_HEADERS,
+  formatFraction,
+  formatP,
+  formatValue,
+  meanStd,
+  toCsv,
+  toHtmlTable,
+  toMarkdown,
+} from "./report/format";
+export type { GroupField } from "./report/groups";
+export type { OrganTableOptions, StudyRow, StudyTableOptions } from "./report/tables";
+export { modelCostRows, organNames, organTable, studyTable, table2Rows } from "./report/tables";
+export type { CompareOptions, ComparisonRow } from "./report/compare";
+export { compareInits, comparisonHeaders, comparisonTableRows } from "./report/compare";
+export type { ConvergenceOptions, ConvergenceRatioRow, ConvergenceRow } from "./report/convergence";
+export { convergenceRatios, convergenceTable, meanCurve } from "./report/convergence";
+export { diceVsFractionFigure, organBarsFigure, validationCurvesFigure } from "./report/figures";
+export type { HtmlReportOptions } from "./report/html";
+export { htmlReport, writeHtmlReport } from "./report/html";
