@@ -79,8 +79,8 @@ describe("study/report", () => {
     assert.equal(lines[1], "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     assert.ok(lines[3].startsWith("| mae | 50% | 3 | 0.820 ± 0.020 | ["), lines[3]);
     assert.ok(lines[3].includes("| 12.00 ± 2.00 |"), lines[3]);
-    // one run: no std, a degenerate CI
-    assert.ok(lines[4].startsWith("| scratch | 10% | 1 | 0.500 | [0.500, 0.500] | 10.00 |"), lines[4]);
+    // one run: no std and no interval (never a zero-width one)
+    assert.ok(lines[4].startsWith("| scratch | 10% | 1 | 0.500 | – | 10.00 | – |"), lines[4]);
     assert.ok(toMarkdown(rows, { digits: 2 }).includes("| 0.82 ± 0.02 |"));
 
     const csv = toCsv(rows).trim().split("\n");
