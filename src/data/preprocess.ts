@@ -44,29 +44,48 @@ export function bodyMask(vol: Volume, thresholdHu = BODY_THRESHOLD_HU): Volume<U
  * or a per-volume z-score for other modalities.
  */
 export function computePreprocessing(
-  volumes: Volume[], modality: string, options: { spacing?: Shape3 | null; stride?: number; statsFrom?: string; nonZeroOnly?: boolean } = {},
+  volumes: Volume[],
+  modality: string,
+  options: { spacing?: Shape3 | null; stride?: number; statsFrom?: string; nonZeroOnly?: boolean } = {},
 ): Preprocessing {
   if (volumes.length === 0) throw new Error("computePreprocessing: no volumes; pass at least one training volume");
   const channels = volumes[0].channels;
   const spacing = options.spacing ?? null;
   if (modality.toUpperCase() === "CT") {
-    const stats = computeCtStats(volumes, volumes.map((v) => bodyMask(v)), { stride: options.stride ?? 7 });
+    const stats = computeCtStats(
+      volumes,
+      volumes.map((v) => bodyMask(v)),
+      { stride: options.stride ?? 7 },
+    );
     return {
-      modality: "CT", channels, spacing, axisOrder: "DHW",
+      modality: "CT",
+      channels,
+      spacing,
+      axisOrder: "DHW",
       intensity: { kind: "ct", clip: [stats.clip[0], stats.clip[1]], mean: stats.mean, std: stats.std },
       statsFrom: options.statsFrom ?? `body voxels (HU > ${BODY_THRESHOLD_HU}) of ${volumes.length} volumes`,
     };
   }
-  return { modality, channels, spacing, axisOrder: "DHW", intensity: { kind: "zscore", nonZeroOnly: options.nonZeroOnly ?? false }, statsFrom: "per volume" };
+  return {
+    modality,
+    channels,
+    spacing,
+    axisOrder: "DHW",
+    intensity: { kind: "zscore", nonZeroOnly: options.nonZeroOnly ?? false },
+    statsFrom: "per volume",
+  };
 }
 
 /** Applies a plan to one volume: resample (if a spacing is set and differs), then normalise. Returns float32. */
 export function applyPreprocessing(vol: Volume, p: Preprocessing): Volume<Float32Array> {
   if (vol.channels !== p.channels) {
-    throw new Error(`applyPreprocessing: volume has ${vol.channels} channel(s) but the plan expects ${p.channels}; this plan was made for other data`);
+    throw new Error(
+      `applyPreprocessing: volume has ${vol.channels} channel(s) but the plan expects ${p.channels}; this plan was made for other data`,
+    );
   }
   let v: Volume = vol;
-  if (p.spacing && p.spacing.some((s, a) => Math.abs(s - vol.spacing[a]) > 1e-6)) v = resampleToSpacing(vol, p.spacing, "linear");
+  if (p.spacing && p.spacing.some((s, a) => Math.abs(s - vol.spacing[a]) > 1e-6))
+    v = resampleToSpacing(vol, p.spacing, "linear");
   const n = p.intensity;
   return n.kind === "ct" ? ctNormalize(v, n) : zScore(v, { nonZeroOnly: n.nonZeroOnly });
 }

@@ -83,7 +83,9 @@ export function checkGrid(fn: string, name: string, g: Grid): void {
   }
   checkShape3(fn, `${name}.shape`, g.shape);
   if (!Number.isInteger(g.channels) || g.channels < 1) {
-    throw new Error(`${fn}: ${name}.channels must be a positive integer, got ${fmt(g.channels)}; use 1 for a plain image`);
+    throw new Error(
+      `${fn}: ${name}.channels must be a positive integer, got ${fmt(g.channels)}; use 1 for a plain image`,
+    );
   }
   const want = g.shape[0] * g.shape[1] * g.shape[2] * g.channels;
   if (g.data.length !== want) {
@@ -99,7 +101,9 @@ function checkVolume(fn: string, name: string, v: Volume): void {
   checkGrid(fn, name, v);
   checkSpacing(fn, `${name}.spacing${v.source ? ` (${v.source})` : ""}`, v.spacing);
   if (!Array.isArray(v.affine) || v.affine.length !== 4 || !v.affine.every((r) => Array.isArray(r) && r.length === 4)) {
-    throw new Error(`${fn}: ${name}.affine must be a 4x4 matrix (rows), got ${fmt(v.affine)}; use diagonalAffine(spacing)`);
+    throw new Error(
+      `${fn}: ${name}.affine must be a 4x4 matrix (rows), got ${fmt(v.affine)}; use diagonalAffine(spacing)`,
+    );
   }
 }
 
@@ -139,7 +143,9 @@ function remapAffine(a: Affine, ratio: number[], offset: number[]): Affine {
 
 /** Per-axis sampling tables: new index p reads old coordinate x = p * ratio + offset, clamped to [0, n - 1]. */
 function linearTable(nOld: number, nNew: number, ratio: number, offset: number) {
-  const i0 = new Int32Array(nNew), i1 = new Int32Array(nNew), t = new Float64Array(nNew);
+  const i0 = new Int32Array(nNew),
+    i1 = new Int32Array(nNew),
+    t = new Float64Array(nNew);
   for (let p = 0; p < nNew; p++) {
     let x = p * ratio + offset;
     if (x < 0) x = 0;
@@ -190,15 +196,25 @@ function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number
   const td = linearTable(D, nd, ratio[0], offset[0]);
   const th = linearTable(H, nh, ratio[1], offset[1]);
   const tw = linearTable(W, nw, ratio[2], offset[2]);
-  const HWC = H * W * C, WC = W * C;
+  const HWC = H * W * C,
+    WC = W * C;
   let o = 0;
   for (let d = 0; d < nd; d++) {
-    const d0 = td.i0[d] * HWC, d1 = td.i1[d] * HWC, fd = td.t[d];
+    const d0 = td.i0[d] * HWC,
+      d1 = td.i1[d] * HWC,
+      fd = td.t[d];
     for (let h = 0; h < nh; h++) {
-      const h0 = th.i0[h] * WC, h1 = th.i1[h] * WC, fh = th.t[h];
-      const r00 = d0 + h0, r01 = d0 + h1, r10 = d1 + h0, r11 = d1 + h1;
+      const h0 = th.i0[h] * WC,
+        h1 = th.i1[h] * WC,
+        fh = th.t[h];
+      const r00 = d0 + h0,
+        r01 = d0 + h1,
+        r10 = d1 + h0,
+        r11 = d1 + h1;
       for (let w = 0; w < nw; w++) {
-        const w0 = tw.i0[w] * C, w1 = tw.i1[w] * C, fw = tw.t[w];
+        const w0 = tw.i0[w] * C,
+          w1 = tw.i1[w] * C,
+          fw = tw.t[w];
         for (let c = 0; c < C; c++) {
           const a = src[r00 + w0 + c] + (src[r00 + w1 + c] - src[r00 + w0 + c]) * fw;
           const b = src[r01 + w0 + c] + (src[r01 + w1 + c] - src[r01 + w0 + c]) * fw;
@@ -221,7 +237,11 @@ function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number
  * "linear" returns float32 (images); "nearest" keeps the array type and the label set (labels).
  */
 export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: "linear"): Volume<Float32Array>;
-export function resampleToSpacing<T extends VoxelArray>(vol: Volume<T>, targetSpacing: Shape3, mode: "nearest"): Volume<T>;
+export function resampleToSpacing<T extends VoxelArray>(
+  vol: Volume<T>,
+  targetSpacing: Shape3,
+  mode: "nearest",
+): Volume<T>;
 export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume;
 export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume {
   const fn = "resampleToSpacing";
@@ -229,7 +249,9 @@ export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: Resa
   checkSpacing(fn, "targetSpacing", targetSpacing);
   checkMode(fn, mode);
   const ratio = [0, 1, 2].map((a) => targetSpacing[a] / vol.spacing[a]);
-  const shape = [0, 1, 2].map((a) => Math.max(1, Math.round((vol.shape[a] * vol.spacing[a]) / targetSpacing[a]))) as Shape3;
+  const shape = [0, 1, 2].map((a) =>
+    Math.max(1, Math.round((vol.shape[a] * vol.spacing[a]) / targetSpacing[a])),
+  ) as Shape3;
   // centre the new grid on the old one: old centre (n-1)/2 = new centre (n'-1)/2 * ratio + offset
   const offset = [0, 1, 2].map((a) => (vol.shape[a] - 1 - (shape[a] - 1) * ratio[a]) / 2);
   return {
@@ -274,14 +296,21 @@ export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode):
  * voxels outside the source get `padValue`. The fast path copies whole W-runs with set().
  */
 export function copyBox(
-  src: VoxelArray, shape: Shape3, channels: number, start: Shape3, size: Shape3, padValue: number, out: VoxelArray,
+  src: VoxelArray,
+  shape: Shape3,
+  channels: number,
+  start: Shape3,
+  size: Shape3,
+  padValue: number,
+  out: VoxelArray,
 ): void {
   const [D, H, W] = shape;
   const C = channels;
   const [sd, sh, sw] = start;
   const [nd, nh, nw] = size;
   // the W-run [w0, w1) of output indices that falls inside the source
-  const w0 = Math.max(0, -sw), w1 = Math.min(nw, W - sw);
+  const w0 = Math.max(0, -sw),
+    w1 = Math.min(nw, W - sw);
   const sameKind = src.constructor === out.constructor;
   const rowLen = nw * C;
   for (let d = 0; d < nd; d++) {
@@ -311,7 +340,12 @@ export function copyBox(
  * padValue null means padding is not allowed: a box that leaves the volume throws. The affine origin moves to the
  * box's first voxel, so world positions are unchanged.
  */
-export function cropBox<T extends VoxelArray>(vol: Volume<T>, start: Shape3, size: Shape3, padValue: number | null = 0): Volume<T> {
+export function cropBox<T extends VoxelArray>(
+  vol: Volume<T>,
+  start: Shape3,
+  size: Shape3,
+  padValue: number | null = 0,
+): Volume<T> {
   const fn = "cropBox";
   checkVolume(fn, "vol", vol);
   checkInt3(fn, "start", start);
@@ -355,7 +389,9 @@ export interface CropOrPadOptions {
  * Centred splits follow nnU-Net: crop starts at floor((n - n') / 2), padding puts floor(diff / 2) before.
  */
 export function cropOrPad<T extends VoxelArray>(
-  vol: Volume<T>, shape: Shape3, options: CropOrPadOptions = {},
+  vol: Volume<T>,
+  shape: Shape3,
+  options: CropOrPadOptions = {},
 ): { volume: Volume<T>; offset: Shape3 } {
   const fn = "cropOrPad";
   checkVolume(fn, "vol", vol);
@@ -380,7 +416,12 @@ export function cropOrPad<T extends VoxelArray>(
 }
 
 /** Inverse of cropOrPad / cropBox: puts `vol` back into a grid of `originalShape` at `offset`, filling the rest. */
-export function uncropOrPad<T extends VoxelArray>(vol: Volume<T>, originalShape: Shape3, offset: Shape3, fillValue = 0): Volume<T> {
+export function uncropOrPad<T extends VoxelArray>(
+  vol: Volume<T>,
+  originalShape: Shape3,
+  offset: Shape3,
+  fillValue = 0,
+): Volume<T> {
   checkInt3("uncropOrPad", "offset", offset);
   checkShape3("uncropOrPad", "originalShape", originalShape);
   return cropBox(vol, [-offset[0], -offset[1], -offset[2]], originalShape, fillValue);
@@ -400,7 +441,8 @@ export function nonZeroBoundingBox(vol: Grid): Box | null {
 /** Smallest box holding every voxel (flat index into [D, H, W]) for which `inside` is true, or null if there is none. */
 export function boundingBoxWhere(shape: Shape3, inside: (voxel: number) => boolean): Box | null {
   const [D, H, W] = shape;
-  const lo = [D, H, W], hi = [-1, -1, -1];
+  const lo = [D, H, W],
+    hi = [-1, -1, -1];
   let i = 0;
   for (let d = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
@@ -436,7 +478,8 @@ function withData(vol: Volume, data: Float32Array): Volume<Float32Array> {
 /** Percentile (0-100) of sorted values, linear interpolation between ranks (numpy's default). */
 function percentileSorted(sorted: Float64Array | Float32Array, q: number): number {
   const pos = (q / 100) * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+  const lo = Math.floor(pos),
+    hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
@@ -454,16 +497,21 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
         `${labels?.length} labels; pass one label map per image`,
     );
   }
-  if (!Number.isInteger(stride) || stride < 1) throw new Error(`${fn}: options.stride must be a positive integer, got ${fmt(stride)}`);
+  if (!Number.isInteger(stride) || stride < 1)
+    throw new Error(`${fn}: options.stride must be a positive integer, got ${fmt(stride)}`);
   let total = 0;
   const counts: number[] = [];
   images.forEach((im, k) => {
     checkGrid(fn, `images[${k}]`, im);
     checkGrid(fn, `labels[${k}]`, labels[k]);
-    if (im.channels !== 1) throw new Error(`${fn}: images[${k}] has ${im.channels} channels; CT statistics need single-channel images`);
-    if (labels[k].channels !== 1) throw new Error(`${fn}: labels[${k}] has ${labels[k].channels} channels; pass a label map with 1 channel`);
+    if (im.channels !== 1)
+      throw new Error(`${fn}: images[${k}] has ${im.channels} channels; CT statistics need single-channel images`);
+    if (labels[k].channels !== 1)
+      throw new Error(`${fn}: labels[${k}] has ${labels[k].channels} channels; pass a label map with 1 channel`);
     if (im.shape.some((n, a) => n !== labels[k].shape[a])) {
-      throw new Error(`${fn}: images[${k}] shape ${fmt(im.shape)} differs from labels[${k}] shape ${fmt(labels[k].shape)}; resample both to the same grid`);
+      throw new Error(
+        `${fn}: images[${k}] shape ${fmt(im.shape)} differs from labels[${k}] shape ${fmt(labels[k].shape)}; resample both to the same grid`,
+      );
     }
     let n = 0;
     const lab = labels[k].data;
@@ -472,12 +520,14 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
     counts.push(kept);
     total += kept;
   });
-  if (total === 0) throw new Error(`${fn}: the labels have no foreground voxels (label > 0); CT statistics need foreground`);
+  if (total === 0)
+    throw new Error(`${fn}: the labels have no foreground voxels (label > 0); CT statistics need foreground`);
   const vals = new Float64Array(total);
   let j = 0;
   let sum = 0;
   images.forEach((im, k) => {
-    const lab = labels[k].data, x = im.data;
+    const lab = labels[k].data,
+      x = im.data;
     let seen = 0;
     for (let i = 0; i < lab.length; i++) {
       if (lab[i] > 0) {
@@ -493,11 +543,19 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
   let ss = 0;
   for (let i = 0; i < total; i++) ss += (vals[i] - mean) * (vals[i] - mean);
   vals.sort();
-  return { clip: [percentileSorted(vals, 0.5), percentileSorted(vals, 99.5)], mean, std: Math.sqrt(ss / total), count: total };
+  return {
+    clip: [percentileSorted(vals, 0.5), percentileSorted(vals, 99.5)],
+    mean,
+    std: Math.sqrt(ss / total),
+    count: total,
+  };
 }
 
 /** nnU-Net CT normalisation: clip to stats.clip, then (x - mean) / std. Same for every channel. Returns float32. */
-export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: number; std: number }): Volume<Float32Array> {
+export function ctNormalize(
+  vol: Volume,
+  stats: { clip: [number, number]; mean: number; std: number },
+): Volume<Float32Array> {
   const fn = "ctNormalize";
   checkVolume(fn, "vol", vol);
   const { clip, mean, std } = stats ?? ({} as CtStats);
@@ -505,7 +563,8 @@ export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: 
     throw new Error(`${fn}: stats.clip must be [lo, hi] with lo <= hi, got ${fmt(clip)}; use computeCtStats(...).clip`);
   }
   if (!Number.isFinite(mean)) throw new Error(`${fn}: stats.mean must be a finite number, got ${fmt(mean)}`);
-  if (!(Number.isFinite(std) && std > 0)) throw new Error(`${fn}: stats.std must be a positive number, got ${fmt(std)}; use computeCtStats(...).std`);
+  if (!(Number.isFinite(std) && std > 0))
+    throw new Error(`${fn}: stats.std must be a positive number, got ${fmt(std)}; use computeCtStats(...).std`);
   const [lo, hi] = clip;
   const x = vol.data;
   const out = new Float32Array(x.length);
@@ -521,8 +580,10 @@ export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: 
 export function windowCt(vol: Volume, center: number, width: number): Volume<Float32Array> {
   const fn = "windowCt";
   checkVolume(fn, "vol", vol);
-  if (!Number.isFinite(center)) throw new Error(`${fn}: center must be a finite number of HU, got ${fmt(center)}; e.g. 40 for soft tissue`);
-  if (!(Number.isFinite(width) && width > 0)) throw new Error(`${fn}: width must be a positive number of HU, got ${fmt(width)}; e.g. 400 for soft tissue`);
+  if (!Number.isFinite(center))
+    throw new Error(`${fn}: center must be a finite number of HU, got ${fmt(center)}; e.g. 40 for soft tissue`);
+  if (!(Number.isFinite(width) && width > 0))
+    throw new Error(`${fn}: width must be a positive number of HU, got ${fmt(width)}; e.g. 400 for soft tissue`);
   const lo = center - width / 2;
   const inv = 1 / width;
   const x = vol.data;
@@ -556,7 +617,8 @@ export function zScore(vol: Volume, options: { nonZeroOnly?: boolean } = {}): Vo
   }
   const out = new Float32Array(x.length);
   for (let c = 0; c < C; c++) {
-    let sum = 0, cnt = 0;
+    let sum = 0,
+      cnt = 0;
     for (let v = 0; v < n; v++) {
       if (mask && !mask[v]) continue;
       sum += x[v * C + c];
