@@ -264,6 +264,42 @@ export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: Resa
   };
 }
 
+/** A grid to resample onto: its shape and voxel size, and optionally the affine to give the result. */
+export interface GridGeometry {
+  shape: Shape3;
+  spacing: Shape3;
+  /** The result's affine; default: the input's affine moved to the new grid (same world position per voxel). */
+  affine?: Affine;
+}
+
+/**
+ * Resamples onto a grid of the given shape and spacing that shares the volume's centre: the inverse of
+ * resampleToSpacing. A prediction made on `resampleToSpacing(image, s)` goes back to the image's own grid with
+ * `resampleToGrid(pred, { shape: image.shape, spacing: image.spacing, affine: image.affine }, mode)`: both calls
+ * map voxel centres through the same shared centre, so the round trip is exact where the grids' voxels coincide.
+ * Edges are clamped. "linear" returns float32 (probabilities, images); "nearest" keeps the type (labels).
+ */
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: "linear"): Volume<Float32Array>;
+export function resampleToGrid<T extends VoxelArray>(vol: Volume<T>, grid: GridGeometry, mode: "nearest"): Volume<T>;
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: ResampleMode): Volume;
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: ResampleMode): Volume {
+  const fn = "resampleToGrid";
+  checkVolume(fn, "vol", vol);
+  checkShape3(fn, "grid.shape", grid?.shape);
+  checkSpacing(fn, "grid.spacing", grid.spacing);
+  checkMode(fn, mode);
+  const ratio = [0, 1, 2].map((a) => grid.spacing[a] / vol.spacing[a]);
+  const offset = [0, 1, 2].map((a) => (vol.shape[a] - 1 - (grid.shape[a] - 1) * ratio[a]) / 2);
+  return {
+    data: resampleGrid(vol, grid.shape, ratio, offset, mode),
+    shape: [grid.shape[0], grid.shape[1], grid.shape[2]],
+    channels: vol.channels,
+    spacing: [grid.spacing[0], grid.spacing[1], grid.spacing[2]],
+    affine: grid.affine ? grid.affine.map((r) => r.slice()) : remapAffine(vol.affine, ratio, offset),
+    source: vol.source,
+  };
+}
+
 /**
  * Resamples to a given [D, H, W] shape covering the same extent (voxel corners aligned, like skimage/torch
  * resize with align_corners=False). Spacing becomes spacing * oldShape / newShape; the affine is updated.
