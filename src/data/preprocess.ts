@@ -6,7 +6,7 @@
 // Two kinds of plan:
 //   the default (quick/smoke profiles): native spacing, CT statistics over the body voxels (HU > BODY_THRESHOLD_HU)
 //     of the images given, so unlabelled pretraining data can be planned without labels;
-//   the paper plan (nnU-Net v1, reference/nnformer.md §4): target spacing from the training cases' spacings by
+//   the paper plan (nnU-Net v1, docs/nnformer.md §4): target spacing from the training cases' spacings by
 //     nnU-Net's rule (nnunetTargetSpacing), CT statistics over the labelled foreground (label > 0) of the training
 //     cases: clip to their [0.5, 99.5] percentiles, then z-score with their mean and std (of the unclipped values).
 // Images are resampled trilinearly and labels by nearest neighbour (transforms.ts says how that differs from nnU-Net's

@@ -7,7 +7,7 @@
 // What an undefined HD95 contributes is a convention, stated where the number is printed:
 //   kit (KIT_HD95)      missed and falsePositive cost the volume's diagonal in mm (the largest distance the grid
 //                       allows), absent is left out of means; rankings and verdicts use this penalised figure;
-//   official (nnFormer) 0 for all three, which rewards a model for missing a structure (reference/nnformer.md §8.11).
+//   official (nnFormer) 0 for all three, which rewards a model for missing a structure (docs/nnformer.md §8.11).
 // Means over the defined values only are reported with the number of undefined values next to them (meanDefined).
 import { Shape3 } from "../data/volume";
 import { ClassSpec, LabelMap, OverlapCounts, overlapCounts } from "./dice";
