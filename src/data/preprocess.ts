@@ -246,14 +246,16 @@ export function preprocessCase<L extends Volume>(
   if (
     label &&
     (label.shape.some((n, a) => n !== image.shape[a]) ||
-      label.spacing.some((s, a) => Math.abs(s - image.spacing[a]) > 1e-6))
+      label.spacing.some((s, a) => Math.abs(s - image.spacing[a]) > 1e-4))
   ) {
     throw new Error(
       `preprocessCase: label ${label.source} (shape ${JSON.stringify(label.shape)}, spacing ${JSON.stringify(label.spacing)}) is not on the grid of image ${image.source} (shape ${JSON.stringify(image.shape)}, spacing ${JSON.stringify(image.spacing)}); resample one onto the other first`,
     );
   }
   const x = applyPreprocessing(image, p);
-  const y = label ? preprocessLabel(label, p) : null;
+  // the label takes the image's spacing (they agree to 1e-4 mm), so both are resampled by the same rule
+  const y =
+    label && needsResampling(image.spacing, p) ? preprocessLabel({ ...label, spacing: image.spacing }, p) : label;
   if (y && y.shape.some((n, a) => n !== x.shape[a])) {
     throw new Error(
       `preprocessCase: internal error, image and label grids differ after resampling (${x.shape} vs ${y.shape})`,

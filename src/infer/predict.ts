@@ -12,7 +12,9 @@ import { Manifest, ResolvedManifest, evaluatedLabelNames } from "../data/manifes
 import { loadCase } from "../data/dataset";
 import { Volume } from "../data/volume";
 import { slidingWindowPredict, predictToNifti } from "./sliding_window";
-import { evaluateCase, summarizeCases, MetricSummary, NNFORMER_EVAL } from "../metrics/summarize";
+import { evaluateCase, kitEvaluation, summarizeCases, MetricSummary, NNFORMER_EVAL } from "../metrics/summarize";
+import { HD95_DEFINITION_TEXT, Hd95Definition } from "../metrics/hd95";
+import { Detection, countDetections, detections } from "../metrics/detection";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
 import type { SegmentationModel } from "../models/types";
 
@@ -126,19 +128,31 @@ export interface EvaluationResult {
   dice: MetricSummary;
   hd95: MetricSummary;
   units: "mm" | "voxel";
+  /** The HD95 definition and what an empty mask scores, in words. */
+  hd95Convention: string;
+  /** Per evaluated class: in how many cases the organ was found, missed, falsely predicted or absent from both. */
+  detection: ReturnType<typeof countDetections>;
 }
 
 /**
  * Scores predictions `<predDir>/<case id>.nii.gz` against a split's labels: Dice and HD95 per evaluated class,
- * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 in voxels, 0 when empty; Dice 1
- * when both are empty); the default reports HD95 in mm and leaves undefined values out of the means.
+ * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 by medpy's definition in voxels,
+ * 0 when empty; Dice 1 when both are empty); the default ("kit") reports HD95 in mm by `hd95` ("medpy" or "monai"),
+ * charges a missed or hallucinated organ the volume's diagonal and leaves organs absent from both out of the means.
+ * Either way the detection counts say how many organs were found, missed or hallucinated.
  */
 export async function evaluatePredictions(
   resolved: ResolvedManifest,
   split: keyof ResolvedManifest["splits"],
   predDir: string,
   convention: "kit" | "nnformer" = "kit",
+  hd95: Hd95Definition = "medpy",
 ): Promise<EvaluationResult> {
+  if (convention === "nnformer" && hd95 !== "medpy") {
+    throw new Error(
+      `the nnformer convention is medpy's HD95 (the official evaluation); drop --hd95 ${hd95} or use --convention kit`,
+    );
+  }
   const m: Manifest = resolved.manifest;
   const names = evaluatedLabelNames(m);
   const classes = names.map((n) => m.labels.find((l) => l.name === n)!.value);
@@ -150,11 +164,13 @@ export async function evaluatePredictions(
       `${missing.length} prediction file(s) missing in ${predDir}:\n  ${missing.join("\n  ")}\nrun \`mae-nnformer predict\` for the split first`,
     );
   const rows = [];
+  const outcomes: Detection[][] = [];
   for (const c of resolved.splits[split]) {
     if (!c.label) throw new Error(`case ${c.id} of split ${split} has no label; evaluate needs a labelled split`);
     const ref = await readNifti(c.label, { as: "label" });
     const pred = await readNifti(path.join(predDir, `${c.id}.nii.gz`), { as: "label" });
     checkSameGrid(ref, pred);
+    outcomes.push(detections(pred.data, ref.data, classes));
     rows.push(
       evaluateCase(
         c.id,
@@ -163,12 +179,20 @@ export async function evaluatePredictions(
         classes,
         ref.shape,
         ref.spacing,
-        convention === "nnformer" ? NNFORMER_EVAL : { hd95: { units: "mm" } },
+        convention === "nnformer" ? NNFORMER_EVAL : kitEvaluation(hd95),
       ),
     );
   }
   const s = summarizeCases(rows, names);
-  return { ...s, units: convention === "nnformer" ? "voxel" : "mm" };
+  return {
+    ...s,
+    units: convention === "nnformer" ? "voxel" : "mm",
+    hd95Convention:
+      convention === "nnformer"
+        ? `official nnFormer: ${HD95_DEFINITION_TEXT.medpy}; in voxels; 0 when the prediction or the reference is empty`
+        : `kit: ${HD95_DEFINITION_TEXT[hd95]}; in mm; a missed or hallucinated organ scores the volume diagonal; absent from both is left out`,
+    detection: countDetections(outcomes, names),
+  };
 }
 
 /** Writes an evaluation as JSON (atomically). */

@@ -40,8 +40,8 @@ export const HD95_DEFINITION_TEXT: Record<Hd95Definition, string> = {
 
 export interface Hd95Options {
   /**
-   * "medpy" (pooled 95th percentile, the official nnFormer evaluation) or "monai" (max of the two directed 95th
-   * percentiles). Default "monai", the kit's earlier behaviour; the conventions below name theirs explicitly.
+   * "medpy" (default: pooled 95th percentile, the official nnFormer evaluation) or "monai" (max of the two directed
+   * 95th percentiles).
    */
   definition?: Hd95Definition;
   /** "mm" (default): use `spacing`. "voxel": official nnFormer, spacing 1 and 0 when pred or ref is empty. */
@@ -291,7 +291,7 @@ interface ResolvedHd95 {
 }
 
 function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): ResolvedHd95 {
-  const { units = "mm", percentile: q = 95, definition = "monai" } = options;
+  const { units = "mm", percentile: q = 95, definition = "medpy" } = options;
   if (definition !== "medpy" && definition !== "monai")
     throw new Error(
       `${fn}: definition must be "medpy" (pooled percentile, official nnFormer) or "monai" (max of directed percentiles), got ${JSON.stringify(definition)}`,

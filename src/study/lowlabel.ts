@@ -1,7 +1,9 @@
-// The low-label study, end to end: data -> one preprocessing plan -> MAE pretraining on the unlabeled split ->
-// fine-tuning at each label fraction x seed x initialisation (scratch vs MAE) under the same budget -> test Dice and
-// HD95 -> tables, paired comparison and an HTML report. Finished cells are read back from results.jsonl, so an
-// interrupted study resumes where it stopped; the pretrained checkpoint is reused when complete.
+// The low-label study, end to end: data -> one preprocessing plan -> MAE pretraining on the unlabeled split (once, or
+// once per seed) -> fine-tuning at each label fraction x seed x initialisation (scratch vs MAE) under the same budget
+// -> test Dice, HD95 and detection counts on each test case's own grid -> tables, paired comparison and an HTML
+// report. Nothing is selected on the test split: validation curves use the val split (which must not share a case
+// with test) and the test numbers come from the final weights. Finished cells are read back from results.jsonl, so
+// an interrupted study resumes where it stopped; the pretrained checkpoints are reused when complete.
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
@@ -17,10 +19,9 @@ import { nnFormerOf } from "../models/nnformer_segmentation";
 import { selectOps } from "../layers/fast_ops";
 import type { StepRecord } from "../train/fit";
 import { finetune, runFolder } from "../train/recipe";
-import { prepareCases, PreparedCase } from "../train/segmentation";
-import { evaluateDice } from "../infer/evaluate";
-import { hd95Scores } from "../metrics/hd95";
-import { nanMean } from "../metrics/dice";
+import { prepareCases } from "../train/segmentation";
+import { scoreTestCases } from "../infer/evaluate";
+import { formatDetections } from "../metrics/detection";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
 import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell } from "./grid";
 import {
@@ -33,6 +34,7 @@ import {
   htmlReport,
   toHtmlTable,
   convergenceRatios,
+  studyNotes,
   table2Rows,
   modelCostRows,
   formatFraction,
@@ -136,27 +138,36 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
   if (data.train.length === 0)
     throw new Error(`data ${data.name}: the train split has no labelled cases; fine-tuning needs labels`);
   if (data.test.length === 0) throw new Error(`data ${data.name}: the test split is empty; the study needs test cases`);
+  checkNoTestInSelection(data);
 
-  const plan = studyPreprocessing(data);
+  const plan = studyPreprocessing(data, profile.preprocessing);
+  log(
+    `preprocessing (${profile.preprocessing}): spacing ${plan.spacing ? plan.spacing.join(" x ") + " mm" : "native"}`,
+  );
   const numClasses = data.labelNames.length;
   const cropSize = profile.cropSize ?? registeredCrop(profile.models[0]);
   const ops = selectOps(tf.getBackend());
 
-  // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
+  // MAE pretraining per nnFormer model of the study: once with seed 0 for every fine-tuning seed, or once per seed
+  // (profile.pretrain.perSeed), keyed "model|seed".
   const maeCheckpoints = new Map<string, string>();
+  const pretrainSeeds = profile.pretrain.perSeed ? profile.seeds : [0];
+  const maeKey = (model: string, seed: number) => `${model}|${profile.pretrain.perSeed ? seed : 0}`;
   if (options.maeCheckpoint) readMaeCheckpointInfo(options.maeCheckpoint); // a wrong file fails before any training
   if (profile.inits.includes("mae")) {
     for (const name of profile.models.filter(isMaePretrainable)) {
-      maeCheckpoints.set(
-        name,
-        options.maeCheckpoint ?? (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log)),
-      );
+      for (const seed of pretrainSeeds) {
+        maeCheckpoints.set(
+          maeKey(name, seed),
+          options.maeCheckpoint ??
+            (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log, seed)),
+        );
+      }
     }
   }
 
   const train = prepareCases(data.train, plan);
   const val = prepareCases(data.val, plan);
-  const test = prepareCases(data.test, plan);
   const trainIds = train.map((c) => c.id);
   // MAE initialisation exists only for nnFormer models; baselines run from scratch under the same budget.
   const cells = expandGrid({
@@ -178,8 +189,9 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, nnFormerOf(model), { preprocessing: plan })
-          .transferred.length;
+        transferred = transferEncoder(maeCheckpoints.get(maeKey(cell.model, cell.seed))!, nnFormerOf(model), {
+          preprocessing: plan,
+        }).transferred.length;
       } else if (cell.init !== "scratch") {
         throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
       }
@@ -203,7 +215,15 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
         onStep: (rec) => options.onStep?.(cell, rec),
         log,
       });
-      const metrics = await testMetrics(model, ops, test, data, cropSize, numClasses, profile);
+      const metrics = await scoreTestCases(model, ops, data.test, plan, {
+        cropSize,
+        numClasses,
+        classes: data.evalClasses,
+        classNames: data.evalClasses.map((v) => data.labelNames[v]),
+        overlap: profile.eval.overlap,
+        mirror: profile.eval.mirror,
+        hd95: profile.eval.hd95,
+      });
       return {
         key: cell.key,
         init: cell.init,
@@ -222,6 +242,17 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
           data: data.name,
           params: model.numParams(),
           msPerStep: meanStepMs(run.stepMs),
+          preprocessing: profile.preprocessing,
+          pretraining:
+            cell.init !== "mae"
+              ? undefined
+              : options.maeCheckpoint
+                ? "given checkpoint"
+                : profile.pretrain.perSeed
+                  ? `per seed (seed ${cell.seed})`
+                  : "shared (seed 0)",
+          valCases: data.val.map((c) => c.id),
+          testCases: data.test.map((c) => c.id),
         },
       };
     } finally {
@@ -235,7 +266,9 @@ export async function runLowLabelStudy(profile: StudyProfile, options: StudyOpti
     onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
     onCellEnd: (res, p) =>
       log(
-        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm, ${p.seconds.toFixed(0)} s`,
+        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm` +
+          (res.test.detection ? ` (organs ${formatDetections(res.test.detection)})` : "") +
+          `, ${p.seconds.toFixed(0)} s`,
       ),
     onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
   });
@@ -268,7 +301,7 @@ export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData,
     profile,
     name,
     data,
-    studyPreprocessing(data),
+    studyPreprocessing(data, profile.preprocessing),
     data.labelNames.length,
     profile.cropSize ?? registeredCrop(name),
     { out },
@@ -276,8 +309,28 @@ export async function pretrainOnceForCli(profile: StudyProfile, data: StudyData,
   );
 }
 
-/** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
-export function studyPreprocessing(data: StudyData): Preprocessing {
+/**
+ * One plan for every arm of a study. "kit": native spacing, statistics over the body voxels of the unlabeled and
+ * training images. "nnunet": nnU-Net's target spacing and CT statistics over the labelled foreground, both from the
+ * training cases only (never val or test).
+ */
+export function studyPreprocessing(data: StudyData, kind: StudyProfile["preprocessing"] = "kit"): Preprocessing {
+  if (kind === "nnunet") {
+    return computePreprocessing(
+      data.train.map((c) => c.image),
+      data.modality,
+      {
+        spacing: "nnunet",
+        foreground: data.train.map((c) => {
+          if (!c.label)
+            throw new Error(`training case ${c.id} has no label map; the nnunet plan needs labelled training cases`);
+          return c.label;
+        }),
+        statsFrom: `labelled foreground of the ${data.train.length} training cases of ${data.name} (nnU-Net)`,
+      },
+    );
+  }
+  if (kind !== "kit") throw new Error(`preprocessing ${JSON.stringify(kind)}: use "kit" or "nnunet"`);
   return computePreprocessing(
     [...data.unlabeled, ...data.train].map((c) => c.image),
     data.modality,
@@ -285,6 +338,24 @@ export function studyPreprocessing(data: StudyData): Preprocessing {
       statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
     },
   );
+}
+
+/**
+ * Refuses a study whose validation split shares a case with the test split: the validation curves, best.safetensors
+ * and anything else chosen on validation would then be chosen on test cases.
+ */
+export function checkNoTestInSelection(data: Pick<StudyData, "name" | "val" | "test" | "train">): void {
+  const test = new Set(data.test.map((c) => c.id));
+  const shared = data.val.filter((c) => test.has(c.id)).map((c) => c.id);
+  if (shared.length) {
+    throw new Error(
+      `data ${data.name}: the val split shares ${shared.length} case(s) with the test split (${shared.slice(0, 4).join(", ")}${shared.length > 4 ? ", ..." : ""}); ` +
+        `validation curves and best.safetensors would be chosen on test cases. Carve the val split from the training cases (the btcv-synapse manifest does)`,
+    );
+  }
+  const inTrain = data.train.filter((c) => test.has(c.id)).map((c) => c.id);
+  if (inTrain.length)
+    throw new Error(`data ${data.name}: the train split shares case(s) ${inTrain.join(", ")} with the test split`);
 }
 
 async function pretrainOnce(
@@ -296,8 +367,12 @@ async function pretrainOnce(
   cropSize: Vec3,
   options: StudyOptions,
   log: (s: string) => void,
+  seed = 0,
 ): Promise<string> {
-  const dir = path.join(options.out, "pretrain", modelName);
+  // shared pretraining keeps its historical folder; per-seed pretrainings get one folder each
+  const dir = profile.pretrain.perSeed
+    ? path.join(options.out, "pretrain", modelName, `seed${seed}`)
+    : path.join(options.out, "pretrain", modelName);
   const latest = path.join(dir, "mae_latest.safetensors");
   const p = profile.pretrain;
   if (fs.existsSync(latest)) {
@@ -321,12 +396,12 @@ async function pretrainOnce(
       return latest;
     }
   }
-  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
+  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed });
   const config = nnFormerOf(model).config;
   model.dispose();
   const heldOut = data.val.length ? data.val : data.train.slice(-1);
   log(
-    `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
+    `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}, seed ${seed}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
   );
   const r = await pretrainMae({
     model: config,
@@ -342,7 +417,7 @@ async function pretrainOnce(
     batchSize: p.batchSize,
     lr: p.lr,
     evalEvery: p.evalEvery,
-    seed: 0,
+    seed,
     outDir: dir,
     resume: fs.existsSync(latest) ? latest : undefined,
     onStep: options.onPretrainStep,
@@ -355,37 +430,6 @@ async function pretrainOnce(
     );
   r.mae.dispose();
   return latest;
-}
-
-async function testMetrics(
-  model: ReturnType<typeof buildModel>,
-  ops: ReturnType<typeof selectOps>,
-  test: PreparedCase[],
-  data: StudyData,
-  cropSize: Vec3,
-  numClasses: number,
-  profile: StudyProfile,
-): Promise<RunResult["test"]> {
-  const ev = await evaluateDice(model, ops, test, {
-    cropSize,
-    numClasses,
-    classes: data.evalClasses,
-    overlap: profile.eval.overlap,
-    mirror: profile.eval.mirror,
-  });
-  const perClassDice: Record<string, number> = {};
-  const perClassHd95: Record<string, number> = {};
-  const hd: number[][] = test.map((c, i) =>
-    hd95Scores(ev.predictions[i], c.label.data, data.evalClasses, c.label.shape, {
-      units: "mm",
-      spacing: c.label.spacing,
-    }),
-  );
-  data.evalClasses.forEach((v, k) => {
-    perClassDice[data.labelNames[v]] = ev.perClass[k];
-    perClassHd95[data.labelNames[v]] = nanMean(hd.map((r) => r[k]));
-  });
-  return { perClassDice, perClassHd95, meanDice: ev.mean, meanHd95: nanMean(Object.values(perClassHd95)) };
 }
 
 /**
@@ -411,7 +455,7 @@ export function writeReports(
       .map(formatFraction)
       .join(", ");
     parts.unshift(
-      `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs\n`,
+      `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs (CI: t interval over runs)\n`,
       toMarkdown(t2),
       "\n## Parameters and training-step time per model\n",
       toMarkdown(cost, costFormat),
@@ -433,6 +477,12 @@ export function writeReports(
       );
     }
   }
+  parts.push(
+    "\n## Notes\n",
+    studyNotes(results)
+      .map((n) => `- ${n}`)
+      .join("\n") + "\n",
+  );
   const markdown = parts.join("\n");
   const tableFile = path.join(out, "table.md");
   writeFileAtomic(tableFile, markdown + "\n");
@@ -460,7 +510,7 @@ export function writeReports(
     const section = [
       "<h2>Table II analogue: test Dice per organ</h2>",
       toHtmlTable(t2),
-      "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: percentile bootstrap over runs (none with one run).</p>",
+      "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: Student t interval over runs (n/a with one run).</p>",
       "<h2>Parameters and training-step time per model</h2>",
       toHtmlTable(cost, costFormat),
     ].join("\n");

@@ -5,6 +5,7 @@
 //   compare.ts      the paired comparison of two initialisations with a verdict in plain words
 //   convergence.ts  steps to reach a validation Dice level, and ratios between two initialisations
 //   figures.ts      plotly figures (Dice vs label fraction, validation curves, per-organ bars)
+//   notes.ts        what the numbers mean: HD95 definition, organ counts, interval method, test unit, pretraining
 //   html.ts         the self-contained HTML page
 // This file re-exports the public names; the grouping helpers stay internal.
 export type { FormatOptions, Interval, MeanStd } from "./format";
@@ -20,7 +21,18 @@ export {
 } from "./format";
 export type { GroupField } from "./groups";
 export type { OrganTableOptions, StudyRow, StudyTableOptions } from "./tables";
-export { modelCostRows, organNames, organTable, studyTable, table2Rows } from "./tables";
+export {
+  detectionTable,
+  formatOrganCounts,
+  modelCostRows,
+  organNames,
+  organTable,
+  studyTable,
+  sumDetections,
+  table2Rows,
+} from "./tables";
+export type { NotesOptions } from "./notes";
+export { studyNotes } from "./notes";
 export type { CompareOptions, ComparisonRow } from "./compare";
 export { compareInits, comparisonHeaders, comparisonTableRows } from "./compare";
 export type { ConvergenceOptions, ConvergenceRatioRow, ConvergenceRow } from "./convergence";
