@@ -5,6 +5,8 @@ import { initBackend, describeBackend } from "../runtime/backend";
 import { loadManifest, resolveManifest, listManifests, SPLIT_NAMES, SplitName } from "../data/manifest";
 import { predictFile, predictSplit, evaluatePredictions, writeEvaluation } from "../infer/predict";
 import { formatSummary } from "../metrics/summarize";
+import { HD95_DEFINITIONS, Hd95Definition } from "../metrics/hd95";
+import { formatDetections } from "../metrics/detection";
 import { writeFileAtomic } from "../runtime/files";
 import { writePhantomDataset, loadCase, phantomManifestFor } from "../data/dataset";
 import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
@@ -112,7 +114,9 @@ function program(): Command {
       .option("--pretrain-steps <n>", "MAE pretraining steps")
       .option("--mask-ratio <r>", "MAE mask ratio in (0, 1)")
       .option("--mask-mode <mode>", "sparse, simmim or compact")
-      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining");
+      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining")
+      .option("--hd95 <definition>", "HD95 of the test scores: medpy (pooled percentile, the official one) or monai")
+      .option("--pretrain-per-seed", "one MAE pretraining per seed instead of one shared by every seed");
 
   studyOptions(
     cli
@@ -201,16 +205,22 @@ function program(): Command {
     .option("--split <name>", "split to score", "test")
     .option(
       "--convention <name>",
-      "kit (HD95 in mm, undefined values left out) or nnformer (official: HD95 in voxels, 0 when empty)",
+      "kit (HD95 in mm, a missed organ scores the volume diagonal) or nnformer (official: medpy HD95 in voxels, 0 when empty, Dice 1 when both are empty)",
       "kit",
     )
+    .option("--hd95 <definition>", "HD95 definition with --convention kit: medpy (default) or monai", "medpy")
     .option("--json <file>", "also write the scores as JSON")
     .action(async (o) => {
       if (o.convention !== "kit" && o.convention !== "nnformer")
         throw new Error(`--convention ${o.convention}: use kit or nnformer`);
       const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
-      const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention);
+      const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention, hd95Definition(o.hd95));
       console.log(`Dice\n${formatSummary(r.dice)}\n\nHD95 (${r.units})\n${formatSummary(r.hd95, 2)}`);
+      console.log(`\nHD95: ${r.hd95Convention}`);
+      console.log(
+        `organs (per class over ${r.dice.caseIds.length} cases): ` +
+          r.detection.perClass.map((c) => `${c.name} ${formatDetections(c)}`).join("; "),
+      );
       if (o.json) {
         writeEvaluation(o.json, r);
         console.log(`written ${o.json}`);
@@ -347,6 +357,13 @@ function deepMerge<T>(base: T, over: unknown, where: string): T {
 }
 
 /** The profile named by --profile, overridden by --config and then by flags. */
+/** --hd95 checked: "medpy" or "monai". */
+function hd95Definition(v: string): Hd95Definition {
+  if (!(HD95_DEFINITIONS as readonly string[]).includes(v))
+    throw new Error(`--hd95 ${v}: use ${HD95_DEFINITIONS.join(" or ")} (metrics/hd95.ts documents both)`);
+  return v as Hd95Definition;
+}
+
 function studyProfile(o: Record<string, string | undefined>): StudyProfile {
   let p = getProfile(o.profile ?? "quick");
   if (o.config) {
@@ -372,6 +389,8 @@ function studyProfile(o: Record<string, string | undefined>): StudyProfile {
       throw new Error(`--mask-mode ${o.maskMode}: use sparse, simmim or compact`);
     p.pretrain.maskMode = o.maskMode as StudyProfile["pretrain"]["maskMode"];
   }
+  if (o.hd95) p.eval.hd95 = hd95Definition(o.hd95);
+  if (o.pretrainPerSeed) p.pretrain.perSeed = true;
   for (const i of p.inits)
     if (i !== "scratch" && i !== "mae")
       throw new Error(`--inits: unknown initialisation "${i}"; use scratch and/or mae`);

@@ -6,7 +6,7 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { loadTrainedModel } from "../registry";
 import { selectOps } from "../layers/fast_ops";
-import { Preprocessing, applyPreprocessing } from "../data/preprocess";
+import { Preprocessing, applyPreprocessing, needsResampling, predictionToSource } from "../data/preprocess";
 import { readNifti, checkSameGrid } from "../data/nifti";
 import { Manifest, ResolvedManifest, evaluatedLabelNames } from "../data/manifest";
 import { loadCase } from "../data/dataset";
@@ -53,7 +53,10 @@ export class Predictor {
     return new Predictor(model, preprocessing, config.cropSize, config.numClasses, file);
   }
 
-  /** The label map of one image (raw intensities, any size; windows are padded where the image is smaller). */
+  /**
+   * The label map of one image on the image's own grid (raw intensities, any size; windows are padded where the image
+   * is smaller). With a plan that resamples, the class probabilities go back to the image grid before the argmax.
+   */
   async predict(image: Volume, o: PredictOptions = {}): Promise<Uint8Array | Uint16Array> {
     const ops = selectOps(tf.getBackend());
     const x = applyPreprocessing(image, this.preprocessing);
@@ -73,7 +76,12 @@ export class Predictor {
         batchSize: o.batchSize ?? 1,
       },
     );
-    return r.labels;
+    if (!needsResampling(image.spacing, this.preprocessing)) return r.labels;
+    return predictionToSource(r.probabilities, this.numClasses, x, {
+      shape: image.shape,
+      spacing: image.spacing,
+      affine: image.affine,
+    });
   }
 
   dispose(): void {
