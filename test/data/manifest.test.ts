@@ -77,13 +77,16 @@ describe("data manifests", () => {
       }
     });
 
-    it("btcv-synapse has nnFormer's 18/12 split with the exact ids and 8 evaluated organs", () => {
+    it("btcv-synapse: nnFormer's 12 test ids, val carved from its 18 training ids (never a test case), 8 organs", () => {
       const m = loadManifest("btcv-synapse");
-      assert.deepEqual(m.splits.train, ids(btcvTrain));
+      const val = ["img0005", "img0028", "img0030", "img0037"];
       assert.deepEqual(m.splits.test, ids(btcvTest));
-      assert.deepEqual(m.splits.val, ids(btcvTest));
-      assert.equal(m.splits.train.length, 18);
+      assert.deepEqual(m.splits.val, val);
+      // train + val = nnFormer's 18 training scans, in order
+      assert.deepEqual([...m.splits.train, ...m.splits.val].sort(), ids(btcvTrain));
+      assert.equal(m.splits.train.length, 14);
       assert.equal(m.splits.test.length, 12);
+      for (const id of m.splits.val) assert.ok(!m.splits.test.includes(id) && !m.splits.train.includes(id), id);
       assert.equal(m.labels.length, 14);
       const byName = new Map(m.labels.map((l) => [l.name, l.value]));
       assert.deepEqual(
