@@ -124,13 +124,13 @@ describe("data manifests", () => {
 
     it("phantom resolves to images/ and labels/ under its data root", () => {
       const m = loadManifest("phantom");
-      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 40, shape: [64, 64, 64], spacing: [3, 6, 6] });
+      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 56, shape: [64, 64, 64], spacing: [3, 6, 6] });
       const root = path.join(os.tmpdir(), "phantom-root");
       const r = resolveManifest(m, root, { checkFiles: false });
       assert.equal(r.dataRoot, root);
       assert.deepEqual(
         [r.splits.unlabeled.length, r.splits.train.length, r.splits.val.length, r.splits.test.length],
-        [24, 8, 4, 4],
+        [24, 8, 4, 20],
       );
       assert.equal(r.splits.train[0].id, "phantom_024");
       assert.deepEqual(r.splits.train[0].images, [path.join(root, "images", "phantom_024.nii.gz")]);
