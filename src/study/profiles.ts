@@ -1,6 +1,7 @@
 // Study profiles: everything a low-label study needs to know, in one typed object per scale.
 //   smoke: seconds; for tests and notebook runs in CI (tiny phantoms in memory, micro network).
-//   quick: the default demo on a 2-core CPU, about 9 minutes (phantom dataset on disk, embed-24 nnFormer on 16x32x32 crops).
+//   quick: the default demo on a 2-core CPU (phantom dataset on disk, embed-24 nnFormer on 16x32x32 crops, 20 test
+//          phantoms); about 9 minutes with the earlier 4 test phantoms, a few more with 20.
 //   paper: the official configuration and schedule, for GPU users with real data (days on a GPU).
 //   table2: the paper's Table II comparison (nnFormer vs the baselines, full labels) at CPU sizes and one shared crop.
 //   table2-smoke: the same grid at unit-test sizes, for tests and the notebook's smoke run.
