@@ -12,7 +12,8 @@
 // Images are resampled trilinearly and labels by nearest neighbour (transforms.ts says how that differs from nnU-Net's
 // third-order / one-hot resampling); predictions go back to each case's own grid through the class probabilities
 // (linear, then argmax), as nnU-Net does it, with predictionToSource.
-import { diagonalAffine, numVoxels, type Shape3, type Volume } from "./volume";
+import { diagonalAffine, numVoxels, type Volume } from "./volume";
+import type { Vec3 } from "../runtime/math";
 import { GridGeometry, computeCtStats, ctNormalize, resampleToGrid, resampleToSpacing, zScore } from "./transforms";
 
 export type IntensityNorm =
@@ -27,7 +28,7 @@ export interface Preprocessing {
   /** Image channels. */
   channels: number;
   /** Target voxel spacing in mm [D, H, W], or null to keep the native spacing (no resampling). */
-  spacing: Shape3 | null;
+  spacing: Vec3 | null;
   /** Array axis order of the volumes (the kit keeps NIfTI order). */
   axisOrder: "DHW";
   intensity: IntensityNorm;
@@ -42,7 +43,7 @@ export const ANISOTROPY_THRESHOLD = 3;
 
 /** The target spacing of a plan and why. */
 export interface TargetSpacing {
-  spacing: Shape3;
+  spacing: Vec3;
   /** True when the coarse axis took the 10th percentile of its spacings instead of the median. */
   anisotropic: boolean;
   /** One sentence: the rule and the numbers, for the plan's spacingFrom. */
@@ -67,7 +68,7 @@ function percentileOf(values: readonly number[], q: number): number {
  * percentile 50 (the mean of the two middle values for an even count). nnU-Net reads shapes after cropping to the
  * non-zero box; the kit does not crop, so these are the full shapes.
  */
-export function nnunetTargetSpacing(cases: readonly { spacing: Shape3; shape: Shape3 }[]): TargetSpacing {
+export function nnunetTargetSpacing(cases: readonly { spacing: Vec3; shape: Vec3 }[]): TargetSpacing {
   const fn = "nnunetTargetSpacing";
   if (cases.length === 0) throw new Error(`${fn}: no cases; pass the training cases' spacing and shape`);
   cases.forEach((c, i) => {
@@ -87,7 +88,7 @@ export function nnunetTargetSpacing(cases: readonly { spacing: Shape3; shape: Sh
       cases.map((c) => c.spacing[a]),
       50,
     ),
-  ) as Shape3;
+  ) as Vec3;
   const size = axes.map((a) =>
     percentileOf(
       cases.map((c) => c.shape[a]),
@@ -109,7 +110,7 @@ export function nnunetTargetSpacing(cases: readonly { spacing: Shape3; shape: Sh
     10,
   );
   if (t < maxOther) t = Math.max(maxOther, t) + 1e-5;
-  const spacing = target.slice() as Shape3;
+  const spacing = target.slice() as Vec3;
   spacing[worst] = t;
   return {
     spacing,
@@ -137,7 +138,7 @@ export interface PlanOptions {
    * Target spacing: null (default) keeps each case's native spacing, [D, H, W] mm fixes it, "nnunet" computes it from
    * `volumes` with nnunetTargetSpacing (the paper plan).
    */
-  spacing?: Shape3 | null | "nnunet";
+  spacing?: Vec3 | null | "nnunet";
   /**
    * CT only: label maps, one per volume on its grid. Given, the statistics come from their labelled foreground
    * (label > 0) as nnU-Net does (the paper plan); absent, from the body voxels of `volumes` (the default plan).
@@ -160,7 +161,7 @@ export function computePreprocessing(volumes: Volume[], modality: string, option
   const fn = "computePreprocessing";
   if (volumes.length === 0) throw new Error(`${fn}: no volumes; pass at least one training volume`);
   const channels = volumes[0].channels;
-  let spacing: Shape3 | null = null;
+  let spacing: Vec3 | null = null;
   let spacingFrom: string | undefined;
   if (options.spacing === "nnunet") {
     const t = nnunetTargetSpacing(volumes.map((v) => ({ spacing: v.spacing, shape: v.shape })));
@@ -222,7 +223,7 @@ export function applyPreprocessing(vol: Volume, p: Preprocessing): Volume<Float3
 }
 
 /** True when the plan resamples a volume of this spacing (a target spacing is set and differs by over 1e-6 mm). */
-export function needsResampling(spacing: Shape3, p: Preprocessing): boolean {
+export function needsResampling(spacing: Vec3, p: Preprocessing): boolean {
   return p.spacing !== null && p.spacing.some((s, a) => Math.abs(s - spacing[a]) > 1e-6);
 }
 
@@ -273,7 +274,7 @@ export function preprocessCase<L extends Volume>(
 export function predictionToSource(
   probabilities: Float32Array,
   numClasses: number,
-  planned: { shape: Shape3; spacing: Shape3 },
+  planned: { shape: Vec3; spacing: Vec3 },
   source: GridGeometry,
 ): Uint8Array | Uint16Array {
   const fn = "predictionToSource";

@@ -5,14 +5,15 @@
 // MRI: per-image z-score (BraTS: over the non-zero mask only, outside = 0).
 // Differs from nnU-Net: images are resampled trilinearly (nnU-Net: cubic, separate-z for anisotropic data) and
 // labels by nearest neighbour (nnU-Net: linear on the one-hot encoding). Both keep the label set and are much cheaper.
-import { Affine, Shape3, Volume, VoxelArray } from "./volume";
+import { Affine, Volume, VoxelArray } from "./volume";
+import type { Vec3 } from "../runtime/math";
 
 /** The voxel part of a Volume: enough for crops and augmentation. A Volume is a Grid. */
 export interface Grid<T extends VoxelArray = VoxelArray> {
   /** Values, length D*H*W*channels, channels fastest. */
   data: T;
   /** [D, H, W]. */
-  shape: Shape3;
+  shape: Vec3;
   channels: number;
 }
 
@@ -21,8 +22,8 @@ export type ResampleMode = "linear" | "nearest";
 
 /** An axis-aligned box in voxels: start may be negative and start + size may pass the end (padding). */
 export interface Box {
-  start: Shape3;
-  size: Shape3;
+  start: Vec3;
+  size: Vec3;
 }
 
 /** Foreground intensity statistics of a CT training set (nnU-Net "intensityproperties"). */
@@ -48,7 +49,7 @@ const fmt = (v: unknown): string => {
 };
 
 /** Throws unless `shape` is three positive integers. */
-export function checkShape3(fn: string, name: string, shape: unknown, allowZero = false): asserts shape is Shape3 {
+export function checkShape3(fn: string, name: string, shape: unknown, allowZero = false): asserts shape is Vec3 {
   const ok =
     Array.isArray(shape) &&
     shape.length === 3 &&
@@ -61,13 +62,13 @@ export function checkShape3(fn: string, name: string, shape: unknown, allowZero 
   }
 }
 
-function checkInt3(fn: string, name: string, v: unknown): asserts v is Shape3 {
+function checkInt3(fn: string, name: string, v: unknown): asserts v is Vec3 {
   if (!(Array.isArray(v) && v.length === 3 && v.every((n) => Number.isInteger(n)))) {
     throw new Error(`${fn}: ${name} must be three integers [d, h, w] (may be negative), got ${fmt(v)}`);
   }
 }
 
-function checkSpacing(fn: string, name: string, s: unknown): asserts s is Shape3 {
+function checkSpacing(fn: string, name: string, s: unknown): asserts s is Vec3 {
   if (!(Array.isArray(s) && s.length === 3 && s.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0))) {
     throw new Error(
       `${fn}: ${name} must be three positive voxel sizes in mm [D, H, W], got ${fmt(s)}; ` +
@@ -169,7 +170,7 @@ function nearestTable(nOld: number, nNew: number, ratio: number, offset: number)
 }
 
 /** Axis-aligned resample of a grid: new voxel p reads old coordinate p * ratio + offset (edge-clamped). */
-function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number[], mode: ResampleMode): VoxelArray {
+function resampleGrid(g: Grid, newShape: Vec3, ratio: number[], offset: number[], mode: ResampleMode): VoxelArray {
   const [D, H, W] = g.shape;
   const C = g.channels;
   const [nd, nh, nw] = newShape;
@@ -236,14 +237,14 @@ function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number
  * the affine is updated so every new voxel centre keeps its world position. Edges are clamped (no zero fill).
  * "linear" returns float32 (images); "nearest" keeps the array type and the label set (labels).
  */
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: "linear"): Volume<Float32Array>;
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: "linear"): Volume<Float32Array>;
 export function resampleToSpacing<T extends VoxelArray>(
   vol: Volume<T>,
-  targetSpacing: Shape3,
+  targetSpacing: Vec3,
   mode: "nearest",
 ): Volume<T>;
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume;
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume {
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: ResampleMode): Volume;
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: ResampleMode): Volume {
   const fn = "resampleToSpacing";
   checkVolume(fn, "vol", vol);
   checkSpacing(fn, "targetSpacing", targetSpacing);
@@ -251,7 +252,7 @@ export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: Resa
   const ratio = [0, 1, 2].map((a) => targetSpacing[a] / vol.spacing[a]);
   const shape = [0, 1, 2].map((a) =>
     Math.max(1, Math.round((vol.shape[a] * vol.spacing[a]) / targetSpacing[a])),
-  ) as Shape3;
+  ) as Vec3;
   // centre the new grid on the old one: old centre (n-1)/2 = new centre (n'-1)/2 * ratio + offset
   const offset = [0, 1, 2].map((a) => (vol.shape[a] - 1 - (shape[a] - 1) * ratio[a]) / 2);
   return {
@@ -266,8 +267,8 @@ export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: Resa
 
 /** A grid to resample onto: its shape and voxel size, and optionally the affine to give the result. */
 export interface GridGeometry {
-  shape: Shape3;
-  spacing: Shape3;
+  shape: Vec3;
+  spacing: Vec3;
   /** The result's affine; default: the input's affine moved to the new grid (same world position per voxel). */
   affine?: Affine;
 }
@@ -304,10 +305,10 @@ export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: ResampleMo
  * Resamples to a given [D, H, W] shape covering the same extent (voxel corners aligned, like skimage/torch
  * resize with align_corners=False). Spacing becomes spacing * oldShape / newShape; the affine is updated.
  */
-export function resampleToShape(vol: Volume, shape: Shape3, mode: "linear"): Volume<Float32Array>;
-export function resampleToShape<T extends VoxelArray>(vol: Volume<T>, shape: Shape3, mode: "nearest"): Volume<T>;
-export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode): Volume;
-export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode): Volume {
+export function resampleToShape(vol: Volume, shape: Vec3, mode: "linear"): Volume<Float32Array>;
+export function resampleToShape<T extends VoxelArray>(vol: Volume<T>, shape: Vec3, mode: "nearest"): Volume<T>;
+export function resampleToShape(vol: Volume, shape: Vec3, mode: ResampleMode): Volume;
+export function resampleToShape(vol: Volume, shape: Vec3, mode: ResampleMode): Volume {
   const fn = "resampleToShape";
   checkVolume(fn, "vol", vol);
   checkShape3(fn, "shape", shape);
@@ -318,7 +319,7 @@ export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode):
     data: resampleGrid(vol, shape, ratio, offset, mode),
     shape: [shape[0], shape[1], shape[2]],
     channels: vol.channels,
-    spacing: [0, 1, 2].map((a) => vol.spacing[a] * ratio[a]) as Shape3,
+    spacing: [0, 1, 2].map((a) => vol.spacing[a] * ratio[a]) as Vec3,
     affine: remapAffine(vol.affine, ratio, offset),
     source: vol.source,
   };
@@ -333,10 +334,10 @@ export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode):
  */
 export function copyBox(
   src: VoxelArray,
-  shape: Shape3,
+  shape: Vec3,
   channels: number,
-  start: Shape3,
-  size: Shape3,
+  start: Vec3,
+  size: Vec3,
   padValue: number,
   out: VoxelArray,
 ): void {
@@ -378,8 +379,8 @@ export function copyBox(
  */
 export function cropBox<T extends VoxelArray>(
   vol: Volume<T>,
-  start: Shape3,
-  size: Shape3,
+  start: Vec3,
+  size: Vec3,
   padValue: number | null = 0,
 ): Volume<T> {
   const fn = "cropBox";
@@ -426,9 +427,9 @@ export interface CropOrPadOptions {
  */
 export function cropOrPad<T extends VoxelArray>(
   vol: Volume<T>,
-  shape: Shape3,
+  shape: Vec3,
   options: CropOrPadOptions = {},
-): { volume: Volume<T>; offset: Shape3 } {
+): { volume: Volume<T>; offset: Vec3 } {
   const fn = "cropOrPad";
   checkVolume(fn, "vol", vol);
   checkShape3(fn, "shape", shape);
@@ -447,15 +448,15 @@ export function cropOrPad<T extends VoxelArray>(
     if (!center) return 0;
     const diff = vol.shape[a] - shape[a];
     return diff >= 0 ? Math.floor(diff / 2) : -Math.floor(-diff / 2);
-  }) as Shape3;
+  }) as Vec3;
   return { volume: cropBox(vol, offset, shape, padValue), offset };
 }
 
 /** Inverse of cropOrPad / cropBox: puts `vol` back into a grid of `originalShape` at `offset`, filling the rest. */
 export function uncropOrPad<T extends VoxelArray>(
   vol: Volume<T>,
-  originalShape: Shape3,
-  offset: Shape3,
+  originalShape: Vec3,
+  offset: Vec3,
   fillValue = 0,
 ): Volume<T> {
   checkInt3("uncropOrPad", "offset", offset);
@@ -475,7 +476,7 @@ export function nonZeroBoundingBox(vol: Grid): Box | null {
 }
 
 /** Smallest box holding every voxel (flat index into [D, H, W]) for which `inside` is true, or null if there is none. */
-export function boundingBoxWhere(shape: Shape3, inside: (voxel: number) => boolean): Box | null {
+export function boundingBoxWhere(shape: Vec3, inside: (voxel: number) => boolean): Box | null {
   const [D, H, W] = shape;
   const lo = [D, H, W],
     hi = [-1, -1, -1];

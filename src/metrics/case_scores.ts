@@ -5,7 +5,7 @@
 //   HD95 over the found organs only, with the number of undefined values next to every mean of it;
 //   the detection outcome of every (case, class) and their counts per class and in total.
 // Means follow nnFormer: over cases for each class, then over classes (undefined values skipped and counted).
-import { Shape3 } from "../data/volume";
+import type { Vec3 } from "../runtime/math";
 import { ClassSpec, LabelMap, diceFromCounts, nanMean, overlapCounts } from "./dice";
 import { Hd95Definition, hd95Scores } from "./hd95";
 import {
@@ -38,8 +38,8 @@ export function scoreCase(
   pred: LabelMap,
   ref: LabelMap,
   classes: readonly ClassSpec[],
-  shape: Shape3,
-  spacing: Shape3,
+  shape: Vec3,
+  spacing: Vec3,
   definition: Hd95Definition,
 ): ScoredCase {
   const counts = overlapCounts(pred, ref, classes);

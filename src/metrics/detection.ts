@@ -9,7 +9,7 @@
 //                       allows), absent is left out of means; rankings and verdicts use this penalised figure;
 //   official (nnFormer) 0 for all three, which rewards a model for missing a structure (docs/nnformer.md §8.11).
 // Means over the defined values only are reported with the number of undefined values next to them (meanDefined).
-import { Shape3 } from "../data/volume";
+import type { Vec3 } from "../runtime/math";
 import { ClassSpec, LabelMap, OverlapCounts, overlapCounts } from "./dice";
 
 /** What happened to one class in one case. */
@@ -121,7 +121,7 @@ export function formatMeanDefined(m: MeanDefined, digits = 2): string {
 }
 
 /** The kit's HD95 penalty for a missed or false-positive structure: the diagonal of the volume in mm. */
-export function hd95MissPenalty(shape: Shape3, spacing: Shape3): number {
+export function hd95MissPenalty(shape: Vec3, spacing: Vec3): number {
   const ok = (a: unknown, positiveInt: boolean) =>
     Array.isArray(a) &&
     a.length === 3 &&

@@ -20,7 +20,7 @@
 //   units "voxel": the official nnFormer evaluation (NNFORMER_HD95). medpy is called without spacing, so distances
 //     are in voxels (axes of different voxel size mixed), and a case where pred or ref is empty scores 0. This is
 //     optimistic (§8 item 11); use it only to compare with published numbers.
-import { Shape3 } from "../data/volume";
+import type { Vec3 } from "../runtime/math";
 import { Box, boundingBoxWhere } from "../data/transforms";
 import { ClassSpec, LabelMap, classLabels } from "./dice";
 
@@ -47,7 +47,7 @@ export interface Hd95Options {
   /** "mm" (default): use `spacing`. "voxel": official nnFormer, spacing 1 and 0 when pred or ref is empty. */
   units?: "mm" | "voxel";
   /** Voxel size in mm, [D, H, W]; required for units "mm", ignored for "voxel". */
-  spacing?: Shape3;
+  spacing?: Vec3;
   /** Which percentile of each directed distance set (default 95; 100 gives the classic Hausdorff distance). */
   percentile?: number;
   /**
@@ -61,7 +61,7 @@ export interface Hd95Options {
 
 const INF = Number.POSITIVE_INFINITY;
 
-function checkShape(fn: string, shape: Shape3, n: number): void {
+function checkShape(fn: string, shape: Vec3, n: number): void {
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((s) => Number.isInteger(s) && s > 0)) {
     throw new Error(`${fn}: shape must be three positive integers [D, H, W], got ${JSON.stringify(shape)}`);
   }
@@ -72,7 +72,7 @@ function checkShape(fn: string, shape: Shape3, n: number): void {
   }
 }
 
-function checkSpacing(fn: string, spacing: unknown): asserts spacing is Shape3 {
+function checkSpacing(fn: string, spacing: unknown): asserts spacing is Vec3 {
   if (
     !(
       Array.isArray(spacing) &&
@@ -91,7 +91,7 @@ function checkSpacing(fn: string, spacing: unknown): asserts spacing is Shape3 {
  * Surface of a binary mask: foreground voxels with at least one 6-connected neighbour that is background or outside
  * the volume (medpy: mask XOR binary_erosion(mask, 6-connectivity), border value 0).
  */
-export function surfaceMask(mask: LabelMap, shape: Shape3): Uint8Array {
+export function surfaceMask(mask: LabelMap, shape: Vec3): Uint8Array {
   checkShape("surfaceMask", shape, mask.length);
   const [D, H, W] = shape;
   const HW = H * W;
@@ -171,7 +171,7 @@ function edt1d(f: Float64Array, n: number, step: number, out: Float64Array, v: I
  * Exact squared Euclidean distance (mm^2) from every voxel to the nearest non-zero voxel of `sites`, with anisotropic
  * spacing [D, H, W]; Infinity everywhere when there are no sites. Separable passes along W, H, then D.
  */
-export function squaredEdt(sites: LabelMap, shape: Shape3, spacing: Shape3): Float64Array {
+export function squaredEdt(sites: LabelMap, shape: Vec3, spacing: Vec3): Float64Array {
   const fn = "squaredEdt";
   checkShape(fn, shape, sites.length);
   checkSpacing(fn, spacing);
@@ -225,7 +225,7 @@ export function percentile(values: Float64Array, q: number): number {
  * Distances (mm) from each surface voxel of `from` to the nearest surface voxel of `to` (medpy's
  * __surface_distances(from, to)); both masks are non-zero = foreground. Empty array if `from` is empty.
  */
-export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Shape3, spacing: Shape3): Float64Array {
+export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Vec3, spacing: Vec3): Float64Array {
   const fn = "surfaceDistances";
   checkShape(fn, shape, from.length);
   checkShape(fn, shape, to.length);
@@ -238,7 +238,7 @@ export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Shape3, sp
 }
 
 /** The box of a mask as a 0/1 array. Outside the box is background either way, so surfaces are unchanged. */
-function extractMask(shape: Shape3, box: Box, inMask: (i: number) => boolean): Uint8Array {
+function extractMask(shape: Vec3, box: Box, inMask: (i: number) => boolean): Uint8Array {
   const [, H, W] = shape;
   const [nd, nh, nw] = box.size;
   const out = new Uint8Array(nd * nh * nw);
@@ -253,7 +253,7 @@ function extractMask(shape: Shape3, box: Box, inMask: (i: number) => boolean): U
 }
 
 /** Distances from each voxel of surface `a` to the nearest voxel of surface `b` (both on one grid). */
-function directed(a: Uint8Array, b: Uint8Array, shape: Shape3, spacing: Shape3): Float64Array {
+function directed(a: Uint8Array, b: Uint8Array, shape: Vec3, spacing: Vec3): Float64Array {
   const dt = squaredEdt(b, shape, spacing);
   let n = 0;
   for (let i = 0; i < a.length; i++) if (a[i]) n++;
@@ -284,13 +284,13 @@ export const KIT_HD95: Readonly<Hd95Options> = {
 
 interface ResolvedHd95 {
   definition: Hd95Definition;
-  spacing: Shape3;
+  spacing: Vec3;
   q: number;
   oneEmpty: number;
   bothEmpty: number;
 }
 
-function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): ResolvedHd95 {
+function resolveOptions(fn: string, shape: Vec3, options: Hd95Options): ResolvedHd95 {
   const { units = "mm", percentile: q = 95, definition = "medpy" } = options;
   if (definition !== "medpy" && definition !== "monai")
     throw new Error(
@@ -300,7 +300,7 @@ function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): Resolv
     throw new Error(`${fn}: units must be "mm" or "voxel", got ${JSON.stringify(units)}`);
   if (!(typeof q === "number" && q >= 0 && q <= 100))
     throw new Error(`${fn}: percentile must be in [0, 100], got ${q}`);
-  let spacing: Shape3 = [1, 1, 1];
+  let spacing: Vec3 = [1, 1, 1];
   if (units === "mm") {
     checkSpacing(fn, options.spacing);
     spacing = options.spacing;
@@ -328,7 +328,7 @@ function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): Resolv
 }
 
 /** HD95 of two 0/1 masks cropped to the same box, with the empty-mask conventions applied. */
-function hd95Box(a: Uint8Array, b: Uint8Array, size: Shape3, r: ResolvedHd95): number {
+function hd95Box(a: Uint8Array, b: Uint8Array, size: Vec3, r: ResolvedHd95): number {
   let na = 0,
     nb = 0;
   for (let i = 0; i < a.length; i++) {
@@ -362,7 +362,7 @@ export function combineDirected(ab: Float64Array, ba: Float64Array, definition: 
  * voxels (`units: "voxel"`, official nnFormer), under `definition` ("medpy" or "monai"). Empty masks: see Hd95Options
  * (mm default NaN, voxel default 0).
  */
-export function hd95(pred: LabelMap, ref: LabelMap, shape: Shape3, options: Hd95Options = {}): number {
+export function hd95(pred: LabelMap, ref: LabelMap, shape: Vec3, options: Hd95Options = {}): number {
   const fn = "hd95";
   checkShape(fn, shape, pred.length);
   checkShape(fn, shape, ref.length);
@@ -379,7 +379,7 @@ export function hd95Scores(
   pred: LabelMap,
   ref: LabelMap,
   classes: readonly ClassSpec[],
-  shape: Shape3,
+  shape: Vec3,
   options: Hd95Options = {},
 ): number[] {
   const fn = "hd95Scores";

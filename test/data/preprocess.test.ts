@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
-import { Shape3, Volume, diagonalAffine } from "../../src/data/volume";
+import { Volume, diagonalAffine } from "../../src/data/volume";
+import type { Vec3 } from "../../src/runtime/math";
 import {
   BODY_THRESHOLD_HU,
   applyPreprocessing,
@@ -12,7 +13,7 @@ import {
 } from "../../src/data/preprocess";
 import { resampleToGrid, resampleToSpacing } from "../../src/data/transforms";
 
-function vol<T extends Float32Array | Uint8Array>(data: T, shape: Shape3, spacing: Shape3, source = "test"): Volume<T> {
+function vol<T extends Float32Array | Uint8Array>(data: T, shape: Vec3, spacing: Vec3, source = "test"): Volume<T> {
   return { data, shape, channels: 1, spacing, affine: diagonalAffine(spacing, [10, -20, 5]), source };
 }
 
@@ -52,7 +53,7 @@ describe("data/preprocess", () => {
       // the coarse axis may be any axis (here W), and is raised to just above the others when its 10th percentile
       // falls below them: W spacings 0.6, 0.6, 5, 5, 5 -> median 5, 10th percentile 0.6 < 1 -> 1 + 1e-5
       const w = nnunetTargetSpacing(
-        [0.6, 0.6, 5, 5, 5].map((s) => ({ spacing: [1, 1, s] as Shape3, shape: [300, 300, 40] as Shape3 })),
+        [0.6, 0.6, 5, 5, 5].map((s) => ({ spacing: [1, 1, s] as Vec3, shape: [300, 300, 40] as Vec3 })),
       );
       close(w.spacing[2], 1 + 1e-5, 1e-12);
       assert.deepEqual(w.spacing.slice(0, 2), [1, 1]);
@@ -75,7 +76,7 @@ describe("data/preprocess", () => {
   describe("plans", () => {
     // Case A: every voxel labelled, intensities 1..1000; case B: no label, only air (-1000) and bone (3000). The
     // foreground statistics are those of 1..1000 and can be written down by hand.
-    const shape: Shape3 = [10, 10, 10];
+    const shape: Vec3 = [10, 10, 10];
     const imgA = vol(
       Float32Array.from({ length: 1000 }, (_, i) => i + 1),
       shape,
@@ -140,8 +141,8 @@ describe("data/preprocess", () => {
 
   describe("resampling cases and predictions", () => {
     // a label map on an anisotropic grid: 8 slices of 3 mm, 12x12 of 1 mm; three organs, one of them one slice thick
-    const shape: Shape3 = [8, 12, 12];
-    const spacing: Shape3 = [3, 1, 1];
+    const shape: Vec3 = [8, 12, 12];
+    const spacing: Vec3 = [3, 1, 1];
     const lab = new Uint8Array(8 * 12 * 12);
     const img = new Float32Array(lab.length);
     for (let d = 0, i = 0; d < 8; d++)

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
+import type { Vec3 } from "../../src/runtime/math";
 import { scoreCase, summarizeScoredCases } from "../../src/metrics/case_scores";
 
 // Two 4x6x6 cases at 3 x 1 x 1 mm (diagonal sqrt(12^2 + 6^2 + 6^2) = sqrt(216)). Classes 1, 2, 3.
@@ -7,8 +7,8 @@ import { scoreCase, summarizeScoredCases } from "../../src/metrics/case_scores";
 //           organ 3 absent from both.
 //   case b: organ 1 exact (found, HD95 0, Dice 1); organ 2 absent from the reference but predicted (false positive);
 //           organ 3 absent from both.
-const shape: Shape3 = [4, 6, 6];
-const spacing: Shape3 = [3, 1, 1];
+const shape: Vec3 = [4, 6, 6];
+const spacing: Vec3 = [3, 1, 1];
 const diag = Math.hypot(12, 6, 6);
 function labels(f: (d: number) => number): Uint8Array {
   return Uint8Array.from({ length: 144 }, (_, i) => f(Math.floor(i / 36)));

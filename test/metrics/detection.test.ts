@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { Shape3 } from "../../src/data/volume";
+import type { Vec3 } from "../../src/runtime/math";
 import {
   Detection,
   countDetections,
@@ -72,8 +72,8 @@ describe("metrics/detection", () => {
   });
 
   it("the kit's HD95 penalty: a missed organ costs the diagonal, so missing cannot improve the mean", () => {
-    const shape: Shape3 = [4, 6, 6];
-    const spacing: Shape3 = [3, 1, 1];
+    const shape: Vec3 = [4, 6, 6];
+    const spacing: Vec3 = [3, 1, 1];
     assert.equal(hd95MissPenalty(shape, spacing), Math.hypot(12, 6, 6));
     assert.throws(() => hd95MissPenalty([4, 6, 0], spacing), /shape must be three positive integers/);
     // ref: organ 1 in the first slab, organ 2 a block elsewhere; pred: organ 1 shifted by one slice, organ 2 missing,

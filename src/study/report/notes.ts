@@ -36,8 +36,8 @@ export function studyNotes(results: readonly RunResult[], options: NotesOptions 
   if (legacy) {
     notes.push(
       `${legacy} run(s) were recorded before HD95 definitions were named: their HD95 is the larger of the two ` +
-        "directed 95th percentiles with missed organs left out of the means, not comparable with the runs above; " +
-        "run them again for the current figures.",
+        "directed 95th percentiles with missed organs left out of the means, and they carry no organ counts; run " +
+        "them again for figures comparable with current ones.",
     );
   }
   if (results.some((r) => r.test.detection)) {
