@@ -20,7 +20,14 @@ export {
 } from "./data/manifest";
 export { generatePhantom, generatePhantoms, PHANTOM_LABELS, type PhantomConfig } from "./data/phantom";
 export { loadCase, loadSplit, writePhantomDataset, type LoadedCase } from "./data/dataset";
-export { computePreprocessing, applyPreprocessing, type Preprocessing } from "./data/preprocess";
+export {
+  computePreprocessing,
+  applyPreprocessing,
+  nnunetTargetSpacing,
+  preprocessCase,
+  predictionToSource,
+  type Preprocessing,
+} from "./data/preprocess";
 export { AUGMENT_DEFAULT, AUGMENT_OFF, augment, type AugmentConfig } from "./data/augment";
 
 // Layers: the op implementations every model runs on, and the parameter contract.
@@ -73,12 +80,22 @@ export {
 // Losses and metrics.
 export { diceCeLoss, deepSupervisionLoss } from "./losses/dice_ce";
 export { diceScores, nanMean } from "./metrics/dice";
-export { hd95, hd95Scores } from "./metrics/hd95";
-export { evaluateCase, summarizeCases, formatSummary, NNFORMER_EVAL } from "./metrics/summarize";
+export {
+  hd95,
+  hd95Scores,
+  HD95_DEFINITIONS,
+  KIT_HD95,
+  NNFORMER_HD95,
+  NNFORMER_EVALUATED_LABELS,
+  type Hd95Definition,
+} from "./metrics/hd95";
+export { detections, countDetections, formatDetections, meanDefined, type Detection } from "./metrics/detection";
+export { scoreCase, summarizeScoredCases, type TestScores } from "./metrics/case_scores";
+export { evaluateCase, summarizeCases, formatSummary, kitEvaluation, NNFORMER_EVAL } from "./metrics/summarize";
 
 // Inference: sliding windows, evaluation, predicting with a checkpoint.
 export { slidingWindowPredict, predictToNifti } from "./infer/sliding_window";
-export { evaluateDice } from "./infer/evaluate";
+export { evaluateDice, scoreTestCases } from "./infer/evaluate";
 export { predictFile, predictSplit, evaluatePredictions } from "./infer/predict";
 
 // Training: the loop, optimizers and schedules, the segmentation task, the fine-tuning recipe.
@@ -99,7 +116,16 @@ export { transferEncoder, type TransferReport } from "./mae/transfer";
 export { getProfile, PROFILES, type StudyProfile } from "./study/profiles";
 export { runLowLabelStudy, loadStudyData, studyPreprocessing, writeReports } from "./study/lowlabel";
 export { readResults, type RunResult } from "./study/grid";
-export { bootstrapCI, pairedComparison } from "./study/stats";
+export {
+  bootstrapCI,
+  bcaCI,
+  tCI,
+  meanCI,
+  formatInterval,
+  holmFloors,
+  INTERVAL_METHOD_TEXT,
+  pairedComparison,
+} from "./study/stats";
 
 // Plots (notebooks).
 export * from "./plots/index";

@@ -9,6 +9,8 @@ import { assertReadableFile, assertWritableDir, assertWritableFile, writeFileAto
 import { acquireRunLock } from "../runtime/lock";
 import { peekCheckpointKind, type CheckpointKind } from "../io/checkpoint";
 import { resolveProfile, type ProfileLayer } from "../study/profile_schema";
+import { HD95_DEFINITIONS, Hd95Definition } from "../metrics/hd95";
+import { formatDetections } from "../metrics/detection";
 import { writePhantomDataset, loadCase, phantomManifestFor } from "../data/dataset";
 import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
 import { runBench } from "../bench/run";
@@ -117,6 +119,8 @@ function program(): Command {
       .option("--mask-ratio <r>", "MAE mask ratio in (0, 1)")
       .option("--mask-mode <mode>", "sparse, simmim or compact")
       .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining")
+      .option("--hd95 <definition>", "HD95 of the test scores: medpy (pooled percentile, the official one) or monai")
+      .option("--pretrain-per-seed", "one MAE pretraining per seed instead of one shared by every seed")
       .option(
         "--force",
         "discard rows and checkpoints in --out made with other settings and run them again (default: refuse)",
@@ -224,9 +228,10 @@ function program(): Command {
     .option("--split <name>", "split to score", "test")
     .option(
       "--convention <name>",
-      "kit (HD95 in mm, undefined values left out) or nnformer (official: HD95 in voxels, 0 when empty)",
+      "kit (HD95 in mm, a missed organ scores the volume diagonal) or nnformer (official: medpy HD95 in voxels, 0 when empty, Dice 1 when both are empty)",
       "kit",
     )
+    .option("--hd95 <definition>", "HD95 definition with --convention kit: medpy (default) or monai", "medpy")
     .option("--json <file>", "also write the scores as JSON")
     .action(async (o) => {
       if (o.convention !== "kit" && o.convention !== "nnformer")
@@ -235,8 +240,13 @@ function program(): Command {
         throw new Error(`--pred ${o.pred}: no such folder; give the folder \`predict --manifest\` wrote`);
       if (o.json) assertWritableFile(o.json, "--json");
       const resolved = resolveManifest(loadManifest(o.manifest), o.dataRoot, { only: [splitName(o.split)] });
-      const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention);
+      const r = await evaluatePredictions(resolved, splitName(o.split), o.pred, o.convention, hd95Definition(o.hd95));
       console.log(`Dice\n${formatSummary(r.dice)}\n\nHD95 (${r.units})\n${formatSummary(r.hd95, 2)}`);
+      console.log(`\nHD95: ${r.hd95Convention}`);
+      console.log(
+        `organs (per class over ${r.dice.caseIds.length} cases): ` +
+          r.detection.perClass.map((c) => `${c.name} ${formatDetections(c)}`).join("; "),
+      );
       if (o.json) {
         writeEvaluation(o.json, r);
         console.log(`written ${o.json}`);
@@ -388,6 +398,13 @@ function flagList(v: string, asNumber: boolean): Array<string | number> {
   return asNumber ? items.map((x) => Number(x)) : items;
 }
 
+/** --hd95 checked: "medpy" or "monai". */
+function hd95Definition(v: string): Hd95Definition {
+  if (!(HD95_DEFINITIONS as readonly string[]).includes(v))
+    throw new Error(`--hd95 ${v}: use ${HD95_DEFINITIONS.join(" or ")} (metrics/hd95.ts documents both)`);
+  return v as Hd95Definition;
+}
+
 /**
  * The profile named by --profile, overridden by --config and then by flags, checked as a whole by one schema
  * (problems named "file.json: finetune.steps" or "--steps").
@@ -414,6 +431,8 @@ function studyProfile(o: Record<string, string | undefined>): StudyProfile {
   if (o.pretrainSteps !== undefined) flag("--pretrain-steps", { pretrain: { steps: Number(o.pretrainSteps) } });
   if (o.maskRatio !== undefined) flag("--mask-ratio", { pretrain: { maskRatio: Number(o.maskRatio) } });
   if (o.maskMode !== undefined) flag("--mask-mode", { pretrain: { maskMode: o.maskMode } });
+  if (o.hd95 !== undefined) flag("--hd95", { eval: { hd95: o.hd95 } });
+  if (o.pretrainPerSeed) flag("--pretrain-per-seed", { pretrain: { perSeed: true } });
   return resolveProfile(base, layers);
 }
 

@@ -5,14 +5,15 @@
 // MRI: per-image z-score (BraTS: over the non-zero mask only, outside = 0).
 // Differs from nnU-Net: images are resampled trilinearly (nnU-Net: cubic, separate-z for anisotropic data) and
 // labels by nearest neighbour (nnU-Net: linear on the one-hot encoding). Both keep the label set and are much cheaper.
-import { Affine, Shape3, Volume, VoxelArray } from "./volume";
+import { Affine, Volume, VoxelArray } from "./volume";
+import type { Vec3 } from "../runtime/math";
 
 /** The voxel part of a Volume: enough for crops and augmentation. A Volume is a Grid. */
 export interface Grid<T extends VoxelArray = VoxelArray> {
   /** Values, length D*H*W*channels, channels fastest. */
   data: T;
   /** [D, H, W]. */
-  shape: Shape3;
+  shape: Vec3;
   channels: number;
 }
 
@@ -21,8 +22,8 @@ export type ResampleMode = "linear" | "nearest";
 
 /** An axis-aligned box in voxels: start may be negative and start + size may pass the end (padding). */
 export interface Box {
-  start: Shape3;
-  size: Shape3;
+  start: Vec3;
+  size: Vec3;
 }
 
 /** Foreground intensity statistics of a CT training set (nnU-Net "intensityproperties"). */
@@ -48,7 +49,7 @@ const fmt = (v: unknown): string => {
 };
 
 /** Throws unless `shape` is three positive integers. */
-export function checkShape3(fn: string, name: string, shape: unknown, allowZero = false): asserts shape is Shape3 {
+export function checkShape3(fn: string, name: string, shape: unknown, allowZero = false): asserts shape is Vec3 {
   const ok =
     Array.isArray(shape) &&
     shape.length === 3 &&
@@ -61,13 +62,13 @@ export function checkShape3(fn: string, name: string, shape: unknown, allowZero 
   }
 }
 
-function checkInt3(fn: string, name: string, v: unknown): asserts v is Shape3 {
+function checkInt3(fn: string, name: string, v: unknown): asserts v is Vec3 {
   if (!(Array.isArray(v) && v.length === 3 && v.every((n) => Number.isInteger(n)))) {
     throw new Error(`${fn}: ${name} must be three integers [d, h, w] (may be negative), got ${fmt(v)}`);
   }
 }
 
-function checkSpacing(fn: string, name: string, s: unknown): asserts s is Shape3 {
+function checkSpacing(fn: string, name: string, s: unknown): asserts s is Vec3 {
   if (!(Array.isArray(s) && s.length === 3 && s.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0))) {
     throw new Error(
       `${fn}: ${name} must be three positive voxel sizes in mm [D, H, W], got ${fmt(s)}; ` +
@@ -83,7 +84,9 @@ export function checkGrid(fn: string, name: string, g: Grid): void {
   }
   checkShape3(fn, `${name}.shape`, g.shape);
   if (!Number.isInteger(g.channels) || g.channels < 1) {
-    throw new Error(`${fn}: ${name}.channels must be a positive integer, got ${fmt(g.channels)}; use 1 for a plain image`);
+    throw new Error(
+      `${fn}: ${name}.channels must be a positive integer, got ${fmt(g.channels)}; use 1 for a plain image`,
+    );
   }
   const want = g.shape[0] * g.shape[1] * g.shape[2] * g.channels;
   if (g.data.length !== want) {
@@ -99,7 +102,9 @@ function checkVolume(fn: string, name: string, v: Volume): void {
   checkGrid(fn, name, v);
   checkSpacing(fn, `${name}.spacing${v.source ? ` (${v.source})` : ""}`, v.spacing);
   if (!Array.isArray(v.affine) || v.affine.length !== 4 || !v.affine.every((r) => Array.isArray(r) && r.length === 4)) {
-    throw new Error(`${fn}: ${name}.affine must be a 4x4 matrix (rows), got ${fmt(v.affine)}; use diagonalAffine(spacing)`);
+    throw new Error(
+      `${fn}: ${name}.affine must be a 4x4 matrix (rows), got ${fmt(v.affine)}; use diagonalAffine(spacing)`,
+    );
   }
 }
 
@@ -139,7 +144,9 @@ function remapAffine(a: Affine, ratio: number[], offset: number[]): Affine {
 
 /** Per-axis sampling tables: new index p reads old coordinate x = p * ratio + offset, clamped to [0, n - 1]. */
 function linearTable(nOld: number, nNew: number, ratio: number, offset: number) {
-  const i0 = new Int32Array(nNew), i1 = new Int32Array(nNew), t = new Float64Array(nNew);
+  const i0 = new Int32Array(nNew),
+    i1 = new Int32Array(nNew),
+    t = new Float64Array(nNew);
   for (let p = 0; p < nNew; p++) {
     let x = p * ratio + offset;
     if (x < 0) x = 0;
@@ -163,7 +170,7 @@ function nearestTable(nOld: number, nNew: number, ratio: number, offset: number)
 }
 
 /** Axis-aligned resample of a grid: new voxel p reads old coordinate p * ratio + offset (edge-clamped). */
-function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number[], mode: ResampleMode): VoxelArray {
+function resampleGrid(g: Grid, newShape: Vec3, ratio: number[], offset: number[], mode: ResampleMode): VoxelArray {
   const [D, H, W] = g.shape;
   const C = g.channels;
   const [nd, nh, nw] = newShape;
@@ -190,15 +197,25 @@ function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number
   const td = linearTable(D, nd, ratio[0], offset[0]);
   const th = linearTable(H, nh, ratio[1], offset[1]);
   const tw = linearTable(W, nw, ratio[2], offset[2]);
-  const HWC = H * W * C, WC = W * C;
+  const HWC = H * W * C,
+    WC = W * C;
   let o = 0;
   for (let d = 0; d < nd; d++) {
-    const d0 = td.i0[d] * HWC, d1 = td.i1[d] * HWC, fd = td.t[d];
+    const d0 = td.i0[d] * HWC,
+      d1 = td.i1[d] * HWC,
+      fd = td.t[d];
     for (let h = 0; h < nh; h++) {
-      const h0 = th.i0[h] * WC, h1 = th.i1[h] * WC, fh = th.t[h];
-      const r00 = d0 + h0, r01 = d0 + h1, r10 = d1 + h0, r11 = d1 + h1;
+      const h0 = th.i0[h] * WC,
+        h1 = th.i1[h] * WC,
+        fh = th.t[h];
+      const r00 = d0 + h0,
+        r01 = d0 + h1,
+        r10 = d1 + h0,
+        r11 = d1 + h1;
       for (let w = 0; w < nw; w++) {
-        const w0 = tw.i0[w] * C, w1 = tw.i1[w] * C, fw = tw.t[w];
+        const w0 = tw.i0[w] * C,
+          w1 = tw.i1[w] * C,
+          fw = tw.t[w];
         for (let c = 0; c < C; c++) {
           const a = src[r00 + w0 + c] + (src[r00 + w1 + c] - src[r00 + w0 + c]) * fw;
           const b = src[r01 + w0 + c] + (src[r01 + w1 + c] - src[r01 + w0 + c]) * fw;
@@ -220,16 +237,22 @@ function resampleGrid(g: Grid, newShape: Shape3, ratio: number[], offset: number
  * the affine is updated so every new voxel centre keeps its world position. Edges are clamped (no zero fill).
  * "linear" returns float32 (images); "nearest" keeps the array type and the label set (labels).
  */
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: "linear"): Volume<Float32Array>;
-export function resampleToSpacing<T extends VoxelArray>(vol: Volume<T>, targetSpacing: Shape3, mode: "nearest"): Volume<T>;
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume;
-export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: ResampleMode): Volume {
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: "linear"): Volume<Float32Array>;
+export function resampleToSpacing<T extends VoxelArray>(
+  vol: Volume<T>,
+  targetSpacing: Vec3,
+  mode: "nearest",
+): Volume<T>;
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: ResampleMode): Volume;
+export function resampleToSpacing(vol: Volume, targetSpacing: Vec3, mode: ResampleMode): Volume {
   const fn = "resampleToSpacing";
   checkVolume(fn, "vol", vol);
   checkSpacing(fn, "targetSpacing", targetSpacing);
   checkMode(fn, mode);
   const ratio = [0, 1, 2].map((a) => targetSpacing[a] / vol.spacing[a]);
-  const shape = [0, 1, 2].map((a) => Math.max(1, Math.round((vol.shape[a] * vol.spacing[a]) / targetSpacing[a]))) as Shape3;
+  const shape = [0, 1, 2].map((a) =>
+    Math.max(1, Math.round((vol.shape[a] * vol.spacing[a]) / targetSpacing[a])),
+  ) as Vec3;
   // centre the new grid on the old one: old centre (n-1)/2 = new centre (n'-1)/2 * ratio + offset
   const offset = [0, 1, 2].map((a) => (vol.shape[a] - 1 - (shape[a] - 1) * ratio[a]) / 2);
   return {
@@ -242,14 +265,50 @@ export function resampleToSpacing(vol: Volume, targetSpacing: Shape3, mode: Resa
   };
 }
 
+/** A grid to resample onto: its shape and voxel size, and optionally the affine to give the result. */
+export interface GridGeometry {
+  shape: Vec3;
+  spacing: Vec3;
+  /** The result's affine; default: the input's affine moved to the new grid (same world position per voxel). */
+  affine?: Affine;
+}
+
+/**
+ * Resamples onto a grid of the given shape and spacing that shares the volume's centre: the inverse of
+ * resampleToSpacing. A prediction made on `resampleToSpacing(image, s)` goes back to the image's own grid with
+ * `resampleToGrid(pred, { shape: image.shape, spacing: image.spacing, affine: image.affine }, mode)`: both calls
+ * map voxel centres through the same shared centre, so the round trip is exact where the grids' voxels coincide.
+ * Edges are clamped. "linear" returns float32 (probabilities, images); "nearest" keeps the type (labels).
+ */
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: "linear"): Volume<Float32Array>;
+export function resampleToGrid<T extends VoxelArray>(vol: Volume<T>, grid: GridGeometry, mode: "nearest"): Volume<T>;
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: ResampleMode): Volume;
+export function resampleToGrid(vol: Volume, grid: GridGeometry, mode: ResampleMode): Volume {
+  const fn = "resampleToGrid";
+  checkVolume(fn, "vol", vol);
+  checkShape3(fn, "grid.shape", grid?.shape);
+  checkSpacing(fn, "grid.spacing", grid.spacing);
+  checkMode(fn, mode);
+  const ratio = [0, 1, 2].map((a) => grid.spacing[a] / vol.spacing[a]);
+  const offset = [0, 1, 2].map((a) => (vol.shape[a] - 1 - (grid.shape[a] - 1) * ratio[a]) / 2);
+  return {
+    data: resampleGrid(vol, grid.shape, ratio, offset, mode),
+    shape: [grid.shape[0], grid.shape[1], grid.shape[2]],
+    channels: vol.channels,
+    spacing: [grid.spacing[0], grid.spacing[1], grid.spacing[2]],
+    affine: grid.affine ? grid.affine.map((r) => r.slice()) : remapAffine(vol.affine, ratio, offset),
+    source: vol.source,
+  };
+}
+
 /**
  * Resamples to a given [D, H, W] shape covering the same extent (voxel corners aligned, like skimage/torch
  * resize with align_corners=False). Spacing becomes spacing * oldShape / newShape; the affine is updated.
  */
-export function resampleToShape(vol: Volume, shape: Shape3, mode: "linear"): Volume<Float32Array>;
-export function resampleToShape<T extends VoxelArray>(vol: Volume<T>, shape: Shape3, mode: "nearest"): Volume<T>;
-export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode): Volume;
-export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode): Volume {
+export function resampleToShape(vol: Volume, shape: Vec3, mode: "linear"): Volume<Float32Array>;
+export function resampleToShape<T extends VoxelArray>(vol: Volume<T>, shape: Vec3, mode: "nearest"): Volume<T>;
+export function resampleToShape(vol: Volume, shape: Vec3, mode: ResampleMode): Volume;
+export function resampleToShape(vol: Volume, shape: Vec3, mode: ResampleMode): Volume {
   const fn = "resampleToShape";
   checkVolume(fn, "vol", vol);
   checkShape3(fn, "shape", shape);
@@ -260,7 +319,7 @@ export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode):
     data: resampleGrid(vol, shape, ratio, offset, mode),
     shape: [shape[0], shape[1], shape[2]],
     channels: vol.channels,
-    spacing: [0, 1, 2].map((a) => vol.spacing[a] * ratio[a]) as Shape3,
+    spacing: [0, 1, 2].map((a) => vol.spacing[a] * ratio[a]) as Vec3,
     affine: remapAffine(vol.affine, ratio, offset),
     source: vol.source,
   };
@@ -274,14 +333,21 @@ export function resampleToShape(vol: Volume, shape: Shape3, mode: ResampleMode):
  * voxels outside the source get `padValue`. The fast path copies whole W-runs with set().
  */
 export function copyBox(
-  src: VoxelArray, shape: Shape3, channels: number, start: Shape3, size: Shape3, padValue: number, out: VoxelArray,
+  src: VoxelArray,
+  shape: Vec3,
+  channels: number,
+  start: Vec3,
+  size: Vec3,
+  padValue: number,
+  out: VoxelArray,
 ): void {
   const [D, H, W] = shape;
   const C = channels;
   const [sd, sh, sw] = start;
   const [nd, nh, nw] = size;
   // the W-run [w0, w1) of output indices that falls inside the source
-  const w0 = Math.max(0, -sw), w1 = Math.min(nw, W - sw);
+  const w0 = Math.max(0, -sw),
+    w1 = Math.min(nw, W - sw);
   const sameKind = src.constructor === out.constructor;
   const rowLen = nw * C;
   for (let d = 0; d < nd; d++) {
@@ -311,7 +377,12 @@ export function copyBox(
  * padValue null means padding is not allowed: a box that leaves the volume throws. The affine origin moves to the
  * box's first voxel, so world positions are unchanged.
  */
-export function cropBox<T extends VoxelArray>(vol: Volume<T>, start: Shape3, size: Shape3, padValue: number | null = 0): Volume<T> {
+export function cropBox<T extends VoxelArray>(
+  vol: Volume<T>,
+  start: Vec3,
+  size: Vec3,
+  padValue: number | null = 0,
+): Volume<T> {
   const fn = "cropBox";
   checkVolume(fn, "vol", vol);
   checkInt3(fn, "start", start);
@@ -355,8 +426,10 @@ export interface CropOrPadOptions {
  * Centred splits follow nnU-Net: crop starts at floor((n - n') / 2), padding puts floor(diff / 2) before.
  */
 export function cropOrPad<T extends VoxelArray>(
-  vol: Volume<T>, shape: Shape3, options: CropOrPadOptions = {},
-): { volume: Volume<T>; offset: Shape3 } {
+  vol: Volume<T>,
+  shape: Vec3,
+  options: CropOrPadOptions = {},
+): { volume: Volume<T>; offset: Vec3 } {
   const fn = "cropOrPad";
   checkVolume(fn, "vol", vol);
   checkShape3(fn, "shape", shape);
@@ -375,12 +448,17 @@ export function cropOrPad<T extends VoxelArray>(
     if (!center) return 0;
     const diff = vol.shape[a] - shape[a];
     return diff >= 0 ? Math.floor(diff / 2) : -Math.floor(-diff / 2);
-  }) as Shape3;
+  }) as Vec3;
   return { volume: cropBox(vol, offset, shape, padValue), offset };
 }
 
 /** Inverse of cropOrPad / cropBox: puts `vol` back into a grid of `originalShape` at `offset`, filling the rest. */
-export function uncropOrPad<T extends VoxelArray>(vol: Volume<T>, originalShape: Shape3, offset: Shape3, fillValue = 0): Volume<T> {
+export function uncropOrPad<T extends VoxelArray>(
+  vol: Volume<T>,
+  originalShape: Vec3,
+  offset: Vec3,
+  fillValue = 0,
+): Volume<T> {
   checkInt3("uncropOrPad", "offset", offset);
   checkShape3("uncropOrPad", "originalShape", originalShape);
   return cropBox(vol, [-offset[0], -offset[1], -offset[2]], originalShape, fillValue);
@@ -398,9 +476,10 @@ export function nonZeroBoundingBox(vol: Grid): Box | null {
 }
 
 /** Smallest box holding every voxel (flat index into [D, H, W]) for which `inside` is true, or null if there is none. */
-export function boundingBoxWhere(shape: Shape3, inside: (voxel: number) => boolean): Box | null {
+export function boundingBoxWhere(shape: Vec3, inside: (voxel: number) => boolean): Box | null {
   const [D, H, W] = shape;
-  const lo = [D, H, W], hi = [-1, -1, -1];
+  const lo = [D, H, W],
+    hi = [-1, -1, -1];
   let i = 0;
   for (let d = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
@@ -436,7 +515,8 @@ function withData(vol: Volume, data: Float32Array): Volume<Float32Array> {
 /** Percentile (0-100) of sorted values, linear interpolation between ranks (numpy's default). */
 function percentileSorted(sorted: Float64Array | Float32Array, q: number): number {
   const pos = (q / 100) * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+  const lo = Math.floor(pos),
+    hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
@@ -454,16 +534,21 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
         `${labels?.length} labels; pass one label map per image`,
     );
   }
-  if (!Number.isInteger(stride) || stride < 1) throw new Error(`${fn}: options.stride must be a positive integer, got ${fmt(stride)}`);
+  if (!Number.isInteger(stride) || stride < 1)
+    throw new Error(`${fn}: options.stride must be a positive integer, got ${fmt(stride)}`);
   let total = 0;
   const counts: number[] = [];
   images.forEach((im, k) => {
     checkGrid(fn, `images[${k}]`, im);
     checkGrid(fn, `labels[${k}]`, labels[k]);
-    if (im.channels !== 1) throw new Error(`${fn}: images[${k}] has ${im.channels} channels; CT statistics need single-channel images`);
-    if (labels[k].channels !== 1) throw new Error(`${fn}: labels[${k}] has ${labels[k].channels} channels; pass a label map with 1 channel`);
+    if (im.channels !== 1)
+      throw new Error(`${fn}: images[${k}] has ${im.channels} channels; CT statistics need single-channel images`);
+    if (labels[k].channels !== 1)
+      throw new Error(`${fn}: labels[${k}] has ${labels[k].channels} channels; pass a label map with 1 channel`);
     if (im.shape.some((n, a) => n !== labels[k].shape[a])) {
-      throw new Error(`${fn}: images[${k}] shape ${fmt(im.shape)} differs from labels[${k}] shape ${fmt(labels[k].shape)}; resample both to the same grid`);
+      throw new Error(
+        `${fn}: images[${k}] shape ${fmt(im.shape)} differs from labels[${k}] shape ${fmt(labels[k].shape)}; resample both to the same grid`,
+      );
     }
     let n = 0;
     const lab = labels[k].data;
@@ -472,12 +557,14 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
     counts.push(kept);
     total += kept;
   });
-  if (total === 0) throw new Error(`${fn}: the labels have no foreground voxels (label > 0); CT statistics need foreground`);
+  if (total === 0)
+    throw new Error(`${fn}: the labels have no foreground voxels (label > 0); CT statistics need foreground`);
   const vals = new Float64Array(total);
   let j = 0;
   let sum = 0;
   images.forEach((im, k) => {
-    const lab = labels[k].data, x = im.data;
+    const lab = labels[k].data,
+      x = im.data;
     let seen = 0;
     for (let i = 0; i < lab.length; i++) {
       if (lab[i] > 0) {
@@ -493,11 +580,19 @@ export function computeCtStats(images: Volume[], labels: Volume[], options: { st
   let ss = 0;
   for (let i = 0; i < total; i++) ss += (vals[i] - mean) * (vals[i] - mean);
   vals.sort();
-  return { clip: [percentileSorted(vals, 0.5), percentileSorted(vals, 99.5)], mean, std: Math.sqrt(ss / total), count: total };
+  return {
+    clip: [percentileSorted(vals, 0.5), percentileSorted(vals, 99.5)],
+    mean,
+    std: Math.sqrt(ss / total),
+    count: total,
+  };
 }
 
 /** nnU-Net CT normalisation: clip to stats.clip, then (x - mean) / std. Same for every channel. Returns float32. */
-export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: number; std: number }): Volume<Float32Array> {
+export function ctNormalize(
+  vol: Volume,
+  stats: { clip: [number, number]; mean: number; std: number },
+): Volume<Float32Array> {
   const fn = "ctNormalize";
   checkVolume(fn, "vol", vol);
   const { clip, mean, std } = stats ?? ({} as CtStats);
@@ -505,7 +600,8 @@ export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: 
     throw new Error(`${fn}: stats.clip must be [lo, hi] with lo <= hi, got ${fmt(clip)}; use computeCtStats(...).clip`);
   }
   if (!Number.isFinite(mean)) throw new Error(`${fn}: stats.mean must be a finite number, got ${fmt(mean)}`);
-  if (!(Number.isFinite(std) && std > 0)) throw new Error(`${fn}: stats.std must be a positive number, got ${fmt(std)}; use computeCtStats(...).std`);
+  if (!(Number.isFinite(std) && std > 0))
+    throw new Error(`${fn}: stats.std must be a positive number, got ${fmt(std)}; use computeCtStats(...).std`);
   const [lo, hi] = clip;
   const x = vol.data;
   const out = new Float32Array(x.length);
@@ -521,8 +617,10 @@ export function ctNormalize(vol: Volume, stats: { clip: [number, number]; mean: 
 export function windowCt(vol: Volume, center: number, width: number): Volume<Float32Array> {
   const fn = "windowCt";
   checkVolume(fn, "vol", vol);
-  if (!Number.isFinite(center)) throw new Error(`${fn}: center must be a finite number of HU, got ${fmt(center)}; e.g. 40 for soft tissue`);
-  if (!(Number.isFinite(width) && width > 0)) throw new Error(`${fn}: width must be a positive number of HU, got ${fmt(width)}; e.g. 400 for soft tissue`);
+  if (!Number.isFinite(center))
+    throw new Error(`${fn}: center must be a finite number of HU, got ${fmt(center)}; e.g. 40 for soft tissue`);
+  if (!(Number.isFinite(width) && width > 0))
+    throw new Error(`${fn}: width must be a positive number of HU, got ${fmt(width)}; e.g. 400 for soft tissue`);
   const lo = center - width / 2;
   const inv = 1 / width;
   const x = vol.data;
@@ -556,7 +654,8 @@ export function zScore(vol: Volume, options: { nonZeroOnly?: boolean } = {}): Vo
   }
   const out = new Float32Array(x.length);
   for (let c = 0; c < C; c++) {
-    let sum = 0, cnt = 0;
+    let sum = 0,
+      cnt = 0;
     for (let v = 0; v < n; v++) {
       if (mask && !mask[v]) continue;
       sum += x[v * C + c];

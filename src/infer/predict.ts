@@ -6,13 +6,15 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { loadTrainedModel } from "../registry";
 import { selectOps } from "../layers/fast_ops";
-import { Preprocessing, applyPreprocessing } from "../data/preprocess";
+import { Preprocessing, applyPreprocessing, needsResampling, predictionToSource } from "../data/preprocess";
 import { readNifti, checkSameGrid, checkChannels } from "../data/nifti";
 import { Manifest, ResolvedManifest, evaluatedLabelNames, checkLabelValues } from "../data/manifest";
 import { loadCase } from "../data/dataset";
 import { Volume } from "../data/volume";
 import { slidingWindowPredict, predictToNifti } from "./sliding_window";
-import { evaluateCase, summarizeCases, MetricSummary, NNFORMER_EVAL } from "../metrics/summarize";
+import { evaluateCase, kitEvaluation, summarizeCases, MetricSummary, NNFORMER_EVAL } from "../metrics/summarize";
+import { HD95_DEFINITION_TEXT, Hd95Definition } from "../metrics/hd95";
+import { Detection, countDetections, detections } from "../metrics/detection";
 import { assertWritableDir, writeFileAtomic } from "../runtime/files";
 import type { SegmentationModel } from "../models/types";
 
@@ -51,7 +53,10 @@ export class Predictor {
     return new Predictor(model, preprocessing, config.cropSize, config.numClasses, file);
   }
 
-  /** The label map of one image (raw intensities, any size; windows are padded where the image is smaller). */
+  /**
+   * The label map of one image on the image's own grid (raw intensities, any size; windows are padded where the image
+   * is smaller). With a plan that resamples, the class probabilities go back to the image grid before the argmax.
+   */
   async predict(image: Volume, o: PredictOptions = {}): Promise<Uint8Array | Uint16Array> {
     const ops = selectOps(tf.getBackend());
     const x = applyPreprocessing(image, this.preprocessing);
@@ -71,7 +76,12 @@ export class Predictor {
         batchSize: o.batchSize ?? 1,
       },
     );
-    return r.labels;
+    if (!needsResampling(image.spacing, this.preprocessing)) return r.labels;
+    return predictionToSource(r.probabilities, this.numClasses, x, {
+      shape: image.shape,
+      spacing: image.spacing,
+      affine: image.affine,
+    });
   }
 
   dispose(): void {
@@ -127,19 +137,31 @@ export interface EvaluationResult {
   dice: MetricSummary;
   hd95: MetricSummary;
   units: "mm" | "voxel";
+  /** The HD95 definition and what an empty mask scores, in words. */
+  hd95Convention: string;
+  /** Per evaluated class: in how many cases the organ was found, missed, falsely predicted or absent from both. */
+  detection: ReturnType<typeof countDetections>;
 }
 
 /**
  * Scores predictions `<predDir>/<case id>.nii.gz` against a split's labels: Dice and HD95 per evaluated class,
- * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 in voxels, 0 when empty; Dice 1
- * when both are empty); the default reports HD95 in mm and leaves undefined values out of the means.
+ * mean over cases then classes. `convention: "nnformer"` uses the official one (HD95 by medpy's definition in voxels,
+ * 0 when empty; Dice 1 when both are empty); the default ("kit") reports HD95 in mm by `hd95` ("medpy" or "monai"),
+ * charges a missed or hallucinated organ the volume's diagonal and leaves organs absent from both out of the means.
+ * Either way the detection counts say how many organs were found, missed or hallucinated.
  */
 export async function evaluatePredictions(
   resolved: ResolvedManifest,
   split: keyof ResolvedManifest["splits"],
   predDir: string,
   convention: "kit" | "nnformer" = "kit",
+  hd95: Hd95Definition = "medpy",
 ): Promise<EvaluationResult> {
+  if (convention === "nnformer" && hd95 !== "medpy") {
+    throw new Error(
+      `the nnformer convention is medpy's HD95 (the official evaluation); drop --hd95 ${hd95} or use --convention kit`,
+    );
+  }
   const m: Manifest = resolved.manifest;
   const names = evaluatedLabelNames(m);
   const classes = names.map((n) => m.labels.find((l) => l.name === n)!.value);
@@ -151,6 +173,7 @@ export async function evaluatePredictions(
       `${missing.length} prediction file(s) missing in ${predDir}:\n  ${missing.join("\n  ")}\nrun \`mae-nnformer predict\` for the split first`,
     );
   const rows = [];
+  const outcomes: Detection[][] = [];
   for (const c of resolved.splits[split]) {
     if (!c.label) throw new Error(`case ${c.id} of split ${split} has no label; evaluate needs a labelled split`);
     const ref = await readNifti(c.label, { as: "label" });
@@ -158,6 +181,7 @@ export async function evaluatePredictions(
     const pred = await readNifti(predFile, { as: "label" });
     checkSameGrid(ref, pred);
     checkLabelValues(pred.data, m, predFile); // a value the manifest does not list is not a prediction of this dataset
+    outcomes.push(detections(pred.data, ref.data, classes));
     rows.push(
       evaluateCase(
         c.id,
@@ -166,12 +190,20 @@ export async function evaluatePredictions(
         classes,
         ref.shape,
         ref.spacing,
-        convention === "nnformer" ? NNFORMER_EVAL : { hd95: { units: "mm" } },
+        convention === "nnformer" ? NNFORMER_EVAL : kitEvaluation(hd95),
       ),
     );
   }
   const s = summarizeCases(rows, names);
-  return { ...s, units: convention === "nnformer" ? "voxel" : "mm" };
+  return {
+    ...s,
+    units: convention === "nnformer" ? "voxel" : "mm",
+    hd95Convention:
+      convention === "nnformer"
+        ? `official nnFormer: ${HD95_DEFINITION_TEXT.medpy}; in voxels; 0 when the prediction or the reference is empty`
+        : `kit: ${HD95_DEFINITION_TEXT[hd95]}; in mm; a missed or hallucinated organ scores the volume diagonal; absent from both is left out`,
+    detection: countDetections(outcomes, names),
+  };
 }
 
 /** Writes an evaluation as JSON (atomically). */

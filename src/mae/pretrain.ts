@@ -33,6 +33,7 @@ import { voxelVisibility } from "./masking";
 import {
   applyPreprocessing,
   bodyMask,
+  preprocessLabel,
   checkPreprocessingMatch,
   computePreprocessing,
   type Preprocessing,
@@ -278,12 +279,13 @@ export class MaePretrainTask implements TrainTask {
   }
 }
 
+/** The body mask of a raw volume, on the plan's grid (resampled by nearest neighbour like a label map). */
 function bodyOf(raw: Volume, p: Preprocessing): Volume<Uint8Array> {
-  if (p.intensity.kind === "ct") return bodyMask(raw);
+  if (p.intensity.kind === "ct") return preprocessLabel(bodyMask(raw), p);
   const n = raw.data.length / raw.channels,
     m = new Uint8Array(n);
   for (let i = 0; i < n; i++) m[i] = raw.data[i * raw.channels] !== 0 ? 1 : 0;
-  return { ...raw, data: m, channels: 1 };
+  return preprocessLabel({ ...raw, data: m, channels: 1 }, p);
 }
 
 /** The value of air after preprocessing (crops that leave the volume are padded with it). */

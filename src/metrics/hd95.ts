@@ -1,29 +1,53 @@
-// 95th-percentile Hausdorff distance between the surfaces of a predicted and a reference mask, as
-// medpy.metric.binary.hd95 computes it (the metric nnFormer reports, docs/nnformer.md §5):
+// 95th-percentile Hausdorff distance between the surfaces of a predicted and a reference mask, by name:
 //   surface   = foreground voxels with a 6-connected background neighbour (outside the volume counts as background);
-//   distances = exact Euclidean distance transform of one surface, read at the voxels of the other, in mm (spacing);
-//   HD95      = max of the two directed 95th percentiles (numpy's linear-interpolation percentile).
+//   distances = exact Euclidean distance transform of one surface, read at the voxels of the other (directed surface
+//               distances, pred -> ref and ref -> pred), in mm (spacing) or voxels;
+//   "medpy"   = numpy's 95th percentile of both directions' distances pooled into one list. This is
+//               medpy.metric.binary.hd95, which the official nnFormer evaluation calls (docs/nnformer.md §5).
+//   "monai"   = the larger of the two directed 95th percentiles (MONAI's compute_hausdorff_distance, percentile 95).
+// The two differ whenever one direction has a tail that is under 5 % of the pooled list but over 5 % of its own
+// direction: a small false-positive blob far from a correct organ scores 0 under medpy and its distance under monai.
 // The EDT is Felzenszwalb & Huttenlocher's separable lower-envelope-of-parabolas algorithm ("Distance Transforms of
 // Sampled Functions", Theory of Computing 2012) with the voxel spacing folded into the coordinates, so it is exact for
 // anisotropic voxels and O(N). Both EDTs run only inside the bounding box of the two masks: every surface voxel lies
 // in that box, and the distance to a set of sites does not depend on grid voxels outside a box that holds the sites.
 //
-// Two conventions:
-//   units "mm" (default): distances in mm using `spacing`. medpy raises on an empty mask; we return NaN when exactly
-//     one of pred / ref is empty and when both are (means skip NaN), or a fixed value via `oneEmpty` / `bothEmpty`,
-//     e.g. oneEmpty: "diagonal" charges a missed (or hallucinated) structure the volume's diagonal, the worst case.
-//   units "voxel": the official nnFormer evaluation. medpy is called without spacing, so distances are in voxels (axes
-//     of different voxel size mixed), and a case where pred or ref is empty scores 0. This is optimistic (§8 item 11);
-//     use it only to compare with published numbers.
-import { Shape3 } from "../data/volume";
+// Conventions for empty masks (medpy raises on them, so every convention is a choice):
+//   units "mm" (default): distances in mm using `spacing`. We return NaN when exactly one of pred / ref is empty and
+//     when both are, or a fixed value via `oneEmpty` / `bothEmpty`. The kit convention (KIT_HD95) charges a missed
+//     or hallucinated structure the volume's diagonal in mm (`oneEmpty: "diagonal"`, the largest distance the grid
+//     allows), so a model that misses organs cannot look better than one that finds them.
+//   units "voxel": the official nnFormer evaluation (NNFORMER_HD95). medpy is called without spacing, so distances
+//     are in voxels (axes of different voxel size mixed), and a case where pred or ref is empty scores 0. This is
+//     optimistic (§8 item 11); use it only to compare with published numbers.
+import type { Vec3 } from "../runtime/math";
 import { Box, boundingBoxWhere } from "../data/transforms";
 import { ClassSpec, LabelMap, classLabels } from "./dice";
 
+/** Which HD95: "medpy" (pooled percentile, the official nnFormer evaluation) or "monai" (max of directed ones). */
+export type Hd95Definition = "medpy" | "monai";
+
+/** The HD95 definitions, in the order they are documented. */
+export const HD95_DEFINITIONS: readonly Hd95Definition[] = ["medpy", "monai"];
+
+/** One sentence per definition, for reports and help texts. */
+export const HD95_DEFINITION_TEXT: Record<Hd95Definition, string> = {
+  medpy:
+    "medpy: 95th percentile of the surface distances of both directions pooled (medpy.metric.binary.hd95, the official nnFormer evaluation)",
+  monai:
+    "monai: the larger of the two directed 95th percentiles of surface distances (MONAI compute_hausdorff_distance)",
+};
+
 export interface Hd95Options {
+  /**
+   * "medpy" (default: pooled 95th percentile, the official nnFormer evaluation) or "monai" (max of the two directed
+   * 95th percentiles).
+   */
+  definition?: Hd95Definition;
   /** "mm" (default): use `spacing`. "voxel": official nnFormer, spacing 1 and 0 when pred or ref is empty. */
   units?: "mm" | "voxel";
   /** Voxel size in mm, [D, H, W]; required for units "mm", ignored for "voxel". */
-  spacing?: Shape3;
+  spacing?: Vec3;
   /** Which percentile of each directed distance set (default 95; 100 gives the classic Hausdorff distance). */
   percentile?: number;
   /**
@@ -37,7 +61,7 @@ export interface Hd95Options {
 
 const INF = Number.POSITIVE_INFINITY;
 
-function checkShape(fn: string, shape: Shape3, n: number): void {
+function checkShape(fn: string, shape: Vec3, n: number): void {
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((s) => Number.isInteger(s) && s > 0)) {
     throw new Error(`${fn}: shape must be three positive integers [D, H, W], got ${JSON.stringify(shape)}`);
   }
@@ -48,7 +72,7 @@ function checkShape(fn: string, shape: Shape3, n: number): void {
   }
 }
 
-function checkSpacing(fn: string, spacing: unknown): asserts spacing is Shape3 {
+function checkSpacing(fn: string, spacing: unknown): asserts spacing is Vec3 {
   if (
     !(
       Array.isArray(spacing) &&
@@ -67,7 +91,7 @@ function checkSpacing(fn: string, spacing: unknown): asserts spacing is Shape3 {
  * Surface of a binary mask: foreground voxels with at least one 6-connected neighbour that is background or outside
  * the volume (medpy: mask XOR binary_erosion(mask, 6-connectivity), border value 0).
  */
-export function surfaceMask(mask: LabelMap, shape: Shape3): Uint8Array {
+export function surfaceMask(mask: LabelMap, shape: Vec3): Uint8Array {
   checkShape("surfaceMask", shape, mask.length);
   const [D, H, W] = shape;
   const HW = H * W;
@@ -147,7 +171,7 @@ function edt1d(f: Float64Array, n: number, step: number, out: Float64Array, v: I
  * Exact squared Euclidean distance (mm^2) from every voxel to the nearest non-zero voxel of `sites`, with anisotropic
  * spacing [D, H, W]; Infinity everywhere when there are no sites. Separable passes along W, H, then D.
  */
-export function squaredEdt(sites: LabelMap, shape: Shape3, spacing: Shape3): Float64Array {
+export function squaredEdt(sites: LabelMap, shape: Vec3, spacing: Vec3): Float64Array {
   const fn = "squaredEdt";
   checkShape(fn, shape, sites.length);
   checkSpacing(fn, spacing);
@@ -201,7 +225,7 @@ export function percentile(values: Float64Array, q: number): number {
  * Distances (mm) from each surface voxel of `from` to the nearest surface voxel of `to` (medpy's
  * __surface_distances(from, to)); both masks are non-zero = foreground. Empty array if `from` is empty.
  */
-export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Shape3, spacing: Shape3): Float64Array {
+export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Vec3, spacing: Vec3): Float64Array {
   const fn = "surfaceDistances";
   checkShape(fn, shape, from.length);
   checkShape(fn, shape, to.length);
@@ -214,7 +238,7 @@ export function surfaceDistances(from: LabelMap, to: LabelMap, shape: Shape3, sp
 }
 
 /** The box of a mask as a 0/1 array. Outside the box is background either way, so surfaces are unchanged. */
-function extractMask(shape: Shape3, box: Box, inMask: (i: number) => boolean): Uint8Array {
+function extractMask(shape: Vec3, box: Box, inMask: (i: number) => boolean): Uint8Array {
   const [, H, W] = shape;
   const [nd, nh, nw] = box.size;
   const out = new Uint8Array(nd * nh * nw);
@@ -229,7 +253,7 @@ function extractMask(shape: Shape3, box: Box, inMask: (i: number) => boolean): U
 }
 
 /** Distances from each voxel of surface `a` to the nearest voxel of surface `b` (both on one grid). */
-function directed(a: Uint8Array, b: Uint8Array, shape: Shape3, spacing: Shape3): Float64Array {
+function directed(a: Uint8Array, b: Uint8Array, shape: Vec3, spacing: Vec3): Float64Array {
   const dt = squaredEdt(b, shape, spacing);
   let n = 0;
   for (let i = 0; i < a.length; i++) if (a[i]) n++;
@@ -239,20 +263,44 @@ function directed(a: Uint8Array, b: Uint8Array, shape: Shape3, spacing: Shape3):
   return out;
 }
 
+/** BTCV / Synapse label values the official nnFormer evaluation scores (spleen, kidneys, gallbladder, liver,
+ * stomach, aorta, pancreas); 5, 9, 10, 12 and 13 are left out. */
+export const NNFORMER_EVALUATED_LABELS: readonly number[] = [1, 2, 3, 4, 6, 7, 8, 11];
+
+/** The official nnFormer HD95: medpy's definition, voxel units, 0 when the prediction or the reference is empty. */
+export const NNFORMER_HD95: Readonly<Hd95Options> = { definition: "medpy", units: "voxel", oneEmpty: 0, bothEmpty: 0 };
+
+/**
+ * The kit's HD95: medpy's definition in mm; a structure present in only one of prediction and reference (missed or
+ * false positive) scores the volume's diagonal in mm; absent from both is NaN (nothing to measure; means skip it and
+ * report the count). Pass the case's `spacing` with it.
+ */
+export const KIT_HD95: Readonly<Hd95Options> = {
+  definition: "medpy",
+  units: "mm",
+  oneEmpty: "diagonal",
+  bothEmpty: "nan",
+};
+
 interface ResolvedHd95 {
-  spacing: Shape3;
+  definition: Hd95Definition;
+  spacing: Vec3;
   q: number;
   oneEmpty: number;
   bothEmpty: number;
 }
 
-function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): ResolvedHd95 {
-  const { units = "mm", percentile: q = 95 } = options;
+function resolveOptions(fn: string, shape: Vec3, options: Hd95Options): ResolvedHd95 {
+  const { units = "mm", percentile: q = 95, definition = "medpy" } = options;
+  if (definition !== "medpy" && definition !== "monai")
+    throw new Error(
+      `${fn}: definition must be "medpy" (pooled percentile, official nnFormer) or "monai" (max of directed percentiles), got ${JSON.stringify(definition)}`,
+    );
   if (units !== "mm" && units !== "voxel")
     throw new Error(`${fn}: units must be "mm" or "voxel", got ${JSON.stringify(units)}`);
   if (!(typeof q === "number" && q >= 0 && q <= 100))
     throw new Error(`${fn}: percentile must be in [0, 100], got ${q}`);
-  let spacing: Shape3 = [1, 1, 1];
+  let spacing: Vec3 = [1, 1, 1];
   if (units === "mm") {
     checkSpacing(fn, options.spacing);
     spacing = options.spacing;
@@ -271,6 +319,7 @@ function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): Resolv
     throw new Error(`${fn}: bothEmpty cannot be "diagonal" (nothing was missed); use "nan" or a number such as 0`);
   }
   return {
+    definition,
     spacing,
     q,
     oneEmpty: value("oneEmpty", options.oneEmpty),
@@ -279,7 +328,7 @@ function resolveOptions(fn: string, shape: Shape3, options: Hd95Options): Resolv
 }
 
 /** HD95 of two 0/1 masks cropped to the same box, with the empty-mask conventions applied. */
-function hd95Box(a: Uint8Array, b: Uint8Array, size: Shape3, r: ResolvedHd95): number {
+function hd95Box(a: Uint8Array, b: Uint8Array, size: Vec3, r: ResolvedHd95): number {
   let na = 0,
     nb = 0;
   for (let i = 0; i < a.length; i++) {
@@ -290,16 +339,30 @@ function hd95Box(a: Uint8Array, b: Uint8Array, size: Shape3, r: ResolvedHd95): n
   if (na === 0 || nb === 0) return r.oneEmpty;
   const sa = surfaceMask(a, size),
     sb = surfaceMask(b, size);
-  const d1 = percentile(directed(sa, sb, size, r.spacing), r.q);
-  const d2 = percentile(directed(sb, sa, size, r.spacing), r.q);
-  return Math.max(d1, d2);
+  const ab = directed(sa, sb, size, r.spacing);
+  const ba = directed(sb, sa, size, r.spacing);
+  return combineDirected(ab, ba, r.definition, r.q);
+}
+
+/**
+ * HD95 from the two directed surface-distance lists (pred -> ref and ref -> pred) under a definition: "medpy" takes
+ * the percentile of the two lists concatenated, "monai" the larger of the two percentiles. Sorts its inputs in place.
+ */
+export function combineDirected(ab: Float64Array, ba: Float64Array, definition: Hd95Definition, q = 95): number {
+  if (definition === "monai") return Math.max(percentile(ab, q), percentile(ba, q));
+  if (definition !== "medpy") throw new Error(`combineDirected: unknown definition ${JSON.stringify(definition)}`);
+  const pooled = new Float64Array(ab.length + ba.length);
+  pooled.set(ab, 0);
+  pooled.set(ba, ab.length);
+  return percentile(pooled, q);
 }
 
 /**
  * HD95 between two binary masks (non-zero = foreground) on a [D, H, W] grid, in mm (default, needs `spacing`) or in
- * voxels (`units: "voxel"`, official nnFormer). Empty masks: see Hd95Options (mm default NaN, voxel default 0).
+ * voxels (`units: "voxel"`, official nnFormer), under `definition` ("medpy" or "monai"). Empty masks: see Hd95Options
+ * (mm default NaN, voxel default 0).
  */
-export function hd95(pred: LabelMap, ref: LabelMap, shape: Shape3, options: Hd95Options = {}): number {
+export function hd95(pred: LabelMap, ref: LabelMap, shape: Vec3, options: Hd95Options = {}): number {
   const fn = "hd95";
   checkShape(fn, shape, pred.length);
   checkShape(fn, shape, ref.length);
@@ -316,7 +379,7 @@ export function hd95Scores(
   pred: LabelMap,
   ref: LabelMap,
   classes: readonly ClassSpec[],
-  shape: Shape3,
+  shape: Vec3,
   options: Hd95Options = {},
 ): number[] {
   const fn = "hd95Scores";

@@ -3,7 +3,7 @@
 // under the default conventions) are skipped, and each class reports how many cases it was averaged over.
 import { Vec3 } from "../runtime/math";
 import { ClassSpec, DiceOptions, LabelMap, className, diceScores, nanMean } from "./dice";
-import { Hd95Options, hd95Scores } from "./hd95";
+import { Hd95Definition, Hd95Options, KIT_HD95, NNFORMER_HD95, hd95Scores } from "./hd95";
 
 /** One case's scores, one value per class (NaN = not defined for this case). */
 export interface CaseScores {
@@ -107,8 +107,19 @@ export function evaluateCase(
   };
 }
 
-/** The official nnFormer conventions in one object: Dice both-empty = 1, HD95 in voxels with 0 for empty masks. */
-export const NNFORMER_EVAL: EvaluateOptions = { dice: { bothEmpty: 1 }, hd95: { units: "voxel" } };
+/**
+ * The official nnFormer conventions in one object: Dice both-empty = 1; HD95 by medpy's definition in voxels, 0 when
+ * the prediction or the reference is empty (NNFORMER_HD95).
+ */
+export const NNFORMER_EVAL: EvaluateOptions = { dice: { bothEmpty: 1 }, hd95: { ...NNFORMER_HD95 } };
+
+/**
+ * The kit's conventions: Dice both-empty undefined (NaN); HD95 in mm by the named definition, a missed or
+ * hallucinated organ charged the volume's diagonal, absent from both undefined (KIT_HD95).
+ */
+export function kitEvaluation(definition: Hd95Definition = "medpy"): EvaluateOptions {
+  return { hd95: { ...KIT_HD95, definition } };
+}
 
 /** Summaries of a list of evaluateCase results, one per metric. */
 export function summarizeCases(

@@ -242,11 +242,12 @@ function modelDescription(input: StudyDescriptionInput, model: string, overrides
 }
 
 /** Settings of the MAE pretraining of `model` in a study (held-out cases: val, else the last train case). */
-export function pretrainSettings(input: StudyDescriptionInput, model: string): unknown {
+export function pretrainSettings(input: StudyDescriptionInput, model: string, seed = 0): unknown {
   const c = input.data.cases;
   return {
     kit: KIT_VERSION,
     what: "mae-pretraining",
+    seed,
     // MAE pretraining builds the registered preset: the study's modelOverrides are for fine-tuning only
     model: modelDescription(input, model, null),
     pretrain: input.profile.pretrain,

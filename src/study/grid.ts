@@ -9,6 +9,7 @@
 import * as fs from "fs";
 import { appendFileDurable, writeFileAtomic } from "../runtime/files";
 import { makeRng, seedFrom, shuffle } from "../runtime/random";
+import type { TestScores } from "../metrics/case_scores";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Cells
@@ -129,14 +130,28 @@ export interface CurvePoint {
   trainLoss: number;
 }
 
-/** Test-set metrics of a finished run. NaN where undefined (e.g. HD95 of an empty prediction). */
-export interface TestMetrics {
+/**
+ * Test-set metrics of a finished run. NaN where undefined. The four required fields are all a results file from
+ * before HD95 definitions were named has (HD95 then: max of the directed percentiles, missed organs left out of the
+ * means); current runs record the whole TestScores (metrics/case_scores.ts): perClassHd95 and meanHd95 then charge a
+ * missed organ the volume diagonal, and the detection counts and found-only HD95 come with them.
+ */
+export interface TestMetrics
+  extends Partial<Omit<TestScores, "perClassDice" | "perClassHd95" | "meanDice" | "meanHd95">> {
   /** Dice per class, by class name (e.g. "spleen"). */
   perClassDice: Record<string, number>;
   /** 95th percentile Hausdorff distance per class, in mm. */
   perClassHd95: Record<string, number>;
   meanDice: number;
   meanHd95: number;
+}
+
+/** JSON null back to NaN, deeply (results files write NaN as null). */
+function nullToNaN(v: unknown): unknown {
+  if (v === null) return NaN;
+  if (Array.isArray(v)) return v.map(nullToNaN);
+  if (typeof v === "object") return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, nullToNaN(x)]));
+  return v;
 }
 
 /** What one cell produced; one line of the results file. */
@@ -228,6 +243,7 @@ export function validateRunResult(x: unknown, where = "result"): RunResult {
   if (typeof t !== "object" || t === null || Array.isArray(t)) fail(where, "test", "an object", t);
   const tj = t as Json;
   const test: TestMetrics = {
+    ...(nullToNaN(tj) as object),
     perClassDice: metricMap(tj, "perClassDice", where, "test."),
     perClassHd95: metricMap(tj, "perClassHd95", where, "test."),
     meanDice: metric(tj, "meanDice", where, "test."),

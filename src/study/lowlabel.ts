@@ -1,7 +1,9 @@
-// The low-label study, end to end: data -> one preprocessing plan -> MAE pretraining on the unlabeled split ->
-// fine-tuning at each label fraction x seed x initialisation (scratch vs MAE) under the same budget -> test Dice and
-// HD95 -> tables, paired comparison and an HTML report. Finished cells are read back from results.jsonl, so an
-// interrupted study resumes where it stopped; the pretrained checkpoint is reused when complete.
+// The low-label study, end to end: data -> one preprocessing plan -> MAE pretraining on the unlabeled split (once, or
+// once per seed) -> fine-tuning at each label fraction x seed x initialisation (scratch vs MAE) under the same budget
+// -> test Dice, HD95 and detection counts on each test case's own grid -> tables, paired comparison and an HTML
+// report. Nothing is selected on the test split: validation curves use the val split (which must not share a case
+// with test) and the test numbers come from the final weights. Finished cells are read back from results.jsonl, so
+// an interrupted study resumes where it stopped; the pretrained checkpoints are reused when complete.
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
@@ -17,10 +19,9 @@ import { nnFormerOf } from "../models/nnformer_segmentation";
 import { selectOps } from "../layers/fast_ops";
 import type { StepRecord } from "../train/fit";
 import { finetune, runFolder } from "../train/recipe";
-import { prepareCases, PreparedCase } from "../train/segmentation";
-import { evaluateDice } from "../infer/evaluate";
-import { hd95Scores } from "../metrics/hd95";
-import { nanMean } from "../metrics/dice";
+import { prepareCases } from "../train/segmentation";
+import { scoreTestCases } from "../infer/evaluate";
+import { formatDetections } from "../metrics/detection";
 import { assertWritableDir, removeLeftoverTempFiles, writeFileAtomic } from "../runtime/files";
 import { acquireRunLock } from "../runtime/lock";
 import {
@@ -43,6 +44,7 @@ import {
   htmlReport,
   toHtmlTable,
   convergenceRatios,
+  studyNotes,
   table2Rows,
   modelCostRows,
   formatFraction,
@@ -197,8 +199,12 @@ async function runLocked(
   if (data.train.length === 0)
     throw new Error(`data ${data.name}: the train split has no labelled cases; fine-tuning needs labels`);
   if (data.test.length === 0) throw new Error(`data ${data.name}: the test split is empty; the study needs test cases`);
+  checkNoTestInSelection(data);
 
-  const plan = studyPreprocessing(data);
+  const plan = studyPreprocessing(data, profile.preprocessing);
+  log(
+    `preprocessing (${profile.preprocessing}): spacing ${plan.spacing ? plan.spacing.join(" x ") + " mm" : "native"}`,
+  );
   const numClasses = data.labelNames.length;
   const cropSize = profile.cropSize ?? registeredCrop(profile.models[0]);
   const ops = selectOps(tf.getBackend());
@@ -216,15 +222,27 @@ async function runLocked(
   // What this run would write, described and fingerprinted, compared with what the folder holds (before any work).
   const described = describeStudy(profile, data, plan, numClasses, cropSize);
   const pretrainModels = profile.inits.includes("mae") ? profile.models.filter(isMaePretrainable) : [];
+  // MAE pretraining per nnFormer model: once with seed 0, shared by every fine-tuning seed, or once per seed
+  // (profile.pretrain.perSeed), keyed "model|seed".
+  const pretrainSeeds = profile.pretrain.perSeed ? profile.seeds : [0];
+  const maeKey = (model: string, seed: number) => `${model}|${profile.pretrain.perSeed ? seed : 0}`;
   const pretrains = options.maeCheckpoint
     ? []
-    : pretrainModels.map((name) => ({
-        model: name,
-        dir: path.join(options.out, "pretrain", name),
-        want: expected(`MAE pretraining of ${name}`, pretrainSettings(described, name)),
-      }));
+    : pretrainModels.flatMap((name) =>
+        pretrainSeeds.map((seed) => ({
+          key: maeKey(name, seed),
+          model: name,
+          seed,
+          dir: pretrainDir(options.out, name, profile.pretrain.perSeed ? seed : null),
+          want: expected(
+            `MAE pretraining of ${name}` + (profile.pretrain.perSeed ? ` (seed ${seed})` : ""),
+            pretrainSettings(described, name, seed),
+          ),
+        })),
+      );
   const userMae = options.maeCheckpoint ? `file ${fileFingerprint(options.maeCheckpoint)}` : null;
-  const pretrainedFrom = (model: string) => userMae ?? pretrains.find((p) => p.model === model)!.want.fingerprint;
+  const pretrainedFrom = (model: string, seed: number) =>
+    userMae ?? pretrains.find((p) => p.key === maeKey(model, seed))!.want.fingerprint;
   const cellPlans = new Map<string, CellPlan>(
     cells.map((cell) => [
       cell.key,
@@ -237,7 +255,7 @@ async function runLocked(
             described,
             cell,
             selectLabelledSubset(trainIds, cell.labelFraction, cell.seed),
-            cell.init === "mae" ? pretrainedFrom(cell.model) : null,
+            cell.init === "mae" ? pretrainedFrom(cell.model, cell.seed) : null,
           ),
         ),
       },
@@ -245,15 +263,16 @@ async function runLocked(
   );
   checkStudyFolder(options.out, [...cellPlans.values()], pretrains, { force: options.force, log });
 
-  // MAE pretraining, once per nnFormer model of the study (all seeds share it; fine-tuning seeds vary).
   const maeCheckpoints = new Map<string, string>();
   for (const name of pretrainModels) {
-    const want = pretrains.find((p) => p.model === name)?.want;
-    maeCheckpoints.set(
-      name,
-      options.maeCheckpoint ??
-        (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log, want!)),
-    );
+    for (const seed of pretrainSeeds) {
+      const want = pretrains.find((p) => p.key === maeKey(name, seed))?.want;
+      maeCheckpoints.set(
+        maeKey(name, seed),
+        options.maeCheckpoint ??
+          (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log, want!, seed)),
+      );
+    }
   }
 
   const train = prepareCases(data.train, plan);
@@ -273,8 +292,9 @@ async function runLocked(
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        transferred = transferEncoder(maeCheckpoints.get(cell.model)!, nnFormerOf(model), { preprocessing: plan })
-          .transferred.length;
+        transferred = transferEncoder(maeCheckpoints.get(maeKey(cell.model, cell.seed))!, nnFormerOf(model), {
+          preprocessing: plan,
+        }).transferred.length;
       } else if (cell.init !== "scratch") {
         throw new Error(`unknown initialisation "${cell.init}"; use "scratch" or "mae"`);
       }
@@ -298,7 +318,15 @@ async function runLocked(
         onStep: (rec) => options.onStep?.(cell, rec),
         log,
       });
-      const metrics = await testMetrics(model, ops, test, data, cropSize, numClasses, profile);
+      const metrics = await scoreTestCases(model, ops, data.test, plan, {
+        cropSize,
+        numClasses,
+        classes: data.evalClasses,
+        classNames: data.evalClasses.map((v) => data.labelNames[v]),
+        overlap: profile.eval.overlap,
+        mirror: profile.eval.mirror,
+        hd95: profile.eval.hd95,
+      });
       return {
         key: cell.key,
         init: cell.init,
@@ -319,6 +347,17 @@ async function runLocked(
           msPerStep: meanStepMs(run.stepMs),
           fingerprint: want.fingerprint,
           settings: want.settings,
+          preprocessing: profile.preprocessing,
+          pretraining:
+            cell.init !== "mae"
+              ? undefined
+              : options.maeCheckpoint
+                ? "given checkpoint"
+                : profile.pretrain.perSeed
+                  ? `per seed (seed ${cell.seed})`
+                  : "shared (seed 0)",
+          valCases: data.val.map((c) => c.id),
+          testCases: data.test.map((c) => c.id),
         },
       };
     } finally {
@@ -332,7 +371,9 @@ async function runLocked(
     onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
     onCellEnd: (res, p) =>
       log(
-        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm, ${p.seconds.toFixed(0)} s`,
+        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm` +
+          (res.test.detection ? ` (organs ${formatDetections(res.test.detection)})` : "") +
+          `, ${p.seconds.toFixed(0)} s`,
       ),
     onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
   });
@@ -373,19 +414,42 @@ export async function pretrainOnceForCli(
   const lock = acquireRunLock(out, { onStale: log });
   try {
     for (const f of removeLeftoverTempFiles(out)) log(`removed ${f}, left by an interrupted run`);
-    const plan = studyPreprocessing(data);
+    const plan = studyPreprocessing(data, profile.preprocessing);
     const cropSize = profile.cropSize ?? registeredCrop(name);
     const described = describeStudy(profile, data, plan, data.labelNames.length, cropSize);
-    const want = expected(`MAE pretraining of ${name}`, pretrainSettings(described, name));
-    checkStudyFolder(out, [], [{ dir: path.join(out, "pretrain", name), want }], { force: options.force, log });
+    const want = expected(`MAE pretraining of ${name}`, pretrainSettings(described, name, 0));
+    checkStudyFolder(out, [], [{ dir: pretrainDir(out, name, profile.pretrain.perSeed ? 0 : null), want }], {
+      force: options.force,
+      log,
+    });
     return await pretrainOnce(profile, name, data, plan, data.labelNames.length, cropSize, { out }, log, want);
   } finally {
     lock.release();
   }
 }
 
-/** One plan for every arm of a study: statistics over body voxels of the unlabeled and training images. */
-export function studyPreprocessing(data: StudyData): Preprocessing {
+/**
+ * One plan for every arm of a study. "kit": native spacing, statistics over the body voxels of the unlabeled and
+ * training images. "nnunet": nnU-Net's target spacing and CT statistics over the labelled foreground, both from the
+ * training cases only (never val or test).
+ */
+export function studyPreprocessing(data: StudyData, kind: StudyProfile["preprocessing"] = "kit"): Preprocessing {
+  if (kind === "nnunet") {
+    return computePreprocessing(
+      data.train.map((c) => c.image),
+      data.modality,
+      {
+        spacing: "nnunet",
+        foreground: data.train.map((c) => {
+          if (!c.label)
+            throw new Error(`training case ${c.id} has no label map; the nnunet plan needs labelled training cases`);
+          return c.label;
+        }),
+        statsFrom: `labelled foreground of the ${data.train.length} training cases of ${data.name} (nnU-Net)`,
+      },
+    );
+  }
+  if (kind !== "kit") throw new Error(`preprocessing ${JSON.stringify(kind)}: use "kit" or "nnunet"`);
   return computePreprocessing(
     [...data.unlabeled, ...data.train].map((c) => c.image),
     data.modality,
@@ -393,6 +457,29 @@ export function studyPreprocessing(data: StudyData): Preprocessing {
       statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
     },
   );
+}
+
+/**
+ * Refuses a study whose validation split shares a case with the test split: the validation curves, best.safetensors
+ * and anything else chosen on validation would then be chosen on test cases.
+ */
+export function checkNoTestInSelection(data: Pick<StudyData, "name" | "val" | "test" | "train">): void {
+  const test = new Set(data.test.map((c) => c.id));
+  const shared = data.val.filter((c) => test.has(c.id)).map((c) => c.id);
+  if (shared.length) {
+    throw new Error(
+      `data ${data.name}: the val split shares ${shared.length} case(s) with the test split (${shared.slice(0, 4).join(", ")}${shared.length > 4 ? ", ..." : ""}); ` +
+        `validation curves and best.safetensors would be chosen on test cases. Carve the val split from the training cases (the btcv-synapse manifest does)`,
+    );
+  }
+  const inTrain = data.train.filter((c) => test.has(c.id)).map((c) => c.id);
+  if (inTrain.length)
+    throw new Error(`data ${data.name}: the train split shares case(s) ${inTrain.join(", ")} with the test split`);
+}
+
+/** Folder of a pretraining: the shared one keeps its historical place; per-seed pretrainings get one folder each. */
+function pretrainDir(out: string, model: string, seed: number | null): string {
+  return seed === null ? path.join(out, "pretrain", model) : path.join(out, "pretrain", model, `seed${seed}`);
 }
 
 async function pretrainOnce(
@@ -405,8 +492,9 @@ async function pretrainOnce(
   options: StudyOptions,
   log: (s: string) => void,
   want: { fingerprint: string; settings: unknown },
+  seed = 0,
 ): Promise<string> {
-  const dir = path.join(options.out, "pretrain", modelName);
+  const dir = pretrainDir(options.out, modelName, profile.pretrain.perSeed ? seed : null);
   const latest = path.join(dir, "mae_latest.safetensors");
   const p = profile.pretrain;
   // checkStudyFolder has compared the checkpoints here with `want` (same fingerprint, or discarded with --force)
@@ -417,12 +505,12 @@ async function pretrainOnce(
       return latest;
     }
   }
-  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed: 0 });
+  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed });
   const config = nnFormerOf(model).config;
   model.dispose();
   const heldOut = data.val.length ? data.val : data.train.slice(-1);
   log(
-    `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
+    `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}, seed ${seed}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
   );
   const r = await pretrainMae({
     model: config,
@@ -438,7 +526,7 @@ async function pretrainOnce(
     batchSize: p.batchSize,
     lr: p.lr,
     evalEvery: p.evalEvery,
-    seed: 0,
+    seed,
     outDir: dir,
     resume: fs.existsSync(latest) ? latest : undefined,
     record: { fingerprint: want.fingerprint, settings: want.settings },
@@ -452,37 +540,6 @@ async function pretrainOnce(
     );
   r.mae.dispose();
   return latest;
-}
-
-async function testMetrics(
-  model: ReturnType<typeof buildModel>,
-  ops: ReturnType<typeof selectOps>,
-  test: PreparedCase[],
-  data: StudyData,
-  cropSize: Vec3,
-  numClasses: number,
-  profile: StudyProfile,
-): Promise<RunResult["test"]> {
-  const ev = await evaluateDice(model, ops, test, {
-    cropSize,
-    numClasses,
-    classes: data.evalClasses,
-    overlap: profile.eval.overlap,
-    mirror: profile.eval.mirror,
-  });
-  const perClassDice: Record<string, number> = {};
-  const perClassHd95: Record<string, number> = {};
-  const hd: number[][] = test.map((c, i) =>
-    hd95Scores(ev.predictions[i], c.label.data, data.evalClasses, c.label.shape, {
-      units: "mm",
-      spacing: c.label.spacing,
-    }),
-  );
-  data.evalClasses.forEach((v, k) => {
-    perClassDice[data.labelNames[v]] = ev.perClass[k];
-    perClassHd95[data.labelNames[v]] = nanMean(hd.map((r) => r[k]));
-  });
-  return { perClassDice, perClassHd95, meanDice: ev.mean, meanHd95: nanMean(Object.values(perClassHd95)) };
 }
 
 /**
@@ -508,7 +565,7 @@ export function writeReports(
       .map(formatFraction)
       .join(", ");
     parts.unshift(
-      `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs\n`,
+      `## Table II analogue (${profile.name} profile; labels ${fractions}): test Dice per organ, mean over runs (CI: t interval over runs)\n`,
       toMarkdown(t2),
       "\n## Parameters and training-step time per model\n",
       toMarkdown(cost, costFormat),
@@ -530,6 +587,12 @@ export function writeReports(
       );
     }
   }
+  parts.push(
+    "\n## Notes\n",
+    studyNotes(results)
+      .map((n) => `- ${n}`)
+      .join("\n") + "\n",
+  );
   const markdown = parts.join("\n");
   const tableFile = path.join(out, "table.md");
   writeFileAtomic(tableFile, markdown + "\n");
@@ -557,7 +620,7 @@ export function writeReports(
     const section = [
       "<h2>Table II analogue: test Dice per organ</h2>",
       toHtmlTable(t2),
-      "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: percentile bootstrap over runs (none with one run).</p>",
+      "<p>Mean over runs of each run&#39;s test mean Dice and per-organ Dice; CI: Student t interval over runs (n/a with one run).</p>",
       "<h2>Parameters and training-step time per model</h2>",
       toHtmlTable(cost, costFormat),
     ].join("\n");

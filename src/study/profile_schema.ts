@@ -59,6 +59,7 @@ const Pretrain = z.strictObject({
   maskMode: z.enum(["sparse", "simmim", "compact"]),
   maskUnit: triple.optional(),
   evalEvery: wholeAtLeast(0),
+  perSeed: z.boolean({ error: "expected true or false" }),
 });
 
 const Finetune = z.strictObject({
@@ -86,10 +87,15 @@ export const StudyProfileSchema = z.strictObject({
   inits: nonEmpty(z.enum(["scratch", "mae"]), "initialisations"),
   labelFractions: nonEmpty(fraction("open", "closed"), "label fractions"),
   seeds: nonEmpty(wholeAtLeast(0), "seeds"),
+  preprocessing: z.enum(["kit", "nnunet"], { error: 'expected "kit" or "nnunet"' }),
   pretrain: Pretrain,
   finetune: Finetune,
   convergenceLevels: z.array(fraction("open", "open"), { error: "expected a list of Dice levels in (0, 1)" }),
-  eval: z.strictObject({ overlap: fraction("closed", "open"), mirror: z.boolean({ error: "expected true or false" }) }),
+  eval: z.strictObject({
+    overlap: fraction("closed", "open"),
+    mirror: z.boolean({ error: "expected true or false" }),
+    hd95: z.enum(["medpy", "monai"], { error: 'expected "medpy" or "monai"' }),
+  }),
 });
 
 // The schema and the StudyProfile type must describe the same thing: these fail to compile when they drift apart

@@ -5,6 +5,7 @@
 //   compare.ts      the paired comparison of two initialisations with a verdict in plain words
 //   convergence.ts  steps to reach a validation Dice level, and ratios between two initialisations
 //   figures.ts      plotly figures (Dice vs label fraction, validation curves, per-organ bars)
+//   notes.ts        what the numbers mean: HD95 definition, organ counts, interval method, test unit, pretraining
 //   html.ts         the self-contained HTML page
 // This file re-exports the public names; the grouping helpers stay internal.
 export type { FormatOptions, Interval, MeanStd } from "./report/format";
@@ -20,7 +21,18 @@ export {
 } from "./report/format";
 export type { GroupField } from "./report/groups";
 export type { OrganTableOptions, StudyRow, StudyTableOptions } from "./report/tables";
-export { modelCostRows, organNames, organTable, studyTable, table2Rows } from "./report/tables";
+export {
+  detectionTable,
+  formatOrganCounts,
+  modelCostRows,
+  organNames,
+  organTable,
+  studyTable,
+  sumDetections,
+  table2Rows,
+} from "./report/tables";
+export type { NotesOptions } from "./report/notes";
+export { studyNotes } from "./report/notes";
 export type { CompareOptions, ComparisonRow } from "./report/compare";
 export { compareInits, comparisonHeaders, comparisonTableRows } from "./report/compare";
 export type { ConvergenceOptions, ConvergenceRatioRow, ConvergenceRow } from "./report/convergence";

@@ -7,7 +7,7 @@ import { SegmentationModel } from "../models/types";
 import { Volume } from "../data/volume";
 import { ForegroundIndex, foregroundIndex, sampleCropStart, extractCrop } from "../data/sampling";
 import { augment, AugmentConfig } from "../data/augment";
-import { Preprocessing, applyPreprocessing } from "../data/preprocess";
+import { Preprocessing, preprocessCase } from "../data/preprocess";
 import { LoadedCase } from "../data/dataset";
 import { deepSupervisionLoss } from "../losses/dice_ce";
 import { evaluateDice } from "../infer/evaluate";
@@ -25,12 +25,16 @@ export interface PreparedCase {
   foreground: ForegroundIndex;
 }
 
-/** Normalises images with the plan and indexes foreground voxels, once per case. */
+/**
+ * Puts each case on the plan's grid (image resampled trilinearly and normalised, label resampled by nearest
+ * neighbour; nothing is resampled without a target spacing) and indexes foreground voxels, once per case.
+ */
 export function prepareCases(cases: LoadedCase[], plan: Preprocessing): PreparedCase[] {
   return cases.map((c) => {
     if (!c.label)
       throw new Error(`case ${c.id} has no label map; fine-tuning needs labelled cases (check the manifest split)`);
-    return { id: c.id, image: applyPreprocessing(c.image, plan), label: c.label, foreground: foregroundIndex(c.label) };
+    const p = preprocessCase(c.image, c.label, plan);
+    return { id: c.id, image: p.image, label: p.label!, foreground: foregroundIndex(p.label!) };
   });
 }
 

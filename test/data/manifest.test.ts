@@ -77,13 +77,16 @@ describe("data manifests", () => {
       }
     });
 
-    it("btcv-synapse has nnFormer's 18/12 split with the exact ids and 8 evaluated organs", () => {
+    it("btcv-synapse: nnFormer's 12 test ids, val carved from its 18 training ids (never a test case), 8 organs", () => {
       const m = loadManifest("btcv-synapse");
-      assert.deepEqual(m.splits.train, ids(btcvTrain));
+      const val = ["img0005", "img0028", "img0030", "img0037"];
       assert.deepEqual(m.splits.test, ids(btcvTest));
-      assert.deepEqual(m.splits.val, ids(btcvTest));
-      assert.equal(m.splits.train.length, 18);
+      assert.deepEqual(m.splits.val, val);
+      // train + val = nnFormer's 18 training scans, in order
+      assert.deepEqual([...m.splits.train, ...m.splits.val].sort(), ids(btcvTrain));
+      assert.equal(m.splits.train.length, 14);
       assert.equal(m.splits.test.length, 12);
+      for (const id of m.splits.val) assert.ok(!m.splits.test.includes(id) && !m.splits.train.includes(id), id);
       assert.equal(m.labels.length, 14);
       const byName = new Map(m.labels.map((l) => [l.name, l.value]));
       assert.deepEqual(
@@ -121,13 +124,13 @@ describe("data manifests", () => {
 
     it("phantom resolves to images/ and labels/ under its data root", () => {
       const m = loadManifest("phantom");
-      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 40, shape: [64, 64, 64], spacing: [3, 6, 6] });
+      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 56, shape: [64, 64, 64], spacing: [3, 6, 6] });
       const root = path.join(os.tmpdir(), "phantom-root");
       const r = resolveManifest(m, root, { checkFiles: false });
       assert.equal(r.dataRoot, root);
       assert.deepEqual(
         [r.splits.unlabeled.length, r.splits.train.length, r.splits.val.length, r.splits.test.length],
-        [24, 8, 4, 4],
+        [24, 8, 4, 20],
       );
       assert.equal(r.splits.train[0].id, "phantom_024");
       assert.deepEqual(r.splits.train[0].images, [path.join(root, "images", "phantom_024.nii.gz")]);

@@ -1,16 +1,30 @@
 import { strict as assert } from "assert";
 import { Affine, Volume, diagonalAffine } from "../../src/data/volume";
 import {
-  computeCtStats, cropBox, cropOrPad, ctNormalize, nonZeroBoundingBox, resampleToShape, resampleToSpacing,
-  uncropOrPad, windowCt, zScore,
+  computeCtStats,
+  cropBox,
+  cropOrPad,
+  ctNormalize,
+  nonZeroBoundingBox,
+  resampleToShape,
+  resampleToSpacing,
+  uncropOrPad,
+  windowCt,
+  zScore,
 } from "../../src/data/transforms";
 import { makeRng, normal } from "../../src/runtime/random";
 import type { Vec3 } from "../../src/runtime/math";
 
-function makeVolume(shape: Vec3, f: (d: number, h: number, w: number) => number, spacing: Vec3 = [1, 1, 1], affine?: Affine): Volume<Float32Array> {
+function makeVolume(
+  shape: Vec3,
+  f: (d: number, h: number, w: number) => number,
+  spacing: Vec3 = [1, 1, 1],
+  affine?: Affine,
+): Volume<Float32Array> {
   const data = new Float32Array(shape[0] * shape[1] * shape[2]);
   let i = 0;
-  for (let d = 0; d < shape[0]; d++) for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) data[i++] = f(d, h, w);
+  for (let d = 0; d < shape[0]; d++)
+    for (let h = 0; h < shape[1]; h++) for (let w = 0; w < shape[2]; w++) data[i++] = f(d, h, w);
   return { data, shape, channels: 1, spacing, affine: affine ?? diagonalAffine(spacing), source: "test" };
 }
 
@@ -21,13 +35,31 @@ function world(a: Affine, d: number, h: number, w: number): number[] {
 
 /** Inverse of a 3x3 + translation affine: world -> continuous voxel [d, h, w]. */
 function toVoxel(a: Affine, p: number[]): number[] {
-  const m = [[a[0][0], a[0][1], a[0][2]], [a[1][0], a[1][1], a[1][2]], [a[2][0], a[2][1], a[2][2]]];
-  const det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+  const m = [
+    [a[0][0], a[0][1], a[0][2]],
+    [a[1][0], a[1][1], a[1][2]],
+    [a[2][0], a[2][1], a[2][2]],
+  ];
+  const det =
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+    m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
     m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
   const inv = [
-    [m[1][1] * m[2][2] - m[1][2] * m[2][1], m[0][2] * m[2][1] - m[0][1] * m[2][2], m[0][1] * m[1][2] - m[0][2] * m[1][1]],
-    [m[1][2] * m[2][0] - m[1][0] * m[2][2], m[0][0] * m[2][2] - m[0][2] * m[2][0], m[0][2] * m[1][0] - m[0][0] * m[1][2]],
-    [m[1][0] * m[2][1] - m[1][1] * m[2][0], m[0][1] * m[2][0] - m[0][0] * m[2][1], m[0][0] * m[1][1] - m[0][1] * m[1][0]],
+    [
+      m[1][1] * m[2][2] - m[1][2] * m[2][1],
+      m[0][2] * m[2][1] - m[0][1] * m[2][2],
+      m[0][1] * m[1][2] - m[0][2] * m[1][1],
+    ],
+    [
+      m[1][2] * m[2][0] - m[1][0] * m[2][2],
+      m[0][0] * m[2][2] - m[0][2] * m[2][0],
+      m[0][2] * m[1][0] - m[0][0] * m[1][2],
+    ],
+    [
+      m[1][0] * m[2][1] - m[1][1] * m[2][0],
+      m[0][1] * m[2][0] - m[0][0] * m[2][1],
+      m[0][0] * m[1][1] - m[0][1] * m[1][0],
+    ],
   ].map((r) => r.map((v) => v / det));
   const q = [p[0] - a[0][3], p[1] - a[1][3], p[2] - a[2][3]];
   const ijk = inv.map((r) => r[0] * q[0] + r[1] * q[1] + r[2] * q[2]);
@@ -36,9 +68,15 @@ function toVoxel(a: Affine, p: number[]): number[] {
 
 /** An oblique affine: rotation about z by 30 degrees times diag(spacing), with an origin. */
 function obliqueAffine(spacing: Vec3): Affine {
-  const c = Math.cos(Math.PI / 6), s = Math.sin(Math.PI / 6);
+  const c = Math.cos(Math.PI / 6),
+    s = Math.sin(Math.PI / 6);
   const [sd, sh, sw] = spacing;
-  return [[c * sw, -s * sh, 0, 12.5], [s * sw, c * sh, 0, -40], [0, 0, sd, 7], [0, 0, 0, 1]];
+  return [
+    [c * sw, -s * sh, 0, 12.5],
+    [s * sw, c * sh, 0, -40],
+    [0, 0, sd, 7],
+    [0, 0, 0, 1],
+  ];
 }
 
 describe("data/transforms", () => {
@@ -52,13 +90,15 @@ describe("data/transforms", () => {
     function checkRamp(out: Volume, tol: number) {
       let checked = 0;
       let i = 0;
-      for (let d = 0; d < out.shape[0]; d++) for (let h = 0; h < out.shape[1]; h++) for (let w = 0; w < out.shape[2]; w++, i++) {
-        const p = world(out.affine, d, h, w);
-        const q = toVoxel(vol.affine, p);
-        if (q.some((x, a) => x < -1e-6 || x > vol.shape[a] - 1 + 1e-6)) continue; // outside: edge clamped
-        assert.ok(Math.abs(out.data[i] - ramp(p)) < tol, `voxel ${[d, h, w]}: ${out.data[i]} vs ${ramp(p)}`);
-        checked++;
-      }
+      for (let d = 0; d < out.shape[0]; d++)
+        for (let h = 0; h < out.shape[1]; h++)
+          for (let w = 0; w < out.shape[2]; w++, i++) {
+            const p = world(out.affine, d, h, w);
+            const q = toVoxel(vol.affine, p);
+            if (q.some((x, a) => x < -1e-6 || x > vol.shape[a] - 1 + 1e-6)) continue; // outside: edge clamped
+            assert.ok(Math.abs(out.data[i] - ramp(p)) < tol, `voxel ${[d, h, w]}: ${out.data[i]} vs ${ramp(p)}`);
+            checked++;
+          }
       assert.ok(checked > out.data.length * 0.5, `only ${checked} interior voxels checked`);
     }
 
@@ -74,7 +114,8 @@ describe("data/transforms", () => {
         assert.ok(Math.abs(norm - target[2 - c]) < 1e-9, `column ${c} norm ${norm}`);
       }
       // the grid centre stays at the same world position
-      const c0 = world(vol.affine, 4, 9.5, 7), c1 = world(out.affine, 7, 7, 12.5);
+      const c0 = world(vol.affine, 4, 9.5, 7),
+        c1 = world(out.affine, 7, 7, 12.5);
       c0.forEach((x, k) => assert.ok(Math.abs(x - c1[k]) < 1e-9));
       checkRamp(out, 2e-3);
     });
@@ -92,8 +133,16 @@ describe("data/transforms", () => {
 
     it("nearest keeps the label set and the array type", () => {
       const lab = makeVolume([12, 14, 10], (d, h, w) => ((d >> 2) + (h >> 2) + (w >> 2)) % 4);
-      const u8: Volume<Uint8Array> = { ...lab, data: Uint8Array.from(lab.data), spacing: [2, 1, 1], affine: diagonalAffine([2, 1, 1]) };
-      for (const target of [[1, 1, 1], [3, 2.1, 0.6]] as Vec3[]) {
+      const u8: Volume<Uint8Array> = {
+        ...lab,
+        data: Uint8Array.from(lab.data),
+        spacing: [2, 1, 1],
+        affine: diagonalAffine([2, 1, 1]),
+      };
+      for (const target of [
+        [1, 1, 1],
+        [3, 2.1, 0.6],
+      ] as Vec3[]) {
         const out = resampleToSpacing(u8, target, "nearest");
         assert.ok(out.data instanceof Uint8Array);
         assert.deepEqual([...new Set(out.data)].sort(), [0, 1, 2, 3]);
@@ -101,7 +150,8 @@ describe("data/transforms", () => {
       // exact factor-2 upsampling repeats each voxel twice
       const up = resampleToShape(u8, [24, 28, 20], "nearest");
       for (let d = 0; d < 24; d++) {
-        const a = up.data[(d * 28 + 5) * 20 + 7], b = u8.data[((d >> 1) * 14 + 2) * 10 + 3];
+        const a = up.data[(d * 28 + 5) * 20 + 7],
+          b = u8.data[((d >> 1) * 14 + 2) * 10 + 3];
         assert.equal(a, b);
       }
     });
@@ -112,24 +162,38 @@ describe("data/transforms", () => {
       const down = resampleToSpacing(v, [2, 2, 2], "linear");
       assert.deepEqual(down.shape, [16, 16, 16]);
       const back = resampleToShape(down, [32, 32, 32], "linear");
-      let maxErr = 0, sum = 0;
+      let maxErr = 0,
+        sum = 0;
       let i = 0;
-      for (let d = 0; d < 32; d++) for (let h = 0; h < 32; h++) for (let w = 0; w < 32; w++, i++) {
-        const e = Math.abs(back.data[i] - v.data[i]);
-        sum += e;
-        if (d > 1 && d < 30 && h > 1 && h < 30 && w > 1 && w < 30) maxErr = Math.max(maxErr, e);
-      }
+      for (let d = 0; d < 32; d++)
+        for (let h = 0; h < 32; h++)
+          for (let w = 0; w < 32; w++, i++) {
+            const e = Math.abs(back.data[i] - v.data[i]);
+            sum += e;
+            if (d > 1 && d < 30 && h > 1 && h < 30 && w > 1 && w < 30) maxErr = Math.max(maxErr, e);
+          }
       assert.ok(maxErr < 0.03, `interior max error ${maxErr}`);
       assert.ok(sum / v.data.length < 0.02, `mean error ${sum / v.data.length}`);
       // world positions: the resampled grid's world centre equals the original one
-      const c0 = world(v.affine, 15.5, 15.5, 15.5), c1 = world(down.affine, 7.5, 7.5, 7.5);
+      const c0 = world(v.affine, 15.5, 15.5, 15.5),
+        c1 = world(down.affine, 7.5, 7.5, 7.5);
       c0.forEach((x, k) => assert.ok(Math.abs(x - c1[k]) < 1e-9));
     });
 
     it("multichannel volumes resample per channel", () => {
       const data = new Float32Array(4 * 4 * 4 * 2);
-      for (let v = 0; v < 64; v++) { data[2 * v] = v; data[2 * v + 1] = -v; }
-      const vol2: Volume = { data, shape: [4, 4, 4], channels: 2, spacing: [1, 1, 1], affine: diagonalAffine([1, 1, 1]), source: "two" };
+      for (let v = 0; v < 64; v++) {
+        data[2 * v] = v;
+        data[2 * v + 1] = -v;
+      }
+      const vol2: Volume = {
+        data,
+        shape: [4, 4, 4],
+        channels: 2,
+        spacing: [1, 1, 1],
+        affine: diagonalAffine([1, 1, 1]),
+        source: "two",
+      };
       const out = resampleToShape(vol2, [8, 8, 8], "linear");
       assert.equal(out.data.length, 8 * 8 * 8 * 2);
       for (let v = 0; v < 512; v++) assert.ok(Math.abs(out.data[2 * v] + out.data[2 * v + 1]) < 1e-5);
@@ -137,10 +201,16 @@ describe("data/transforms", () => {
 
     it("rejects bad spacing, shape, mode and data length, naming the argument", () => {
       assert.throws(() => resampleToSpacing(vol, [1, 0, 1], "linear"), /targetSpacing.*\[1,0,1\]/);
-      assert.throws(() => resampleToSpacing({ ...vol, spacing: [1, -2, 1] }, [1, 1, 1], "linear"), /vol\.spacing.*test.*-2/);
+      assert.throws(
+        () => resampleToSpacing({ ...vol, spacing: [1, -2, 1] }, [1, 1, 1], "linear"),
+        /vol\.spacing.*test.*-2/,
+      );
       assert.throws(() => resampleToSpacing(vol, [1, 1, 1], "cubic" as never), /mode.*"cubic"/);
       assert.throws(() => resampleToShape(vol, [4, 0, 4], "nearest"), /shape.*\[4,0,4\]/);
-      assert.throws(() => resampleToShape({ ...vol, shape: [9, 20, 16] }, [4, 4, 4], "linear"), /vol.*2700 values.*needs 2880/);
+      assert.throws(
+        () => resampleToShape({ ...vol, shape: [9, 20, 16] }, [4, 4, 4], "linear"),
+        /vol.*2700 values.*needs 2880/,
+      );
     });
   });
 
@@ -156,15 +226,21 @@ describe("data/transforms", () => {
       assert.equal(at(out, 0, 0, 0), -1);
       assert.equal(at(out, 1, 0, 0), at(vol, 0, 2, 0));
       assert.equal(at(out, 9, 0, 0), -1);
-      const p0 = world(out.affine, 3, 4, 2), p1 = world(vol.affine, 2, 6, 2);
+      const p0 = world(out.affine, 3, 4, 2),
+        p1 = world(vol.affine, 2, 6, 2);
       p0.forEach((x, k) => assert.ok(Math.abs(x - p1[k]) < 1e-9));
       const back = uncropOrPad(out, vol.shape, offset, 0);
       assert.deepEqual(back.shape, vol.shape);
-      assert.deepEqual(back.affine.map((r) => r.map((x) => +x.toFixed(9))), vol.affine.map((r) => r.map((x) => +x.toFixed(9))));
-      for (let d = 0; d < 7; d++) for (let h = 0; h < 10; h++) for (let w = 0; w < 5; w++) {
-        const kept = h >= 2 && h < 8;
-        assert.equal(at(back, d, h, w), kept ? at(vol, d, h, w) : 0);
-      }
+      assert.deepEqual(
+        back.affine.map((r) => r.map((x) => +x.toFixed(9))),
+        vol.affine.map((r) => r.map((x) => +x.toFixed(9))),
+      );
+      for (let d = 0; d < 7; d++)
+        for (let h = 0; h < 10; h++)
+          for (let w = 0; w < 5; w++) {
+            const kept = h >= 2 && h < 8;
+            assert.equal(at(back, d, h, w), kept ? at(vol, d, h, w) : 0);
+          }
       // not centred: origin fixed, crop/pad at the far end
       const far = cropOrPad(vol, [8, 4, 5], { center: false });
       assert.deepEqual(far.offset, [0, 0, 0]);
@@ -199,8 +275,14 @@ describe("data/transforms", () => {
         const lab = makeVolume([1, 1, n], (_d, _h, w) => (w < vals.length ? 1 + (w % 2) : 0));
         return { img, lab };
       };
-      const a = mk(Array.from({ length: 101 }, (_, i) => i), -1000);
-      const b = mk(Array.from({ length: 100 }, (_, i) => 101 + i), 3000);
+      const a = mk(
+        Array.from({ length: 101 }, (_, i) => i),
+        -1000,
+      );
+      const b = mk(
+        Array.from({ length: 100 }, (_, i) => 101 + i),
+        3000,
+      );
       const s = computeCtStats([a.img, b.img], [a.lab, b.lab]);
       assert.equal(s.count, 201);
       assert.ok(Math.abs(s.clip[0] - 1) < 1e-9 && Math.abs(s.clip[1] - 199) < 1e-9, `${s.clip}`);
@@ -225,8 +307,18 @@ describe("data/transforms", () => {
       const rng = makeRng(7);
       const n = 10 * 10 * 10;
       const data = new Float32Array(n * 2);
-      for (let v = 0; v < n; v++) { data[2 * v] = normal(rng, 300, 40); data[2 * v + 1] = normal(rng, -5, 2); }
-      const vol: Volume = { data, shape: [10, 10, 10], channels: 2, spacing: [1, 1, 1], affine: diagonalAffine([1, 1, 1]), source: "mri" };
+      for (let v = 0; v < n; v++) {
+        data[2 * v] = normal(rng, 300, 40);
+        data[2 * v + 1] = normal(rng, -5, 2);
+      }
+      const vol: Volume = {
+        data,
+        shape: [10, 10, 10],
+        channels: 2,
+        spacing: [1, 1, 1],
+        affine: diagonalAffine([1, 1, 1]),
+        source: "mri",
+      };
       const stats = (x: Float32Array, c: number, keep: (v: number) => boolean) => {
         const xs: number[] = [];
         for (let v = 0; v < n; v++) if (keep(v)) xs.push(x[2 * v + c]);
@@ -240,7 +332,10 @@ describe("data/transforms", () => {
       }
       // a "brain" in the first half of D; outside every channel is 0
       const masked = Float32Array.from(data);
-      for (let v = n / 2; v < n; v++) { masked[2 * v] = 0; masked[2 * v + 1] = 0; }
+      for (let v = n / 2; v < n; v++) {
+        masked[2 * v] = 0;
+        masked[2 * v + 1] = 0;
+      }
       const zm = zScore({ ...vol, data: masked }, { nonZeroOnly: true });
       for (let v = n / 2; v < n; v++) assert.ok(zm.data[2 * v] === 0 && zm.data[2 * v + 1] === 0);
       for (const c of [0, 1]) {

@@ -67,26 +67,35 @@ describe("study/report", () => {
     );
     const r = rows[1];
     assert.ok(Math.abs(r.dice.mean - 0.82) < 1e-12 && Math.abs(r.dice.std - 0.02) < 1e-12);
-    assert.ok(r.diceCi.lo >= 0.8 && r.diceCi.hi <= 0.84 && r.diceCi.lo < 0.82 && r.diceCi.hi > 0.82);
-    assert.deepEqual(studyTable(HAND, { by: ["init", "labelFraction"] }), rows); // seeded bootstrap
+    // the t interval by default: 0.82 ± t(0.975, 2) · 0.02 / √3
+    const half = (4.302652729749752 * 0.02) / Math.sqrt(3);
+    assert.ok(Math.abs(r.diceCi.lo - (0.82 - half)) < 1e-9 && Math.abs(r.diceCi.hi - (0.82 + half)) < 1e-9);
+    // the percentile bootstrap on request stays inside the values
+    const boot = studyTable(HAND, { by: ["init", "labelFraction"], interval: "bootstrap-percentile" })[1];
+    assert.ok(boot.diceCi.lo >= 0.8 && boot.diceCi.hi <= 0.84 && boot.diceCi.lo < 0.82 && boot.diceCi.hi > 0.82);
+    assert.deepEqual(studyTable(HAND, { by: ["init", "labelFraction"] }), rows); // deterministic
 
     const md = toMarkdown(rows);
     const lines = md.trim().split("\n");
     assert.equal(
       lines[0],
-      "| init | labels | n | Dice (mean ± std) | Dice 95% CI | HD95 mm (mean ± std) | HD95 95% CI |",
+      "| init | labels | n | Dice (mean ± std) | Dice 95% CI | HD95 mm (mean ± std) | HD95 95% CI | " +
+        "organs over runs × test cases | HD95 mm of found organs (undefined) |",
     );
-    assert.equal(lines[1], "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    assert.equal(lines[1], "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
     assert.ok(lines[3].startsWith("| mae | 50% | 3 | 0.820 ± 0.020 | ["), lines[3]);
     assert.ok(lines[3].includes("| 12.00 ± 2.00 |"), lines[3]);
-    // one run: no std, a degenerate CI
-    assert.ok(lines[4].startsWith("| scratch | 10% | 1 | 0.500 | [0.500, 0.500] | 10.00 |"), lines[4]);
+    // one run: no std and no interval (never a zero-width one); hand-made results carry no organ counts
+    assert.ok(
+      lines[4].startsWith("| scratch | 10% | 1 | 0.500 | n/a (n = 1) | 10.00 | n/a (n = 1) | – | – |"),
+      lines[4],
+    );
     assert.ok(toMarkdown(rows, { digits: 2 }).includes("| 0.82 ± 0.02 |"));
 
     const csv = toCsv(rows).trim().split("\n");
     assert.equal(
       csv[0],
-      "init,labelFraction,n,dice_mean,dice_std,dice_n,diceCi_lo,diceCi_hi,hd95_mean,hd95_std,hd95_n,hd95Ci_lo,hd95Ci_hi",
+      "init,labelFraction,n,dice_mean,dice_std,dice_n,diceCi_lo,diceCi_hi,hd95_mean,hd95_std,hd95_n,hd95Ci_lo,hd95Ci_hi,organs,hd95Found",
     );
     const f = csv[2].split(",");
     assert.deepEqual(f.slice(0, 3), ["mae", "0.5", "3"]);
@@ -130,10 +139,14 @@ describe("study/report", () => {
     assert.ok(Math.abs(at50.diff - (0.82 - 0.71)) < 1e-12);
     assert.equal(at50.pPermutation, 0.25);
     assert.equal(at50.minP, 0.25);
+    // Holm over the two fractions (floors 0.25 and 1) doubles the smallest: no p (Holm) below 0.5 is possible
+    assert.equal(at50.pFloor, 0.5);
     assert.match(
       at50.verdict,
-      /^no significant difference at n=3 \(with 3 pairs p cannot go below 0\.25; MAE ahead by 0\.110 Dice/,
+      /^no significant difference at n=3 \(with 3 pairs and Holm's correction over the fractions, p \(Holm\) cannot go below 0\.5; MAE ahead by 0\.110 Dice/,
     );
+    const raw = compareInits(HAND, { a: "mae", b: "scratch", names: { mae: "MAE" }, adjust: "none" });
+    assert.match(raw.find((r) => r.labelFraction === 0.5)!.verdict, /\(with 3 pairs p cannot go below 0\.25;/);
     const at10 = small.find((r) => r.labelFraction === 0.1)!;
     assert.equal(at10.n, 1);
     assert.equal(at10.unmatched, 1); // mae seed 2 has no scratch partner

@@ -1,17 +1,28 @@
 import { strict as assert } from "assert";
 import {
+  INTERVAL_METHODS,
+  INTERVAL_METHOD_TEXT,
+  bcaCI,
   bootstrapCI,
+  formatInterval,
   holmAdjust,
+  holmFloors,
+  meanCI,
   mean,
   median,
   minAttainableP,
   normalCdf,
+  normalQuantile,
   pairedComparison,
   signFlipTest,
   std,
   stepsToReach,
+  studentTCdf,
+  studentTQuantile,
+  tCI,
   wilcoxonSignedRank,
 } from "../../src/study/stats";
+import { makeRng } from "../../src/runtime/random";
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -65,8 +76,103 @@ describe("study/stats", () => {
     // roughly mean ± 1.96 s / sqrt(n)
     const half = (1.96 * std(xs)) / Math.sqrt(xs.length);
     assert.ok(Math.abs((a.hi - a.lo) / 2 - half) < 0.4 * half, `${a.hi - a.lo} vs ${2 * half}`);
-    const one = bootstrapCI([0.5]);
-    assert.deepEqual([one.lo, one.hi], [0.5, 0.5]);
+    assert.equal(a.method, "bootstrap-percentile");
+    assert.equal(a.n, 7);
+    assert.equal(a.undefinedReason, undefined);
+  });
+
+  it("no interval from one value or from values without spread: n/a with the reason, never zero width", () => {
+    for (const method of INTERVAL_METHODS) {
+      const one = meanCI([0.21], { method });
+      assert.equal(one.mean, 0.21);
+      assert.ok(Number.isNaN(one.lo) && Number.isNaN(one.hi), method);
+      assert.equal(one.undefinedReason, "n = 1");
+      assert.equal(one.method, method);
+      assert.equal(formatInterval(one), "n/a (n = 1)");
+      const same = meanCI([0, 0, 0], { method });
+      assert.equal(formatInterval(same), "n/a (all 3 values equal)");
+      assert.equal(formatInterval(meanCI([], { method })), "n/a (n = 0)");
+      const two = meanCI([0.2, 0.3], { method });
+      assert.ok(two.hi > two.lo, `${method} ${JSON.stringify(two)}`);
+      assert.match(formatInterval(two), /^\[-?\d\.\d{3}, \d\.\d{3}\]$/);
+    }
+    assert.throws(() => meanCI([1, NaN]), /values\[1\] is NaN/);
+    assert.throws(
+      () => meanCI([1, 2], { method: "wald" as never }),
+      /method must be one of t, bootstrap-percentile, bca/,
+    );
+  });
+
+  it("Student t quantiles and the t interval by hand", () => {
+    // table values of t(0.975, df)
+    const table: [number, number][] = [
+      [1, 12.7062047362],
+      [2, 4.3026527297],
+      [4, 2.7764451052],
+      [9, 2.2621571628],
+      [30, 2.0422724563],
+    ];
+    for (const [df, t] of table) close(studentTQuantile(0.975, df), t, 1e-8);
+    close(studentTQuantile(0.025, 4), -2.7764451052, 1e-8);
+    close(studentTCdf(0, 3), 0.5, 1e-12);
+    // df = 1 is the Cauchy distribution: F(t) = 1/2 + atan(t) / pi
+    close(studentTCdf(2.5, 1), 0.5 + Math.atan(2.5) / Math.PI, 1e-10);
+    close(normalQuantile(0.975), 1.959963985, 1e-6);
+    // [1, 2, 3]: mean 2, s = 1, half-width 4.3027 / sqrt(3)
+    const ci = tCI([1, 2, 3]);
+    close(ci.lo, 2 - 4.3026527297 / Math.sqrt(3), 1e-8);
+    close(ci.hi, 2 + 4.3026527297 / Math.sqrt(3), 1e-8);
+    assert.equal(ci.method, "t");
+    assert.equal(ci.level, 0.95);
+    assert.deepEqual(tCI([1, 2, 3]), meanCI([1, 2, 3])); // the default method
+  });
+
+  it("BCa equals the percentile interval for symmetric data and shifts it for skewed data", () => {
+    const sym = [-3, -1, 0, 1, 3, -2, 2];
+    const p = bootstrapCI(sym, { seed: 5 }),
+      b = bcaCI(sym, { seed: 5 });
+    assert.ok(
+      Math.abs(p.lo - b.lo) < 0.15 && Math.abs(p.hi - b.hi) < 0.15,
+      `${JSON.stringify(p)} ${JSON.stringify(b)}`,
+    );
+    // a long right tail: BCa moves both ends to the right of the percentile interval
+    const skew = [0, 0, 0, 0, 0, 0, 0, 0, 1, 10];
+    const ps = bootstrapCI(skew, { seed: 5 }),
+      bs = bcaCI(skew, { seed: 5 });
+    assert.ok(bs.lo >= ps.lo && bs.hi > ps.hi + 1, `${JSON.stringify(ps)} ${JSON.stringify(bs)}`);
+    assert.equal(bs.method, "bca");
+    assert.deepEqual(bcaCI(skew, { seed: 5 }), bs);
+    // scipy.stats.bootstrap(method="BCa", n_resamples=50000) gives [2.0, 16.4] for these, percentile [1.8, 13.2]
+    const x = [1, 2, 3, 4, 20];
+    const big = bcaCI(x, { iterations: 50000, seed: 1 }),
+      pct = bootstrapCI(x, { iterations: 50000, seed: 1 });
+    close(big.lo, 2.0, 0.11);
+    close(big.hi, 16.4, 0.3);
+    close(pct.lo, 1.8, 0.11);
+    close(pct.hi, 13.2, 0.3);
+  });
+
+  it("coverage at n = 3 (normal data): the t interval about 95 %, the bootstrap intervals far less", () => {
+    // The figures INTERVAL_METHOD_TEXT prints, measured again on fewer samples.
+    const rng = makeRng(2024);
+    const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng(), 1e-12))) * Math.cos(2 * Math.PI * rng());
+    const reps = 600;
+    const hits = { t: 0, "bootstrap-percentile": 0, bca: 0 };
+    for (let r = 0; r < reps; r++) {
+      const xs = [gauss(), gauss(), gauss()];
+      for (const method of INTERVAL_METHODS) {
+        const ci = meanCI(xs, { method, iterations: 400, seed: r });
+        if (ci.lo <= 0 && ci.hi >= 0) hits[method]++;
+      }
+    }
+    const cov = (m: keyof typeof hits) => hits[m] / reps;
+    assert.ok(cov("t") > 0.92 && cov("t") < 0.98, `t ${cov("t")}`);
+    assert.ok(
+      cov("bootstrap-percentile") > 0.65 && cov("bootstrap-percentile") < 0.83,
+      `pb ${cov("bootstrap-percentile")}`,
+    );
+    assert.ok(cov("bca") > 0.62 && cov("bca") < 0.82, `bca ${cov("bca")}`);
+    for (const m of INTERVAL_METHODS) assert.ok(INTERVAL_METHOD_TEXT[m].name && INTERVAL_METHOD_TEXT[m].note);
   });
 
   it("sign-flip permutation test: exact p for a hand-made example", () => {
@@ -131,6 +237,15 @@ describe("study/stats", () => {
     close(c.meanDiff, 0.04);
     close(c.meanA - c.meanB, c.meanDiff);
     assert.ok(c.ci.lo > 0 && c.ci.hi > c.ci.lo);
+    assert.equal(c.ci.method, "t");
+    assert.equal(
+      pairedComparison(a, b, { seed: 1, interval: "bootstrap-percentile" }).ci.method,
+      "bootstrap-percentile",
+    );
+    // one pair: the difference is measured, its interval is not
+    const one = pairedComparison([0.5], [0.4]);
+    assert.equal(formatInterval(one.ci), "n/a (n = 1)");
+    assert.equal(one.minP, 1);
     assert.equal(c.permutation.p, 2 / 32);
     close(c.wilcoxon.p, 0.0625);
     assert.equal(c.minP, 2 / 32);
@@ -144,6 +259,18 @@ describe("study/stats", () => {
     // 2 * 0.5 = 1, then max(1, 0.9): adjusted p never decrease along the sorted order
     assert.deepEqual(holmAdjust([0.5, 0.9]), [1, 1]);
     assert.deepEqual(holmAdjust([0.2, 0.01]), [0.2, 0.02]);
+  });
+
+  it("Holm floors: 6 pairs at each of 3 fractions cannot give an adjusted p below 0.094", () => {
+    const floors = holmFloors([minAttainableP(6), minAttainableP(6), minAttainableP(6)]);
+    floors.forEach((f) => close(f, 3 / 32));
+    // unequal pairs: floors 1/4 (3 pairs) and 1/32 (6 pairs) -> 2/32 for the second, max(2/32, 1/4) for the first
+    const mixed = holmFloors([minAttainableP(3), minAttainableP(6)]);
+    close(mixed[1], 2 / 32);
+    close(mixed[0], 0.25);
+    // every adjusted p of raw p's at or above their floors is at or above the adjusted floor
+    const ps = [0.04, 0.2, 0.5];
+    holmAdjust(ps).forEach((p, i) => assert.ok(p >= holmFloors([1 / 32, 1 / 32, 1 / 32])[i]));
   });
 
   it("stepsToReach: first step at or above the level, else null", () => {

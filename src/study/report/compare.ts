@@ -2,7 +2,7 @@
 // in plain words.
 import { seedFrom } from "../../runtime/random";
 import { RunResult } from "../grid";
-import { PairedComparison, holmAdjust, mean, pairedComparison } from "../stats";
+import { IntervalMethod, PairedComparison, holmAdjust, holmFloors, mean, pairedComparison } from "../stats";
 import { Interval, formatP } from "./format";
 import { distinct, groupBy } from "./groups";
 
@@ -19,7 +19,9 @@ export interface CompareOptions {
   adjust?: "holm" | "none";
   /** Display names in verdicts, e.g. {mae: "MAE"}; default the init names. */
   names?: Record<string, string>;
-  /** Bootstrap resamples; default 2000. */
+  /** Interval of the mean difference; default "t" (stats.ts INTERVAL_METHOD_TEXT). */
+  interval?: IntervalMethod;
+  /** Bootstrap resamples (bootstrap intervals and Monte Carlo tests); default 2000. */
   iterations?: number;
   /** Seed of the bootstrap and Monte Carlo tests; default 0. */
   seed?: number;
@@ -44,6 +46,8 @@ export interface ComparisonRow {
   pAdjusted: number;
   /** The smallest p the permutation test could give with these pairs. */
   minP: number;
+  /** The smallest adjusted p: minP after Holm's correction over this model's fractions (= minP with adjust "none"). */
+  pFloor: number;
   /** Runs of A or B at this (model, fraction) left out: no partner with the same seed, or the metric is NaN. */
   unmatched: number;
   verdict: string;
@@ -87,8 +91,13 @@ function verdictFor(
     return `${leader} better by ${gap} (p = ${formatP(row.pAdjusted)}, n = ${row.n})`;
   }
   const lean = leader === undefined ? "identical means" : `${leader} ahead by ${gap} on average`;
-  if (row.minP >= o.alpha) {
-    return `no significant difference at n=${row.n} (with ${row.n} pairs p cannot go below ${formatP(row.minP)}; ${lean})`;
+  if (row.pFloor >= o.alpha) {
+    const pairs = `${row.n} ${row.n === 1 ? "pair" : "pairs"}`;
+    const why =
+      row.pFloor > row.minP
+        ? `with ${pairs} and Holm's correction over the fractions, p (Holm) cannot go below ${formatP(row.pFloor)}`
+        : `with ${pairs} p cannot go below ${formatP(row.pFloor)}`;
+    return `no significant difference at n=${row.n} (${why}; ${lean})`;
   }
   return `no significant difference at n=${row.n} (p = ${formatP(row.pAdjusted)}; ${lean})`;
 }
@@ -104,7 +113,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
   const names = options.names ?? {};
   const value = (r: RunResult) => (metric === "dice" ? r.test.meanDice : r.test.meanHd95);
   const relevant = results.filter((r) => r.init === options.a || r.init === options.b);
-  const rows: Omit<ComparisonRow, "verdict" | "pAdjusted">[] = [];
+  const rows: Omit<ComparisonRow, "verdict" | "pAdjusted" | "pFloor">[] = [];
   for (const g of groupBy(relevant, ["model", "labelFraction"])) {
     const bySeed = (init: string) =>
       new Map(g.runs.filter((r) => r.init === init && Number.isFinite(value(r))).map((r) => [r.seed, r]));
@@ -121,7 +130,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
         meanA: mean(a),
         meanB: mean(b),
         diff: NaN,
-        diffCi: { lo: NaN, hi: NaN },
+        diffCi: { lo: NaN, hi: NaN, undefinedReason: "n = 0" },
         pPermutation: NaN,
         pWilcoxon: NaN,
         minP: 1,
@@ -130,13 +139,16 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
       continue;
     }
     const seed = seedFrom(options.seed ?? 0, base.model, base.labelFraction);
-    const c = pairedComparison(a, b, { iterations: options.iterations, alpha, seed });
+    const c = pairedComparison(a, b, { iterations: options.iterations, alpha, seed, interval: options.interval });
     rows.push({
       ...base,
       meanA: c.meanA,
       meanB: c.meanB,
       diff: c.meanDiff,
-      diffCi: { lo: c.ci.lo, hi: c.ci.hi },
+      diffCi:
+        c.ci.undefinedReason === undefined
+          ? { lo: c.ci.lo, hi: c.ci.hi }
+          : { lo: c.ci.lo, hi: c.ci.hi, undefinedReason: c.ci.undefinedReason },
       pPermutation: c.permutation.p,
       pWilcoxon: c.wilcoxon.p,
       minP: c.minP,
@@ -146,11 +158,15 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
   }
   // Holm within each model, over its fractions with pairs.
   const adjusted = new Map<number, number>();
+  const floors = new Map<number, number>();
   for (const model of distinct(rows.map((r) => r.model))) {
     const idx = rows.map((r, i) => i).filter((i) => rows[i].model === model && rows[i].n > 0);
     const ps = idx.map((i) => rows[i].pPermutation);
     const adj = options.adjust === "none" ? ps : holmAdjust(ps);
     idx.forEach((i, k) => adjusted.set(i, adj[k]));
+    const mins = idx.map((i) => rows[i].minP);
+    const fl = options.adjust === "none" ? mins : holmFloors(mins);
+    idx.forEach((i, k) => floors.set(i, fl[k]));
   }
   return rows.map((r, i) => {
     // Rebuilt field by field so printed tables keep this column order.
@@ -166,6 +182,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
       pWilcoxon: r.pWilcoxon,
       pAdjusted: adjusted.get(i) ?? NaN,
       minP: r.minP,
+      pFloor: floors.get(i) ?? r.minP,
       unmatched: r.unmatched,
     };
     const verdict = verdictFor(withP, { a: options.a, b: options.b, alpha, metric }, names);

@@ -11,10 +11,11 @@ export interface MeanStd {
   n: number;
 }
 
-/** A confidence interval. */
+/** A confidence interval; `undefinedReason` ("n = 1", "all 3 values equal") when there is none, printed as n/a. */
 export interface Interval {
   lo: number;
   hi: number;
+  undefinedReason?: string;
 }
 
 function isMeanStd(v: unknown): v is MeanStd {
@@ -42,6 +43,8 @@ export const DEFAULT_HEADERS: Record<string, string> = {
   diceCi: "Dice 95% CI",
   hd95: "HD95 mm (mean ± std)",
   hd95Ci: "HD95 95% CI",
+  organs: "organs over runs × test cases",
+  hd95Found: "HD95 mm of found organs (undefined)",
   meanDice: "mean Dice",
   meanHd95: "mean HD95 (mm)",
   meanA: "A",
@@ -52,6 +55,7 @@ export const DEFAULT_HEADERS: Record<string, string> = {
   pWilcoxon: "p (Wilcoxon)",
   pAdjusted: "p (Holm)",
   minP: "smallest possible p",
+  pFloor: "smallest possible p (Holm)",
   unmatched: "unmatched",
   verdict: "verdict",
   reached: "reached",
@@ -117,7 +121,12 @@ export function formatValue(key: string, v: unknown, options: FormatOptions = {}
   }
   if (isMeanStd(v))
     return Number.isFinite(v.std) ? `${fixed(v.mean, digits)} ± ${fixed(v.std, digits)}` : fixed(v.mean, digits);
-  if (isInterval(v)) return Number.isFinite(v.lo) ? `[${fixed(v.lo, digits)}, ${fixed(v.hi, digits)}]` : MISSING;
+  if (isInterval(v)) {
+    if (v.undefinedReason !== undefined) return `n/a (${v.undefinedReason})`;
+    // a zero-width interval claims a certainty no study here has: never print one
+    if (!Number.isFinite(v.lo) || !Number.isFinite(v.hi) || v.lo === v.hi) return MISSING;
+    return `[${fixed(v.lo, digits)}, ${fixed(v.hi, digits)}]`;
+  }
   return JSON.stringify(v);
 }
 

@@ -7,7 +7,8 @@ import { convergenceRatios, convergenceTable } from "./convergence";
 import { diceVsFractionFigure, organBarsFigure, validationCurvesFigure } from "./figures";
 import { escHtml, formatFraction, toHtmlTable } from "./format";
 import { distinct } from "./groups";
-import { organTable, studyTable } from "./tables";
+import { detectionTable, organTable, studyTable } from "./tables";
+import { studyNotes } from "./notes";
 
 export interface HtmlReportOptions {
   title?: string;
@@ -53,9 +54,12 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
     h2("Test Dice and HD95 by label fraction");
     fig(diceVsFractionFigure(results));
     parts.push(toHtmlTable(studyTable(results, { seed: options.seed, alpha: options.alpha })));
-    para(
-      "Mean ± sample std over seeds of each run's test mean Dice / HD95; CI: percentile bootstrap of the mean over " +
-        "seeds (2000 resamples), which is too narrow with only a few seeds.",
+    para("Mean ± sample std over seeds of each run's test mean Dice / HD95.");
+    const pairForNotes = pickPair(results, options);
+    parts.push(
+      `<ul>\n${studyNotes(results, { a: pairForNotes?.a, b: pairForNotes?.b })
+        .map((n) => `<li>${escHtml(n)}</li>`)
+        .join("\n")}\n</ul>`,
     );
 
     const pair = pickPair(results, options);
@@ -66,8 +70,8 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
       para(
         "Pairs: runs with the same model, label fraction and seed. p (permutation): exact two-sided sign-flip test of " +
           "the mean difference; p (Wilcoxon): exact two-sided signed-rank test; p (Holm): the permutation p corrected " +
-          "for testing every fraction of a model. The verdict uses p (Holm) at alpha = " +
-          `${options.alpha ?? 0.05}.`,
+          "for testing every fraction of a model; smallest possible p (Holm): the floor of p (Holm) with these pairs. " +
+          `The verdict uses p (Holm) at alpha = ${options.alpha ?? 0.05}.`,
       );
 
       h2("Convergence");
@@ -89,6 +93,8 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
     for (const f of fractions) fig(organBarsFigure(results, f));
     parts.push(toHtmlTable(organTable(results)));
     parts.push(toHtmlTable(organTable(results, { metric: "hd95" }), { digits: 2 }));
+    para("Organs found per row (found / present over the runs' test cases, + false positives):");
+    parts.push(toHtmlTable(detectionTable(results)));
   }
 
   const css =

@@ -1,15 +1,19 @@
-// Summary tables of a study: Dice and HD95 per group over seeds with bootstrap CIs, the per-organ table laid out
-// like nnFormer's Table II, and the cost per model.
+// Summary tables of a study: Dice and HD95 per group over seeds with confidence intervals (method named by the
+// caller; default the t interval), the organs found / missed / falsely predicted beside every mean, the per-organ
+// table laid out like nnFormer's Table II, and the cost per model.
 import { seedFrom } from "../../runtime/random";
 import { RunResult } from "../grid";
-import { bootstrapCI, finiteOnly, mean } from "../stats";
+import { IntervalMethod, finiteOnly, mean, meanCI } from "../stats";
+import type { DetectionCounts } from "../../metrics/detection";
 import { Interval, MeanStd, meanStd } from "./format";
 import { GroupField, groupBy } from "./groups";
 
 export interface StudyTableOptions {
   /** Grouping fields, in column order; default ["model", "init", "labelFraction"]. */
   by?: GroupField[];
-  /** Bootstrap resamples for the CI; default 2000. */
+  /** Interval of the mean over runs; default "t" (see stats.ts INTERVAL_METHOD_TEXT). */
+  interval?: IntervalMethod;
+  /** Bootstrap resamples for bootstrap intervals; default 2000. */
   iterations?: number;
   /** 1 - confidence level; default 0.05. */
   alpha?: number;
@@ -26,11 +30,38 @@ export interface StudyRow {
   n: number;
   /** Test mean Dice over the runs. */
   dice: MeanStd;
-  /** Percentile-bootstrap CI of the mean Dice over the runs. */
+  /** CI of the mean Dice over the runs (n/a for one run or runs without spread). */
   diceCi: Interval;
-  /** Test mean HD95 (mm) over the runs. */
+  /** Test mean HD95 (mm) over the runs, a missed organ charged the volume diagonal (older results: misses left out). */
   hd95: MeanStd;
   hd95Ci: Interval;
+  /** Organs found / missed / falsely predicted over the runs' test cases ("–" for results without counts). */
+  organs: string;
+  /** Mean over runs of the HD95 of the found organs, with the number of undefined (case, organ) values. */
+  hd95Found: string;
+}
+
+/** Detection counts summed over runs (undefined when a run has none, e.g. results from before they were recorded). */
+export function sumDetections(runs: readonly RunResult[]): DetectionCounts | undefined {
+  if (runs.length === 0 || runs.some((r) => !r.test.detection)) return undefined;
+  const out: DetectionCounts = { total: 0, present: 0, predicted: 0, missed: 0, falsePositive: 0, absent: 0 };
+  for (const r of runs) for (const k of Object.keys(out) as (keyof DetectionCounts)[]) out[k] += r.test.detection![k];
+  return out;
+}
+
+/** "30/32 found, 2 missed, 1 FP", or "–" without counts. */
+export function formatOrganCounts(c: DetectionCounts | undefined): string {
+  return c ? `${c.predicted}/${c.present} found, ${c.missed} missed, ${c.falsePositive} FP` : "–";
+}
+
+/** Mean over runs of the found-only HD95, with the undefined (case, organ) count: "12.34 (7 of 64 undefined)". */
+function formatHd95Found(runs: readonly RunResult[], digits = 2): string {
+  if (runs.length === 0 || runs.some((r) => r.test.meanHd95Found === undefined)) return "–";
+  const values = finiteOnly(runs.map((r) => r.test.meanHd95Found!));
+  const undef = runs.reduce((s, r) => s + (r.test.hd95Undefined ?? 0), 0);
+  const pairs = runs.reduce((s, r) => s + (r.test.hd95Pairs ?? 0), 0);
+  const m = values.length ? mean(values).toFixed(digits) : "n/a";
+  return undef ? `${m} (${undef} of ${pairs} undefined)` : m;
 }
 
 /** Mean ± std over seeds of the test mean Dice and HD95, n and a bootstrap CI, per group. */
@@ -38,12 +69,15 @@ export function studyTable(results: readonly RunResult[], options: StudyTableOpt
   const by = options.by ?? ["model", "init", "labelFraction"];
   const seed = options.seed ?? 0;
   const boot = (xs: number[], what: string, id: string): Interval => {
-    const ci = bootstrapCI(finiteOnly(xs), {
+    const ci = meanCI(finiteOnly(xs), {
+      method: options.interval ?? "t",
       iterations: options.iterations,
       alpha: options.alpha,
       seed: seedFrom(seed, what, id),
     });
-    return { lo: ci.lo, hi: ci.hi };
+    return ci.undefinedReason === undefined
+      ? { lo: ci.lo, hi: ci.hi }
+      : { lo: ci.lo, hi: ci.hi, undefinedReason: ci.undefinedReason };
   };
   return groupBy(results, by).map((g) => {
     const id = JSON.stringify(g.values);
@@ -55,6 +89,8 @@ export function studyTable(results: readonly RunResult[], options: StudyTableOpt
     row.diceCi = boot(dice, "dice", id);
     row.hd95 = meanStd(hd);
     row.hd95Ci = boot(hd, "hd95", id);
+    row.organs = formatOrganCounts(sumDetections(g.runs));
+    row.hd95Found = formatHd95Found(g.runs);
     return row;
   });
 }
@@ -99,6 +135,33 @@ export function organTable(
     for (const o of organs) {
       const per = g.runs.map((r) => (metric === "dice" ? r.test.perClassDice : r.test.perClassHd95)[o] ?? NaN);
       row[o] = mean(finiteOnly(per));
+    }
+    return row;
+  });
+}
+
+/**
+ * Organs found per group, one column per organ: "found/present" over the runs' test cases, with the false positives
+ * (predicted where the reference has none) after a "+": "7/8 +1 FP". "–" for results without detection counts.
+ */
+export function detectionTable(
+  results: readonly RunResult[],
+  options: { by?: GroupField[] } = {},
+): Record<string, string | number>[] {
+  const organs = organNames(results, "dice");
+  return groupBy(results, options.by ?? ["model", "init", "labelFraction"]).map((g) => {
+    const row: Record<string, string | number> = { ...g.values } as Record<string, string | number>;
+    row.n = g.runs.length;
+    for (const o of organs) {
+      const per = g.runs.map((r) => r.test.perClassDetection?.[o]);
+      if (per.some((c) => c === undefined)) {
+        row[o] = "–";
+        continue;
+      }
+      const found = per.reduce((s, c) => s + c!.predicted, 0),
+        present = per.reduce((s, c) => s + c!.present, 0),
+        fp = per.reduce((s, c) => s + c!.falsePositive, 0);
+      row[o] = `${found}/${present}${fp ? ` +${fp} FP` : ""}`;
     }
     return row;
   });
