@@ -277,7 +277,6 @@ async function runLocked(
 
   const train = prepareCases(data.train, plan);
   const val = prepareCases(data.val, plan);
-  const test = prepareCases(data.test, plan);
 
   const runCell = async (cell: StudyCell): Promise<RunResult> => {
     const tc = Date.now();
