@@ -1,10 +1,13 @@
-// Picks the fastest TensorFlow.js backend available at run time: tensorflow (tfjs-node-gpu, then tfjs-node) > wasm > cpu.
-// MAE_NNFORMER_BACKEND=wasm|cpu|tensorflow forces one. The choice and why better ones were skipped are reported.
+// Picks the fastest TensorFlow.js backend available at run time: tensorflow (tfjs-node-gpu, then tfjs-node) >
+// webgpu (Dawn, only on a hardware adapter) > wasm > cpu. MAE_NNFORMER_BACKEND=tensorflow|webgpu|wasm|cpu forces one
+// (webgpu then also runs on a software adapter such as lavapipe). The choice and why better ones were skipped are
+// reported.
 import * as tf from "@tensorflow/tfjs";
+import { describeAdapter, startWebgpu, WebgpuAdapterReport } from "./webgpu";
 
-export type BackendName = "tensorflow" | "wasm" | "cpu";
+export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
 export const BACKEND_ENV = "MAE_NNFORMER_BACKEND";
-export const BACKEND_ORDER: BackendName[] = ["tensorflow", "wasm", "cpu"];
+export const BACKEND_ORDER: BackendName[] = ["tensorflow", "webgpu", "wasm", "cpu"];
 
 export interface BackendReport {
   /** The backend tfjs now runs on. */
@@ -15,6 +18,8 @@ export interface BackendReport {
   forced: boolean;
   /** One line per better backend that was tried and not used, with the reason. */
   skipped: string[];
+  /** For webgpu: the adapter (vendor, architecture, limits). */
+  adapter?: WebgpuAdapterReport;
 }
 
 let current: BackendReport | null = null;
@@ -24,7 +29,24 @@ function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }
 
-async function tryBackend(name: BackendName, skipped: string[]): Promise<string | undefined | false> {
+async function tryBackend(
+  name: BackendName,
+  skipped: string[],
+  forced: boolean,
+): Promise<string | WebgpuAdapterReport | undefined | false> {
+  if (name === "webgpu") {
+    let got: WebgpuAdapterReport | string;
+    try {
+      got = await startWebgpu(forced);
+    } catch (e) {
+      got = firstLine(e);
+    }
+    if (typeof got === "string") {
+      skipped.push(`webgpu: ${got}`);
+      return false;
+    }
+    return got;
+  }
   if (name === "tensorflow") {
     let provider: string | undefined;
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
@@ -81,11 +103,14 @@ async function selectBackend(order: BackendName[]): Promise<BackendReport> {
   const candidates = forcedRaw ? [forcedRaw as BackendName] : order;
   const skipped: string[] = [];
   for (const name of candidates) {
-    const got = await tryBackend(name, skipped);
+    const got = await tryBackend(name, skipped, Boolean(forcedRaw));
     if (got === false) continue;
     await tf.ready();
     if (name === "wasm") applyWasmPatches();
-    return { name, provider: got, forced: Boolean(forcedRaw), skipped };
+    const r: BackendReport = { name, forced: Boolean(forcedRaw), skipped };
+    if (typeof got === "string") r.provider = got;
+    else if (got) r.adapter = got;
+    return r;
   }
   throw new Error(
     `no TensorFlow.js backend could start (${candidates.join(", ")} tried): ${skipped.join("; ")}` +
@@ -100,7 +125,7 @@ export function backendReport(): BackendReport | null {
 
 /** One human line: "wasm (tensorflow skipped: ...)". */
 export function describeBackend(r: BackendReport): string {
-  const via = r.provider ? ` via ${r.provider}` : "";
+  const via = r.provider ? ` via ${r.provider}` : r.adapter ? ` on ${describeAdapter(r.adapter)}` : "";
   const why = r.forced ? ` (forced by ${BACKEND_ENV})` : "";
   const skipped = r.skipped.length ? `; not used: ${r.skipped.join("; ")}` : "";
   return `backend ${r.name}${via}${why}${skipped}`;
