@@ -11,6 +11,7 @@ import { fastLinear } from "./fast/linear";
 import { fastGelu, fastLayerNorm } from "./fast/norm_act";
 import { fastRoll } from "./fast/roll";
 import { instanceNormAct } from "./conv_blocks3d";
+import { webgpuOps } from "./webgpu_ops";
 
 export { disposeCachedConstants } from "./fast/common";
 
@@ -31,13 +32,14 @@ export const fastOps: Ops = {
 export const OPS_ENV = "MAE_NNFORMER_OPS";
 
 /**
- * The ops for a backend: fast on wasm and cpu, plain on tensorflow (native conv3d / matMul are already fast there).
- * MAE_NNFORMER_OPS=plain|fast overrides.
+ * The ops for a backend: fast on wasm and cpu, plain on tensorflow (native conv3d / matMul are already fast there),
+ * fast with batched-matMul attention on webgpu (webgpu_ops.ts). MAE_NNFORMER_OPS=plain|fast overrides.
  */
 export function selectOps(backendName: string): Ops {
   const forced = process.env[OPS_ENV]?.trim();
   if (forced === "plain") return plainOps;
-  if (forced === "fast") return fastOps;
+  if (forced === "fast") return backendName === "webgpu" ? webgpuOps : fastOps;
   if (forced) throw new Error(`${OPS_ENV}=${forced} is not an ops set; use plain or fast, or unset it`);
+  if (backendName === "webgpu") return webgpuOps;
   return backendName === "tensorflow" ? plainOps : fastOps;
 }

@@ -8,6 +8,8 @@
 //   shader that caused it, printed at once, and the next tensor read (`await t.data()`) throws: a run on webgpu is
 //   correct or it stops;
 // - several rank-5 kernels of tfjs-backend-webgpu 4.22 are faulty; webgpu_kernels.ts registers overrides.
+import * as fs from "fs";
+import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { installWebgpuKernelOverrides } from "./webgpu_kernels";
 
@@ -136,10 +138,44 @@ function installNavigatorGpu(): any {
 }
 
 /**
+ * On Linux Dawn needs a Vulkan driver, announced by an ICD file where the Vulkan loader looks. Without one there is no
+ * point loading Dawn (it only prints loader warnings): returns the reason, or null when a driver may exist.
+ */
+export function missingVulkanDriver(): string | null {
+  if (process.platform !== "linux") return null;
+  const env = process.env;
+  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return null;
+  const home = env.HOME ?? "";
+  const roots = [
+    env.XDG_CONFIG_HOME ?? path.join(home, ".config"),
+    ...(env.XDG_CONFIG_DIRS ?? "/etc/xdg").split(":"),
+    "/etc",
+    env.XDG_DATA_HOME ?? path.join(home, ".local/share"),
+    ...(env.XDG_DATA_DIRS ?? "/usr/local/share:/usr/share").split(":"),
+    "/usr/local/share",
+    "/usr/share",
+  ];
+  for (const r of roots) {
+    const dir = path.join(r, "vulkan", "icd.d");
+    try {
+      if (fs.readdirSync(dir).some((f) => f.endsWith(".json"))) return null;
+    } catch {
+      // no such directory
+    }
+  }
+  return (
+    "no Vulkan driver installed (no ICD file in /usr/share/vulkan/icd.d or /etc/vulkan/icd.d, VK_ICD_FILENAMES " +
+    "unset); see environment.md, GPU section"
+  );
+}
+
+/**
  * Find the adapter tfjs will use (high-performance preference) without starting the backend. Returns the report,
  * or a reason string when there is none.
  */
 export async function probeWebgpuAdapter(): Promise<WebgpuAdapterReport | string> {
+  const noDriver = missingVulkanDriver();
+  if (noDriver) return noDriver;
   let g: any;
   try {
     g = installNavigatorGpu();

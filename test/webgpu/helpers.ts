@@ -53,7 +53,10 @@ export function valueAndGradTensors(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs
   return [y, ...tf.grads(loss)(wrt.map((k) => ts[k]))];
 }
 
-/** f's value and gradients on webgpu and on `ref` (cpu by default) agree within tol (relative to max |ref|). */
+/**
+ * f's value and gradients on webgpu and refF's (default f) on `ref` (default cpu) agree within tol (relative to
+ * max |ref|); `skip` lists outputs not compared (0 = value, 1 = first gradient, ...).
+ */
 export async function assertMatchesBackend(
   label: string,
   f: (...xs: tf.Tensor[]) => tf.Tensor,
@@ -61,8 +64,9 @@ export async function assertMatchesBackend(
   tol = 1e-4,
   ref = "cpu",
   skip: number[] = [],
+  refF = f,
 ): Promise<void> {
-  const want = await runOn(ref, () => valueAndGradTensors(f, inputs));
+  const want = await runOn(ref, () => valueAndGradTensors(refF, inputs));
   const got = await runOn("webgpu", () => valueAndGradTensors(f, inputs));
   assertNoGpuErrors(label);
   assert.equal(got.length, want.length);
