@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and notebooks need beyond npm: Debian's Jupyter (nbclient) to run notebooks headlessly,
-# and mricron-data (real MRI volumes with label atlases). Runs apt only when something is missing and we are root.
+# mricron-data (real MRI volumes with label atlases), and Mesa lavapipe for the webgpu suite. Runs apt only when
+# something is missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +23,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 [ -d node_modules/@tensorflow/tfjs ] || npm install --no-audit --no-fund
+
+# Mesa lavapipe (software Vulkan) for the webgpu suite, unless a Vulkan driver is configured: see scripts/lavapipe.sh.
+# Not fatal: without it `npm run test:webgpu` says why and skips that suite.
+if [ -z "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ] && [ -d node_modules/webgpu ]; then
+  bash scripts/lavapipe.sh >/dev/null || echo "setup: no lavapipe, so the webgpu suite will be skipped (see above)" >&2
+fi
 exit 0

@@ -222,26 +222,24 @@ export async function startWebgpu(allowFallback: boolean): Promise<WebgpuAdapter
 
 let kernelsTracked = false;
 
-/** Wrap every webgpu kernel so that a shader created while it runs is labelled with the kernel's name. */
+/**
+ * Remember which kernel is running (tfjs's engine runs every registered kernel through runKernelFunc, synchronously),
+ * so that a shader created meanwhile is labelled with the kernel's name, including kernels registered later.
+ */
 function trackKernels(): void {
   if (kernelsTracked) return;
   kernelsTracked = true;
-  for (const k of tf.getKernelsForBackend("webgpu")) {
-    const inner = k.kernelFunc;
-    tf.unregisterKernel(k.kernelName, "webgpu");
-    tf.registerKernel({
-      ...k,
-      kernelFunc: (args: any) => {
-        const outer = currentKernel;
-        currentKernel = k.kernelName;
-        try {
-          return (inner as any)(args);
-        } finally {
-          currentKernel = outer;
-        }
-      },
-    });
-  }
+  const engine = tf.engine() as any;
+  const run = engine.runKernelFunc;
+  engine.runKernelFunc = function (params: { kernelName?: string }) {
+    const outer = currentKernel;
+    if (params.kernelName) currentKernel = params.kernelName;
+    try {
+      return run.call(this, params);
+    } finally {
+      currentKernel = outer;
+    }
+  };
 }
 
 let guardedDevice: any = null;

@@ -1,0 +1,31 @@
+// Correct results or a loud failure: a webgpu kernel whose shader does not compile must stop the run, naming the
+// kernel, instead of training on zeros.
+import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { startWebgpuSuite } from "./helpers";
+
+describe("webgpu/GPU error guard", () => {
+  before(startWebgpuSuite);
+
+  it("a deliberately broken kernel makes a training run fail, naming the kernel", function () {
+    this.timeout(120000);
+    const root = path.resolve(__dirname, "../..");
+    const r = spawnSync(
+      path.join(root, "node_modules/.bin/tsx"),
+      [path.join(root, "test/webgpu/fixtures/broken_kernel.ts")],
+      { cwd: root, env: process.env, encoding: "utf8", timeout: 110000 },
+    );
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 3, `expected the run to fail (exit 3), got ${r.status}:\n${out}`);
+    assert.match(r.stderr, /run failed: WebgpuValidationError: .*First: kernel Softplus/, out);
+    assert.doesNotMatch(r.stdout, /trained/, out);
+  });
+
+  it("dataSync on a GPU tensor says to use await data()", () => {
+    const t = tf.tidy(() => tf.add(tf.ones([2000]), 1));
+    assert.throws(() => t.dataSync(), /read it with `await tensor.data\(\)`/);
+    t.dispose();
+  });
+});
