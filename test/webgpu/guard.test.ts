@@ -11,12 +11,12 @@ describe("webgpu/GPU error guard", () => {
 
   it("a deliberately broken kernel makes a training run fail, naming the kernel", function () {
     this.timeout(120000);
+    // from the sources: tsx runs the fixture; in the GPU pack (one bundled file) it is bundled beside the suite
     const root = path.resolve(__dirname, "../..");
-    const r = spawnSync(
-      path.join(root, "node_modules/.bin/tsx"),
-      [path.join(root, "test/webgpu/fixtures/broken_kernel.ts")],
-      { cwd: root, env: process.env, encoding: "utf8", timeout: 110000 },
-    );
+    const [cmd, args] = __filename.endsWith(".ts")
+      ? [path.join(root, "node_modules/.bin/tsx"), [path.join(__dirname, "fixtures/broken_kernel.ts")]]
+      : [process.execPath, [path.join(__dirname, "broken_kernel.js")]];
+    const r = spawnSync(cmd, args, { env: process.env, encoding: "utf8", timeout: 110000 });
     const out = `${r.stdout}\n${r.stderr}`;
     assert.equal(r.status, 3, `expected the run to fail (exit 3), got ${r.status}:\n${out}`);
     assert.match(r.stderr, /run failed: WebgpuValidationError: .*First: kernel Softplus/, out);
