@@ -9,7 +9,11 @@
 // - PadV2 (tf.pad, and the gradient of tf.slice) gives wrong values for rank 5: unpadded axes are merged into their
 //   outer neighbour, or the axes are padded one at a time as rank-3 views;
 // - Reverse (tf.reverse, mirror test-time augmentation) throws for rank 5: adjacent axes with the same flip are
-//   merged (flipping both axes of [a, b] = flipping the a·b flat axis), else one axis at a time.
+//   merged (flipping both axes of [a, b] = flipping the a·b flat axis), else one axis at a time;
+// - Transpose of an int32 buffer at rank >= 3 (also inside int32 reductions, and after `.toFloat()`, which only
+//   relabels an int32 buffer): the shader passes an i32 to an f32 setter and does not compile. Axes are merged and an
+//   int32 transpose shader of the kit's runs instead. Reductions over non-innermost axes of such buffers
+//   (Sum, Mean, Max, ...) transpose internally without the kernel registry, so they first go through that override.
 // Each override is tested against the cpu backend (test/webgpu/kernels.test.ts).
 import * as tf from "@tensorflow/tfjs";
 
@@ -44,7 +48,20 @@ export const BINARY_KERNELS = [
 ];
 
 /** The kernels this module overrides. */
-export const OVERRIDDEN_KERNELS = [...BINARY_KERNELS, "Select", "PadV2", "Reverse"];
+export const OVERRIDDEN_KERNELS = [
+  ...BINARY_KERNELS,
+  "Select",
+  "PadV2",
+  "Reverse",
+  "Transpose",
+  "Sum",
+  "Mean",
+  "Max",
+  "Min",
+  "Prod",
+  "All",
+  "Any",
+];
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -212,6 +229,107 @@ function reverseOverride(inner: KernelFn): KernelFn {
   };
 }
 
+/**
+ * The same transpose on fewer axes: size-1 axes dropped, and input axes that stay neighbours in the output merged.
+ * Returns the input shape and permutation of the collapsed view.
+ */
+export function collapseTranspose(shape: number[], perm: number[]): { shape: number[]; perm: number[] } {
+  const keep = shape.map((s, i) => (s !== 1 ? i : -1)).filter((i) => i >= 0);
+  const p = perm.filter((a) => keep.includes(a)); // output order of the kept input axes
+  // groups of input axes that appear consecutively (and in order) in the output
+  const groups: number[][] = [];
+  for (const a of p) {
+    const last = groups[groups.length - 1];
+    if (last && last[last.length - 1] + 1 === a) last.push(a);
+    else groups.push([a]);
+  }
+  const byInput = [...groups].sort((g, h) => g[0] - h[0]);
+  const outShape = byInput.map((g) => g.reduce((n, a) => n * shape[a], 1));
+  return { shape: outShape.length ? outShape : [1], perm: groups.map((g) => byInput.indexOf(g)) };
+}
+
+/**
+ * A transpose shader for int32 buffers of any rank (tfjs's passes its i32 reads to the f32 setter). The shape is baked
+ * in as constant strides: output index -> output coordinates -> input index.
+ */
+function intTransposeProgram(shape: number[], perm: number[]): object {
+  const { webgpu_util } = require("@tensorflow/tfjs-backend-webgpu");
+  const outputShape = perm.map((a) => shape[a]);
+  const inStrides = shape.map((_, i) => shape.slice(i + 1).reduce((n, v) => n * v, 1));
+  const outStrides = outputShape.map((_, i) => outputShape.slice(i + 1).reduce((n, v) => n * v, 1));
+  const steps = perm.map(
+    (a, i) => `c = rest / ${outStrides[i]}; rest = rest - c * ${outStrides[i]}; src = src + c * ${inStrides[a]};`,
+  );
+  const layout = webgpu_util.flatDispatchLayout(outputShape);
+  return {
+    variableNames: ["A"],
+    outputShape,
+    shaderKey: `kitTransposeInt32_${shape.join("x")}_${perm.join("_")}`,
+    dispatchLayout: layout,
+    dispatch: webgpu_util.computeDispatch(layout, outputShape, [64, 1, 1]),
+    workgroupSize: [64, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var rest = index;
+          var src = 0;
+          var c = 0;
+          ${steps.join("\n          ")}
+          setOutputAtIndexI32(index, A[src]);
+        }
+      }`,
+  };
+}
+
+function transposeOverride(inner: KernelFn): KernelFn {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x;
+    // the buffer's type decides: an int32 -> float32 cast is a relabel that keeps the int32 buffer
+    const stored = backend.tensorMap.get(x.dataId)?.dtype;
+    if (stored !== "int32" || x.shape.length < 3 || backend.shouldExecuteOnCPU([x])) return inner(args);
+    const perm = attrs.perm as number[];
+    const c = collapseTranspose(x.shape, perm);
+    const outShape = perm.map((a) => x.shape[a]);
+    const view = reshape(backend, x, c.shape);
+    let o: TensorInfo;
+    if (c.shape.length <= 2) o = inner({ inputs: { x: view }, backend, attrs: { perm: c.perm } }) as TensorInfo;
+    else o = backend.runWebGPUProgram(intTransposeProgram(c.shape, c.perm), [view], "int32");
+    const out = reshape(backend, o, outShape);
+    release(backend, [view, o], []);
+    return x.dtype === "int32" ? out : { ...out, dtype: x.dtype };
+  };
+}
+
+/** Reductions that transpose their input internally (bypassing the Transpose override) when axes are not innermost. */
+export const REDUCE_KERNELS = ["Sum", "Mean", "Max", "Min", "Prod", "All", "Any"];
+
+function reduceOverride(inner: KernelFn): KernelFn {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x;
+    const stored = backend.tensorMap.get(x.dataId)?.dtype;
+    const axisAttr = "reductionIndices" in attrs ? "reductionIndices" : "axis"; // Max and Min name it differently
+    const axes = tf.util.parseAxisParam(attrs[axisAttr], x.shape);
+    const perm = tf.backend_util.getAxesPermutation(axes, x.shape.length);
+    if (stored !== "int32" || x.shape.length < 3 || perm == null) return inner(args);
+    // move the reduced axes last with the (overridden) Transpose kernel, then reduce the innermost axes
+    const transpose = tf.getKernel("Transpose", BACKEND)!.kernelFunc as unknown as KernelFn;
+    const xt = transpose({ inputs: { x }, backend, attrs: { perm } }) as TensorInfo;
+    const inner2 = tf.backend_util.getInnerMostAxes(axes.length, x.shape.length);
+    const o = inner({
+      inputs: { x: xt },
+      backend,
+      attrs: { ...attrs, [axisAttr]: inner2, keepDims: false },
+    }) as TensorInfo;
+    const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+    const out = reshape(backend, o, attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape);
+    release(backend, [xt, o], []);
+    return out;
+  };
+}
+
 let installed = false;
 
 function wrap(kernelName: string, make: (inner: KernelFn) => KernelFn): void {
@@ -229,4 +347,6 @@ export function installWebgpuKernelOverrides(): void {
   wrap("Select", selectOverride);
   wrap("PadV2", padOverride);
   wrap("Reverse", reverseOverride);
+  wrap("Transpose", transposeOverride);
+  for (const k of REDUCE_KERNELS) wrap(k, reduceOverride);
 }

@@ -2,7 +2,7 @@
 // against the cpu backend. Runs in the webgpu suite (npm run test:webgpu).
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { collapseBroadcast } from "../../src/runtime/webgpu_kernels";
+import { collapseBroadcast, collapseTranspose } from "../../src/runtime/webgpu_kernels";
 import { input } from "../layers/grad_check";
 import { assertMatchesBackend, assertNoGpuErrors, runOn, startWebgpuSuite } from "./helpers";
 
@@ -78,6 +78,53 @@ describe("webgpu/kernel overrides (rank 5) vs cpu", () => {
     const x = input([2, 3, 4, 3, 2], 6);
     for (const axes of [[1], [1, 2, 3], [2], [0, 2, 4], [1, 3]])
       await assertMatchesBackend(`reverse ${axes}`, (a) => tf.reverse(a, axes), [x]);
+  });
+
+  it("Transpose and reductions of int32 buffers (labels, and .toFloat() of them, which keeps the int32 buffer)", async () => {
+    const ints = (shape: number[], mod: number) =>
+      tf
+        .range(
+          0,
+          shape.reduce((a, b) => a * b, 1),
+          1,
+          "int32",
+        )
+        .mod(tf.scalar(mod, "int32"))
+        .reshape(shape);
+    const cases: [string, () => tf.Tensor][] = [
+      ["transpose rank 3", () => tf.transpose(ints([10, 12, 20], 1000), [0, 2, 1])],
+      ["transpose rank 4", () => tf.transpose(ints([2, 10, 6, 20], 1000), [0, 2, 1, 3])],
+      ["transpose rank 5, no merge", () => tf.transpose(ints([2, 3, 4, 5, 20], 1000), [0, 4, 2, 1, 3])],
+      [
+        "transpose of toFloat()",
+        () =>
+          tf.transpose(
+            tf
+              .oneHot(ints([2000], 5), 5)
+              .toFloat()
+              .reshape([10, 20, 10, 5]),
+            [0, 3, 1, 2],
+          ),
+      ],
+      ["sum keepDims axes 1,2", () => tf.sum(ints([2, 10, 6, 20], 9), [1, 2], true)],
+      ["max axis 0", () => tf.max(ints([10, 12, 20], 1000), 0)],
+      [
+        "mean of toFloat() over spatial axes",
+        () => tf.mean(tf.oneHot(ints([2, 8, 8, 16], 7), 5).toFloat(), [0, 1, 2, 3]),
+      ],
+    ];
+    for (const [label, f] of cases) {
+      const [want] = await runOn("cpu", () => [f()]);
+      const [got] = await runOn("webgpu", () => [f()]);
+      assertNoGpuErrors(label);
+      assert.deepEqual(Array.from(got), Array.from(want), label);
+    }
+  });
+
+  it("collapseTranspose drops size-1 axes and merges axes that stay neighbours", () => {
+    assert.deepEqual(collapseTranspose([2, 3, 4, 5, 20], [0, 3, 4, 1, 2]), { shape: [2, 12, 100], perm: [0, 2, 1] });
+    assert.deepEqual(collapseTranspose([1, 3, 1, 5], [2, 3, 0, 1]), { shape: [3, 5], perm: [1, 0] });
+    assert.deepEqual(collapseTranspose([4, 5], [0, 1]), { shape: [20], perm: [0] });
   });
 
   it("overrides leave rank <= 4 alone and release their views (no tensor or GPU buffer leak)", async () => {
