@@ -13,7 +13,9 @@
 // - Transpose of an int32 buffer at rank >= 3 (also inside int32 reductions, and after `.toFloat()`, which only
 //   relabels an int32 buffer): the shader passes an i32 to an f32 setter and does not compile. Axes are merged and an
 //   int32 transpose shader of the kit's runs instead. Reductions over non-innermost axes of such buffers
-//   (Sum, Mean, Max, ...) transpose internally without the kernel registry, so they first go through that override.
+//   (Sum, Mean, Max, ...) transpose internally without the kernel registry, so they first go through that override;
+// - AddN with more inputs than a shader can bind (8 storage buffers by default): the pipeline is invalid. Summed in
+//   chunks.
 // Each override is tested against the cpu backend (test/webgpu/kernels.test.ts).
 import * as tf from "@tensorflow/tfjs";
 
@@ -61,6 +63,7 @@ export const OVERRIDDEN_KERNELS = [
   "Prod",
   "All",
   "Any",
+  "AddN",
 ];
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -330,6 +333,29 @@ function reduceOverride(inner: KernelFn): KernelFn {
   };
 }
 
+/**
+ * AddN with more inputs than a shader may bind (maxStorageBuffersPerShaderStage − 1 for the output: 7 on the WebGPU
+ * default limits; tfjs binds them all and the pipeline is invalid, e.g. a global gradient norm over 160 tensors):
+ * sum in chunks, then the partial sums.
+ */
+function addNOverride(inner: KernelFn): KernelFn {
+  const run: KernelFn = (args) => {
+    const { backend, attrs } = args;
+    const ts = args.inputs as unknown as TensorInfo[]; // AddN's inputs are an array
+    const max = Math.max(2, Number(backend.device.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+    if (ts.length <= max) return inner(args);
+    const partial: TensorInfo[] = [];
+    for (let i = 0; i < ts.length; i += max) {
+      const chunk = ts.slice(i, i + max);
+      partial.push(chunk.length === 1 ? chunk[0] : (inner({ inputs: chunk as any, backend, attrs }) as TensorInfo));
+    }
+    const out = run({ inputs: partial as any, backend, attrs }) as TensorInfo;
+    release(backend, partial, ts);
+    return out;
+  };
+  return run;
+}
+
 let installed = false;
 
 function wrap(kernelName: string, make: (inner: KernelFn) => KernelFn): void {
@@ -349,4 +375,5 @@ export function installWebgpuKernelOverrides(): void {
   wrap("Reverse", reverseOverride);
   wrap("Transpose", transposeOverride);
   for (const k of REDUCE_KERNELS) wrap(k, reduceOverride);
+  wrap("AddN", addNOverride);
 }

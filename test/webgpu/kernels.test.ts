@@ -121,6 +121,12 @@ describe("webgpu/kernel overrides (rank 5) vs cpu", () => {
     }
   });
 
+  it("AddN of more tensors than a shader can bind (a global gradient norm): values and gradients", async () => {
+    const xs = Array.from({ length: 23 }, (_, i) => input([40, 30], 30 + i));
+    await assertMatchesBackend("addN x23", (...ts) => tf.addN(ts), xs);
+    await assertMatchesBackend("addN x7", (...ts) => tf.addN(ts), xs.slice(0, 7));
+  });
+
   it("collapseTranspose drops size-1 axes and merges axes that stay neighbours", () => {
     assert.deepEqual(collapseTranspose([2, 3, 4, 5, 20], [0, 3, 4, 1, 2]), { shape: [2, 12, 100], perm: [0, 2, 1] });
     assert.deepEqual(collapseTranspose([1, 3, 1, 5], [2, 3, 0, 1]), { shape: [3, 5], perm: [1, 0] });
