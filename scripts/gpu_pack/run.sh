@@ -64,7 +64,7 @@ bench() { # name, backend, bench args...
   shift 2
   run "bench-$name-$backend" env MAE_NNFORMER_BACKEND="$backend" ./node kit.js bench --ops fast \
     --out "$log/bench-$name-$backend.json" "$@"
-  say "  $(grep -E '^\| *fast' "$log/bench-$name-$backend.log" | head -1)"
+  say "  $(grep -E "^ *(tiny|synapse|micro) +fast" "$log/bench-$name-$backend.log" | head -1)"
 }
 bench tiny webgpu --presets tiny --steps 5
 bench tiny wasm --presets tiny --steps 2
