@@ -20,6 +20,7 @@ const config: KnipConfig = {
   entry: [
     "scripts/**/*.ts",
     "test/**/*.test.ts",
+    "test/webgpu/fixtures/*.ts", // run as child processes by the webgpu suite
     "notebooks/*.ipynb",
     "src/data/manifest.ts",
     "src/study/report.ts",
@@ -28,6 +29,8 @@ const config: KnipConfig = {
   compilers: { ipynb: notebookCode },
   // mount/umount: the robustness suite mounts a small tmpfs for its disk-full cases (system tools, not packages)
   ignoreBinaries: ["jupyter", "mount", "umount"],
+  // esbuild bundles the GPU pack (scripts/gpu_pack.sh calls node_modules/.bin/esbuild)
+  ignoreDependencies: ["esbuild"],
   // An export also used in its own file is live code (often exported for tests or users); only dead code is reported.
   ignoreExportsUsedInFile: true,
 };

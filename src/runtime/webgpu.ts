@@ -73,11 +73,6 @@ export function webgpuErrors(): readonly GpuErrorRecord[] {
   return errors;
 }
 
-/** Forget recorded errors. Only for tests that provoke one on purpose. */
-export function clearWebgpuErrors(): void {
-  errors.length = 0;
-}
-
 /** Throws WebgpuValidationError when Dawn reported any error. Tensor reads on webgpu call it after every download. */
 export function checkWebgpuErrors(): void {
   if (errors.length > 0) throw new WebgpuValidationError([...errors]);
@@ -282,9 +277,4 @@ function guardBackend(backend: any): void {
       );
     return readSync(dataId);
   };
-}
-
-/** Name of the kernel now running on webgpu (for error messages of the overrides). */
-export function runningWebgpuKernel(): string {
-  return currentKernel;
 }

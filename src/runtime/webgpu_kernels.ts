@@ -49,23 +49,6 @@ export const BINARY_KERNELS = [
   "LogicalOr",
 ];
 
-/** The kernels this module overrides. */
-export const OVERRIDDEN_KERNELS = [
-  ...BINARY_KERNELS,
-  "Select",
-  "PadV2",
-  "Reverse",
-  "Transpose",
-  "Sum",
-  "Mean",
-  "Max",
-  "Min",
-  "Prod",
-  "All",
-  "Any",
-  "AddN",
-];
-
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 function reshape(backend: any, x: TensorInfo, shape: number[]): TensorInfo {
@@ -210,7 +193,10 @@ function reverseOverride(inner: KernelFn): KernelFn {
         flips.push(flip[i]);
       }
     }
-    if (shape.length === 0) (shape.push(1), flips.push(false));
+    if (shape.length === 0) {
+      shape.push(1);
+      flips.push(false);
+    }
     const temps: TensorInfo[] = [];
     let cur = reshape(backend, x, shape);
     temps.push(cur);

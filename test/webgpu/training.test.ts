@@ -5,7 +5,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { NnFormer, NNFORMER_MICRO, NnFormerConfig } from "../../src/models/nnformer";
+import { NnFormer, NNFORMER_E12_16X32X32, NnFormerConfig } from "../../src/models/nnformer";
 import { MaeNnFormer } from "../../src/mae/mae3d";
 import { selectOps } from "../../src/layers/fast_ops";
 import { deepSupervisionLoss } from "../../src/losses/dice_ce";
@@ -16,7 +16,7 @@ import { makeRng } from "../../src/runtime/random";
 import { randomData, relErr } from "../layers/grad_check";
 import { assertNoGpuErrors, startWebgpuSuite } from "./helpers";
 
-const CONFIG: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0.2 };
+const CONFIG: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0.2 };
 
 /** Variable names carry a per-instance prefix ("nnformer3/..."). */
 const unprefixed = (name: string) => name.replace(/^[^/]+\//, "");
@@ -93,7 +93,7 @@ describe("webgpu/whole network vs wasm", () => {
 
   it("MAE pretraining step (sparse masking) matches wasm: loss and every gradient", async function () {
     this.timeout(600000);
-    const cfg: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };
+    const cfg: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0 };
     const run = async (backend: string) => {
       await tf.setBackend(backend);
       const mae = new MaeNnFormer(cfg, { mask: { mode: "sparse", ratio: 0.75, unit: [4, 8, 8] } }, { seed: 1 });
@@ -119,7 +119,7 @@ describe("webgpu/whole network vs wasm", () => {
 
   it("sliding-window inference with mirror TTA matches wasm", async function () {
     this.timeout(600000);
-    const cfg: NnFormerConfig = { ...NNFORMER_MICRO, dropPathRate: 0 };
+    const cfg: NnFormerConfig = { ...NNFORMER_E12_16X32X32, dropPathRate: 0 };
     const shape: [number, number, number] = [20, 32, 40]; // 2 x 1 x 2 overlapping windows
     const image: Volume<Float32Array> = {
       data: randomData([shape[0] * shape[1] * shape[2]], 12),
