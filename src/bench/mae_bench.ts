@@ -70,7 +70,7 @@ export async function benchMaeStep(
       const { value, grads } = tf.variableGrads(() => mae.loss({ x, mask }, ops), vars);
       await value.data();
       value.dispose();
-      const clipped = clipByGlobalNorm(grads, 1);
+      const clipped = await clipByGlobalNorm(grads, 1);
       opt.apply(clipped.grads, 1e-4);
       tf.dispose(Object.values(clipped.grads));
       if (i >= warmup) times.push(performance.now() - t0);

@@ -5,9 +5,10 @@
 // fwd+bwd = tf.grads of Σ out·R for a fixed random R; 1 warm-up call, then the median of `reps` calls.
 // GFLOP/s counts matmul/conv FLOPs only (2 per multiply-add), fwd+bwd = 3 × forward, for the fast version.
 import * as tf from "@tensorflow/tfjs";
-import { Conv3dSpec } from "../layers/ops";
+import { Conv3dSpec, Ops } from "../layers/ops";
 import { plainOps } from "../layers/plain_ops";
-import { fastOps } from "../layers/fast_ops";
+import { fastOps as cpuFastOps } from "../layers/fast_ops";
+import { webgpuOps } from "../layers/webgpu_ops";
 import { ConvRoute, fastConv3d } from "../layers/fast/conv3d";
 import { diceCeLoss, diceCeLossPlain } from "../losses/dice_ce";
 import type { Vec3 } from "../runtime/math";
@@ -45,11 +46,19 @@ interface Case {
   fast: (...xs: tf.Tensor[]) => tf.Tensor;
 }
 
-/** Median ms of fwd+bwd of f on fresh copies of the inputs. */
-function timeFwdBwd(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], wrt: number[], reps: number): number {
+/** The kit's fast ops for the current backend (webgpu has its own attention). */
+const fastOps = (): Ops => (tf.getBackend() === "webgpu" ? webgpuOps : cpuFastOps);
+
+/** Median ms of fwd+bwd of f on fresh copies of the inputs (gradients read with await data(): GPU work included). */
+async function timeFwdBwd(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+  wrt: number[],
+  reps: number,
+): Promise<number> {
   const r = tf.tidy(() => tf.randomNormal(f(...inputs).shape, 0, 1, "float32", 7));
-  const call = () =>
-    tf.tidy(() => {
+  const call = async () => {
+    const g = tf.tidy(() => {
       const fresh = inputs.map((t, i) => (wrt.includes(i) ? tf.add(t, 0) : t));
       const loss = (...vs: tf.Tensor[]) => {
         const all = fresh.slice();
@@ -57,14 +66,16 @@ function timeFwdBwd(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], w
         const y = f(...all);
         return y.rank === 0 ? y.mul(r) : tf.sum(tf.mul(y, r));
       };
-      const g = tf.grads(loss)(wrt.map((k) => fresh[k]));
-      g.forEach((t) => t.dataSync()); // wasm runs synchronously; this only matters on async backends
+      return tf.grads(loss)(wrt.map((k) => fresh[k]));
     });
-  call();
+    await Promise.all(g.map((t) => t.data()));
+    tf.dispose(g);
+  };
+  await call();
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    call();
+    await call();
     ts.push(performance.now() - t0);
   }
   r.dispose();
@@ -82,7 +93,7 @@ function convCase(name: string, x: number[], co: number, spec: Conv3dSpec, kerne
     inputs: [x, [...kernel, ci, co], [co]],
     wrt,
     plain: (a, w, b) => plainOps.conv3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, spec),
-    fast: (a, w, b) => fastOps.conv3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, spec),
+    fast: (a, w, b) => fastOps().conv3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, spec),
   };
 }
 
@@ -94,7 +105,7 @@ function convTCase(name: string, x: number[], co: number, k: Vec3): Case {
     flops: 2 * D * H * W * ci * prod(k) * co,
     inputs: [x, [...k, co, ci], [co]],
     plain: (a, w, b) => plainOps.convTranspose3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D),
-    fast: (a, w, b) => fastOps.convTranspose3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D),
+    fast: (a, w, b) => fastOps().convTranspose3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D),
   };
 }
 
@@ -105,7 +116,7 @@ function linearCase(name: string, t: number, ci: number, co: number): Case {
     flops: 2 * t * ci * co,
     inputs: [[t, ci], [ci, co], [co]],
     plain: (x, w, b) => plainOps.linear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D),
-    fast: (x, w, b) => fastOps.linear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D),
+    fast: (x, w, b) => fastOps().linear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D),
   };
 }
 
@@ -130,7 +141,7 @@ function attentionCase(nW: number, N: number, h: number, d: number): Case {
       [h, N, N],
     ],
     plain: (q, k, v, b) => plainOps.windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, args(b)),
-    fast: (q, k, v, b) => fastOps.windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, args(b)),
+    fast: (q, k, v, b) => fastOps().windowAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, args(b)),
   };
 }
 
@@ -184,7 +195,7 @@ function cases(): Case[] {
       inputs: [[343, 3], relIndex],
       wrt: [0],
       plain: (t, i) => plainOps.gatherRows(t as tf.Tensor2D, i as tf.Tensor1D),
-      fast: (t, i) => fastOps.gatherRows(t as tf.Tensor2D, i as tf.Tensor1D),
+      fast: (t, i) => fastOps().gatherRows(t as tf.Tensor2D, i as tf.Tensor1D),
     },
     {
       op: "layerNorm",
@@ -192,7 +203,7 @@ function cases(): Case[] {
       flops: 0,
       inputs: [[8192, 48], [48], [48]],
       plain: (x, g, b) => plainOps.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
-      fast: (x, g, b) => fastOps.layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
+      fast: (x, g, b) => fastOps().layerNorm(x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5),
     },
     {
       op: "gelu",
@@ -200,7 +211,7 @@ function cases(): Case[] {
       flops: 0,
       inputs: [[8192, 192]],
       plain: (x) => plainOps.gelu(x),
-      fast: (x) => fastOps.gelu(x),
+      fast: (x) => fastOps().gelu(x),
     },
     {
       op: "roll",
@@ -208,7 +219,7 @@ function cases(): Case[] {
       flops: 0,
       inputs: [[1, 32, 16, 16, 48]],
       plain: (x) => plainOps.roll(x as tf.Tensor5D, [-2, -2, -2]),
-      fast: (x) => fastOps.roll(x as tf.Tensor5D, [-2, -2, -2]),
+      fast: (x) => fastOps().roll(x as tf.Tensor5D, [-2, -2, -2]),
     },
     lossCase(64),
     lossCase(32),
@@ -222,7 +233,7 @@ function makeInputs(c: Case): tf.Tensor[] {
 }
 
 /** Time plain vs fast fwd+bwd for every case (or the `only` subset) on the current backend. */
-export function benchOps(opts: BenchOptions = {}): BenchRow[] {
+export async function benchOps(opts: BenchOptions = {}): Promise<BenchRow[]> {
   const reps = opts.reps ?? 3;
   const all = cases();
   const rows: BenchRow[] = [];
@@ -230,8 +241,8 @@ export function benchOps(opts: BenchOptions = {}): BenchRow[] {
     if (opts.only && !opts.only.some((o) => c.op.includes(o))) continue;
     const inputs = makeInputs(c);
     const wrt = c.wrt ?? inputs.map((t, i) => (t.dtype === "float32" ? i : -1)).filter((i) => i >= 0);
-    const plainMs = timeFwdBwd(c.plain, inputs, wrt, reps);
-    const fastMs = timeFwdBwd(c.fast, inputs, wrt, reps);
+    const plainMs = await timeFwdBwd(c.plain, inputs, wrt, reps);
+    const fastMs = await timeFwdBwd(c.fast, inputs, wrt, reps);
     const row: BenchRow = {
       op: c.op,
       shape: c.shape,
@@ -249,7 +260,7 @@ export function benchOps(opts: BenchOptions = {}): BenchRow[] {
 }
 
 /** The two fast conv3d routes at the merge shapes, to set pickConvRoute's size rule: [shape, zsplitMs, gatherMs]. */
-export function benchConvRoutes(reps = 3): { shape: string; zsplitMs: number; gatherMs: number }[] {
+export async function benchConvRoutes(reps = 3): Promise<{ shape: string; zsplitMs: number; gatherMs: number }[]> {
   const shapes: [number[], number, Conv3dSpec][] = [
     [[1, 32, 16, 16, 48], 96, { stride: [2, 2, 2], padding: [1, 1, 1] }],
     [[1, 16, 8, 8, 96], 192, { stride: [2, 2, 2], padding: [1, 1, 1] }],
@@ -258,15 +269,17 @@ export function benchConvRoutes(reps = 3): { shape: string; zsplitMs: number; ga
     [[1, 8, 8, 8, 64], 64, { stride: [1, 1, 1], padding: [1, 1, 1] }],
     [[1, 16, 16, 16, 16], 16, { stride: [2, 2, 2], padding: [1, 1, 1] }],
   ];
-  return shapes.map(([x, co, spec]) => {
+  const rows: { shape: string; zsplitMs: number; gatherMs: number }[] = [];
+  for (const [x, co, spec] of shapes) {
     const inputs = [tf.randomNormal(x), tf.randomNormal([3, 3, 3, x[4], co], 0, 0.1), tf.randomNormal([co])];
     const f = (route: ConvRoute) => (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
       fastConv3d(a as tf.Tensor5D, w as tf.Tensor5D, b as tf.Tensor1D, spec, route);
-    const zsplitMs = timeFwdBwd(f("zsplit"), inputs, [0, 1, 2], reps);
-    const gatherMs = timeFwdBwd(f("gather"), inputs, [0, 1, 2], reps);
+    const zsplitMs = await timeFwdBwd(f("zsplit"), inputs, [0, 1, 2], reps);
+    const gatherMs = await timeFwdBwd(f("gather"), inputs, [0, 1, 2], reps);
     tf.dispose(inputs);
-    return { shape: `[${x.slice(1)}]->${co} s${spec.stride.join("")}`, zsplitMs, gatherMs };
-  });
+    rows.push({ shape: `[${x.slice(1)}]->${co} s${spec.stride.join("")}`, zsplitMs, gatherMs });
+  }
+  return rows;
 }
 
 /** The rows as a Markdown table. */

@@ -10,11 +10,13 @@ import {
   NNFORMER_E12_16X32X32,
   NNFORMER_E24_32X64X64,
   NNFORMER_E48_64X64X64,
+  NNFORMER_SYNAPSE,
   NnFormerConfig,
 } from "../models/nnformer";
 import { Conv3dSpec, Ops } from "../layers/ops";
 import { plainOps } from "../layers/plain_ops";
 import { fastOps } from "../layers/fast_ops";
+import { webgpuOps } from "../layers/webgpu_ops";
 import { benchNnFormerStep, KernelTime, StepBenchRow } from "./step_bench";
 import { benchConvRoutes, benchOps, formatBench, BenchRow } from "./ops_bench";
 import { benchMaeModes, MaeBenchRow } from "./mae_bench";
@@ -22,11 +24,16 @@ import { benchModelStep, formatModelStepTable, ModelStepRow } from "./model_benc
 import { alignedTable, fixed, setupCells } from "./table";
 import type { Vec3 } from "../runtime/math";
 
+/** The kit's fast ops for the current backend (webgpu has its own attention). */
+const kitFastOps = (): Ops => (tf.getBackend() === "webgpu" ? webgpuOps : fastOps);
+
 /** Presets the step benchmark knows. `tiny` is the issue's reference network: Synapse structure, crop 64³, embed 48, 14 classes. */
 export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
   tiny: { ...NNFORMER_E48_64X64X64, numClasses: 14 },
   small: NNFORMER_E24_32X64X64,
   micro: NNFORMER_E12_16X32X32,
+  /** The official Synapse network (crop 64x128x128, embed 192, 150 M parameters): for GPUs. */
+  synapse: NNFORMER_SYNAPSE,
 };
 
 /**
@@ -175,7 +182,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
     if (!config)
       throw new Error(`bench: unknown preset "${preset}"; use one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
     for (const kind of o.ops) {
-      const ops = kind === "fast" ? fastOps : naivePlainOps;
+      const ops = kind === "fast" ? kitFastOps() : naivePlainOps;
       const steps = kind === "fast" ? o.steps : o.plainSteps;
       log(`... ${preset} / ${kind}: ${steps} timed step(s) after 1 warm-up`);
       try {
@@ -204,7 +211,7 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
       const { row, kernels } = await benchModelStep(
         name,
         { inChannels: 1, numClasses: 14, cropSize: crop, seed: 1 },
-        fastOps,
+        kitFastOps(),
         {
           steps: o.steps,
           warmup: 1,
@@ -252,10 +259,10 @@ export async function runBench(o: BenchRunOptions): Promise<BenchReport> {
   }
   if (o.micro) {
     log("\nop microbenchmarks (fwd+bwd, fresh inputs each call):");
-    report.ops = benchOps({ reps: 3 });
+    report.ops = await benchOps({ reps: 3 });
     log(formatBench(report.ops));
     log("\nfast conv3d routes at the merge shapes (fwd+bwd ms; sets pickConvRoute's size rule):");
-    const routes = benchConvRoutes(3);
+    const routes = await benchConvRoutes(3);
     for (const r of routes) log(`  ${r.shape}: zsplit ${r.zsplitMs.toFixed(1)} ms, gather ${r.gatherMs.toFixed(1)} ms`);
     report.convRoutes = routes;
   }

@@ -80,40 +80,44 @@ export async function timeTrainingSteps(
   const [D, H, W] = data.cropSize;
   const x = tf.randomNormal([o.batch, D, H, W, data.inChannels], 0, 1, "float32", 3) as tf.Tensor5D;
   const y = tf.tidy(() => tf.floor(tf.randomUniform([o.batch, D, H, W], 0, data.numClasses, "float32", 4)).toInt());
-  const trainStep = (i: number) => {
+  // reads are `await data()`, the one read every backend has (webgpu cannot read synchronously)
+  const trainStep = async (i: number) => {
     const rng = makeRng(seedFrom("bench", i));
     const { value, grads } = tf.variableGrads(() => {
       const out = model.forward(x, { ops, training: true, rng });
       return deepSupervisionLoss(Array.isArray(out) ? out : [out], [y], { batchDice: true });
     }, vars);
-    value.dataSync();
+    await value.data();
     value.dispose();
-    const clipped = clipByGlobalNorm(grads, 12);
+    const clipped = await clipByGlobalNorm(grads, 12);
     opt.apply(clipped.grads, 1e-4);
     tf.dispose(Object.values(clipped.grads));
   };
-  const forward = () =>
-    tf.tidy(() => {
+  const forward = async () => {
+    const first = tf.tidy(() => {
       const out = model.forward(x, { ops, training: false });
-      (Array.isArray(out) ? out[0] : out).dataSync();
+      return Array.isArray(out) ? out[0] : out;
     });
+    await first.data();
+    first.dispose();
+  };
   try {
-    for (let i = 0; i < o.warmup; i++) trainStep(-1 - i);
+    for (let i = 0; i < o.warmup; i++) await trainStep(-1 - i);
     const stepTimes: number[] = [],
       cpuTimes: number[] = [];
     for (let i = 0; i < o.steps; i++) {
       const t = performance.now(),
         c = process.cpuUsage();
-      trainStep(i);
+      await trainStep(i);
       stepTimes.push(performance.now() - t);
       const dc = process.cpuUsage(c);
       cpuTimes.push((dc.user + dc.system) / 1000);
     }
-    forward();
+    await forward();
     const fwdTimes: number[] = [];
     for (let i = 0; i < Math.max(1, Math.min(o.steps, 3)); i++) {
       const t = performance.now();
-      forward();
+      await forward();
       fwdTimes.push(performance.now() - t);
     }
     const info = await tf.profile(() => trainStep(1000));

@@ -1,7 +1,7 @@
 // The `mae-nnformer` command line. Each subcommand is a thin wrapper over the library.
 import { Command } from "commander";
 import * as path from "path";
-import { initBackend, describeBackend } from "../runtime/backend";
+import { BACKEND_ENV, BACKEND_ORDER, initBackend, describeBackend } from "../runtime/backend";
 import { loadManifest, resolveManifest, listManifests, SPLIT_NAMES, SplitName } from "../data/manifest";
 import { predictFile, predictSplit, evaluatePredictions, writeEvaluation } from "../infer/predict";
 import { formatSummary } from "../metrics/summarize";
@@ -291,8 +291,10 @@ function program(): Command {
     .option("--micro", "also run the op microbenchmarks", false)
     .option("--mae <list>", "also time one MAE pretraining step per masking mode on these presets: tiny, micro")
     .option("--out <file>", "JSON output", "build/bench/bench.json")
+    .option("--backend <name>", `run on this backend: ${BACKEND_ORDER.join(", ")} (sets ${BACKEND_ENV})`)
     .action(async (o) => {
       assertWritableFile(o.out, "--out");
+      if (o.backend) process.env[BACKEND_ENV] = String(o.backend);
       const backend = await initBackend();
       const crop = String(o.crop)
         .split("x")

@@ -80,17 +80,20 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-/** Writes parameters (+ optimizer moments) and info atomically. `named`: [parameter name, variable] pairs. */
-export function saveCheckpoint(
+/**
+ * Writes parameters (+ optimizer moments) and info atomically. `named`: [parameter name, variable] pairs. Async: the
+ * parameters are read with `await data()`, which every backend has (webgpu cannot read synchronously).
+ */
+export async function saveCheckpoint(
   file: string,
   named: Iterable<[string, tf.Variable]>,
   info: CheckpointInfo,
   optimizer?: NamedOptimizerState & { kind: string },
-): void {
+): Promise<void> {
   const tensors = new Map<string, TensorToWrite>();
   const shapes = new Map<string, number[]>();
   for (const [name, v] of named) {
-    tensors.set(`param/${name}`, { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array });
+    tensors.set(`param/${name}`, { dtype: "F32", shape: v.shape, data: (await v.data()) as Float32Array });
     shapes.set(name, v.shape);
   }
   if (optimizer) {
@@ -119,12 +122,12 @@ export function saveCheckpoint(
 }
 
 /** Saves a model's weights and config as a kind "model" checkpoint. */
-export function saveModelCheckpoint(
+export async function saveModelCheckpoint(
   file: string,
   model: { name?: string; config: unknown; params: Iterable<[string, tf.Variable]> },
   extra: Record<string, unknown> = {},
-): void {
-  saveCheckpoint(file, model.params, {
+): Promise<void> {
+  await saveCheckpoint(file, model.params, {
     kind: "model",
     model: model.name || NNFORMER_UNNAMED,
     config: model.config,

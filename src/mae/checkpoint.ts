@@ -34,7 +34,7 @@ export interface MaeCheckpointInfo {
 }
 
 /** Saves the model, its settings and (optionally) fit and optimizer state, atomically. */
-export function saveMaeCheckpoint(
+export async function saveMaeCheckpoint(
   file: string,
   model: MaeNnFormer,
   info: {
@@ -43,8 +43,8 @@ export function saveMaeCheckpoint(
     train?: Record<string, unknown>;
     optimizer?: NamedOptimizerState;
   },
-): void {
-  saveCheckpoint(
+): Promise<void> {
+  await saveCheckpoint(
     file,
     model.namedParams(),
     {

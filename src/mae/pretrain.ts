@@ -269,7 +269,7 @@ export class MaePretrainTask implements TrainTask {
   async save(tag: "latest" | "best", state: FitState, optimizer: Optimizer): Promise<void> {
     if (!this.opts.outDir) return;
     const file = path.join(this.opts.outDir, `mae_${tag}.safetensors`);
-    saveMaeCheckpoint(file, this.mae, {
+    await saveMaeCheckpoint(file, this.mae, {
       preprocessing: this.preprocessing,
       fitState: state,
       train: this.opts.trainInfo,

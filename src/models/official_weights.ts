@@ -109,14 +109,14 @@ export function describeReport(r: WeightImportReport): string {
 }
 
 /** The model as an official state_dict: PyTorch names, layouts, F32 parameters and I64 index buffers. */
-export function officialStateDict(model: OfficialWeightsModel): Map<string, TensorToWrite> {
+export async function officialStateDict(model: OfficialWeightsModel): Promise<Map<string, TensorToWrite>> {
   const out = new Map<string, TensorToWrite>();
   for (const spec of model.specs) {
     const v = model.params.get(spec.name);
     const perm = torchToTfPerm(spec.kind);
-    const data = perm
-      ? tf.tidy(() => tf.transpose(v, inversePerm(perm)).dataSync() as Float32Array)
-      : (v.dataSync() as Float32Array);
+    const t = perm ? tf.transpose(v, inversePerm(perm)) : v;
+    const data = (await t.data()) as Float32Array; // await data(): webgpu has no synchronous read
+    if (t !== v) t.dispose();
     out.set(spec.name, { dtype: "F32", shape: spec.torchShape, data });
   }
   for (const b of model.bufferSpecs ?? [])
@@ -125,9 +125,9 @@ export function officialStateDict(model: OfficialWeightsModel): Map<string, Tens
 }
 
 /** Writes the official state_dict as safetensors (atomically); loadable in PyTorch with safetensors.torch.load_file. */
-export function exportOfficialWeights(model: OfficialWeightsModel, file: string): void {
+export async function exportOfficialWeights(model: OfficialWeightsModel, file: string): Promise<void> {
   writeFileAtomic(
     file,
-    serializeSafetensors(officialStateDict(model), { format: "pt", source: `mae-nnformer ${KIT_VERSION}` }),
+    serializeSafetensors(await officialStateDict(model), { format: "pt", source: `mae-nnformer ${KIT_VERSION}` }),
   );
 }

@@ -124,7 +124,7 @@ export async function fit(task: TrainTask, config: TrainConfig, options: FitOpti
         tf.dispose(Object.values(grads));
         throw new NonFiniteLossError(step, loss);
       }
-      const clipped = clipByGlobalNorm(grads, config.clipNorm);
+      const clipped = await clipByGlobalNorm(grads, config.clipNorm);
       if (!Number.isFinite(clipped.norm)) {
         tf.dispose(Object.values(clipped.grads));
         throw new NonFiniteLossError(step, clipped.norm);

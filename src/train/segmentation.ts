@@ -162,7 +162,7 @@ export class SegmentationTask implements TrainTask {
     if (!this.o.checkpointDir) return;
     this.optimizerRef = optimizer;
     const params = this.o.model.params;
-    saveCheckpoint(
+    await saveCheckpoint(
       path.join(this.o.checkpointDir, `${tag}.safetensors`),
       params,
       {

@@ -25,7 +25,7 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     const plan = computePreprocessing([first], "CT");
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
     const ckpt = path.join(root, "best.safetensors");
-    saveCheckpoint(ckpt, model.params, {
+    await saveCheckpoint(ckpt, model.params, {
       kind: "finetune",
       model: "nnformer-micro",
       config: model.config,
@@ -58,7 +58,7 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     assert.throws(() => Predictor.load(path.join(root, "nope.safetensors")), /does not exist/);
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
     const ckpt = path.join(root, "noplan.safetensors");
-    saveCheckpoint(ckpt, model.params, { kind: "finetune", model: "nnformer-micro", config: model.config });
+    await saveCheckpoint(ckpt, model.params, { kind: "finetune", model: "nnformer-micro", config: model.config });
     model.dispose();
     assert.throws(() => Predictor.load(ckpt), /records no preprocessing/);
     assert.equal(readCheckpoint(ckpt).info.kind, "finetune");

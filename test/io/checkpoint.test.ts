@@ -98,10 +98,10 @@ describe("io/checkpoint", () => {
     });
   });
 
-  it("writes one format with a kind; round trip of a model checkpoint", () => {
+  it("writes one format with a kind; round trip of a model checkpoint", async () => {
     const a = new NnFormer(FIXTURE_CONFIG, { seed: 4 });
     const file = path.join(dir, "model.safetensors");
-    saveModelCheckpoint(file, { name: "nnformer-micro", config: a.config, params: a.params }, { step: 12 });
+    await saveModelCheckpoint(file, { name: "nnformer-micro", config: a.config, params: a.params }, { step: 12 });
     const ck = readCheckpoint(file);
     assert.equal(ck.format, CHECKPOINT_FORMAT);
     assert.equal(ck.metadata.kind, "model");

@@ -25,7 +25,7 @@ describe("mae/transfer", function () {
     file = path.join(dir, "mae.safetensors");
     pre = computePreprocessing([generatePhantom(0, 0, { shape: [16, 32, 32] }).image], "CT");
     mae = new MaeNnFormer(MICRO, {}, { seed: 11 });
-    saveMaeCheckpoint(file, mae, { preprocessing: pre });
+    await saveMaeCheckpoint(file, mae, { preprocessing: pre });
   });
   after(() => {
     mae.dispose();

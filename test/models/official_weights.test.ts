@@ -26,9 +26,9 @@ describe("models/official_weights", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it("exports the official state_dict: names, PyTorch shapes and layouts, I64 index buffers", () => {
+  it("exports the official state_dict: names, PyTorch shapes and layouts, I64 index buffers", async () => {
     const file = path.join(dir, "official.safetensors");
-    exportOfficialWeights(a, file);
+    await exportOfficialWeights(a, file);
     const f = readSafetensors(file);
     const conv = f.tensors.get("model_down.patch_embed.proj1.conv1.weight")!;
     assert.deepEqual(conv.shape, [6, 1, 3, 3, 3]); // torch (out, in, d, h, w)
@@ -58,8 +58,8 @@ describe("models/official_weights", () => {
     tf.dispose([x, ya.logits, yb.logits]);
   });
 
-  it("reports unknown, missing and mis-shaped tensors by name (strict throws, changes nothing)", () => {
-    const sd = officialStateDict(a);
+  it("reports unknown, missing and mis-shaped tensors by name (strict throws, changes nothing)", async () => {
+    const sd = await officialStateDict(a);
     sd.delete("model_down.norm2.bias");
     sd.set("model_down.extra.weight", { dtype: "F32", shape: [1], data: new Float32Array(1) });
     sd.set("final.0.up.bias", { dtype: "F32", shape: [4], data: new Float32Array(4) });
@@ -105,12 +105,12 @@ describe("models/official_weights", () => {
     assert.deepEqual(new Set(modelNames().map(family)), new Set(onePerFamily.map(family)));
   });
   for (const name of onePerFamily) {
-    it(`${name}: official state_dict out and back in gives the same weights`, () => {
+    it(`${name}: official state_dict out and back in gives the same weights`, async () => {
       const e = MODELS[name] as RegistryEntry<any>;
       const opts = { inChannels: 1, numClasses: 3, cropSize: e.tiny.cropSize, seed: 3 };
       const src = e.build(opts, e.tiny.overrides);
       const dst = e.build({ ...opts, seed: 4 }, e.tiny.overrides);
-      const sd = officialStateDict(src);
+      const sd = await officialStateDict(src);
       src.specs.forEach((s) => assert.deepEqual(sd.get(s.name)!.shape, s.torchShape, s.name));
       const report = importOfficialWeights(dst, serializeSafetensors(sd));
       assert.equal(report.loaded, src.specs.length);
