@@ -8,4 +8,5 @@ require("../../test/webgpu/kernels.test");
 require("../../test/webgpu/fast_ops.test");
 require("../../test/webgpu/guard.test");
 require("../../test/webgpu/training.test");
+require("../../test/webgpu/study.test");
 mocha.run((failures) => process.exit(Math.min(failures, 100)));
