@@ -8,7 +8,8 @@
 #   4. one official Synapse-size step (64x128x128, embed 192, 150 M parameters, batch 2) on webgpu;  bench-synapse-*
 #   5. a short quick study (MAE pretraining + low-label fine-tuning) on webgpu;  quick/ and quick.log
 # Environment: VK_DRIVER_FILES / VK_ICD_FILENAMES pick the Vulkan driver (default: the NVIDIA ICD when found);
-# GPU_PACK_STEPS_TIMEOUT (seconds per step, default 900); QUICK_STEPS / QUICK_PRETRAIN_STEPS (default 60 / 60).
+# GPU_PACK_STEPS_TIMEOUT (seconds per step, default 900); BENCH_STEPS (timed training steps, default 5);
+# QUICK_STEPS / QUICK_PRETRAIN_STEPS (default 60 / 60). On a software adapter (lavapipe) use small values.
 set -u
 pack=$(cd "$(dirname "$0")" && pwd)
 log=${1:?usage: bash run.sh LOGDIR}
@@ -66,9 +67,10 @@ bench() { # name, backend, bench args...
     --out "$log/bench-$name-$backend.json" "$@"
   say "  $(grep -E "^ *(tiny|synapse|micro) +fast" "$log/bench-$name-$backend.log" | head -1)"
 }
-bench tiny webgpu --presets tiny --steps 5
-bench tiny wasm --presets tiny --steps 2
-bench synapse webgpu --presets synapse --batch 2 --steps 2
+steps=${BENCH_STEPS:-5}
+bench tiny webgpu --presets tiny --steps "$steps"
+bench tiny wasm --presets tiny --steps "$(((steps + 1) / 2))"
+bench synapse webgpu --presets synapse --batch 2 --steps "$(((steps + 1) / 2))"
 
 run quick env MAE_NNFORMER_BACKEND=webgpu ./node kit.js study --profile quick --out "$log/quick" \
   --steps "${QUICK_STEPS:-60}" --pretrain-steps "${QUICK_PRETRAIN_STEPS:-60}"
