@@ -140,6 +140,7 @@ export function missingVulkanDriver(): string | null {
   if (process.platform !== "linux") return null;
   const env = process.env;
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return null;
+  if (/backend=(?!vulkan)/.test(env[DAWN_OPTIONS_ENV] ?? "")) return null; // Dawn asked for OpenGL(ES) instead
   const home = env.HOME ?? "";
   const roots = [
     env.XDG_CONFIG_HOME ?? path.join(home, ".config"),
