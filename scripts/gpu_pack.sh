@@ -29,6 +29,8 @@ cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$kit/node_modu
 cp node_modules/webgpu/dist/linux-x64/dawn.node "$kit/node_modules/webgpu/dist/linux-x64/"
 cp node_modules/plotly.js-dist-min/package.json node_modules/plotly.js-dist-min/plotly.min.js \
   "$kit/node_modules/plotly.js-dist-min/"
+# loaded at run time by import() (ESM only), so not in the bundle: the NIfTI reader and its inflate
+cp -r node_modules/nifti-reader-js node_modules/fflate "$kit/node_modules/"
 rm -rf "$out" && mkdir -p "$out"
 echo "gpu-pack: compressing" >&2
 tar -C "$kit" -cf - . | xz -T0 -6 >"$out/kit.tar.xz"
