@@ -9,7 +9,8 @@
 #   5. a short quick study (MAE pretraining + low-label fine-tuning) on webgpu;  quick/ and quick.log
 # Environment: VK_DRIVER_FILES / VK_ICD_FILENAMES pick the Vulkan driver (default: the NVIDIA ICD when found);
 # GPU_PACK_STEPS_TIMEOUT (seconds per step, default 900); BENCH_STEPS (timed training steps, default 5);
-# QUICK_STEPS / QUICK_PRETRAIN_STEPS (default 60 / 60). On a software adapter (lavapipe) use small values.
+# QUICK_STEPS / QUICK_PRETRAIN_STEPS (default 60 / 60), QUICK_FRACTIONS (default: the profile's 0.125,0.25,1).
+# On a software adapter (lavapipe) use small values.
 set -u
 pack=$(cd "$(dirname "$0")" && pwd)
 log=${1:?usage: bash run.sh LOGDIR}
@@ -77,7 +78,8 @@ else
 fi
 
 run quick env MAE_NNFORMER_BACKEND=webgpu ./node kit.js study --profile quick --out "$log/quick" \
-  --steps "${QUICK_STEPS:-60}" --pretrain-steps "${QUICK_PRETRAIN_STEPS:-60}"
+  --steps "${QUICK_STEPS:-60}" --pretrain-steps "${QUICK_PRETRAIN_STEPS:-60}" \
+  ${QUICK_FRACTIONS:+--fractions "$QUICK_FRACTIONS"}
 tail -25 "$log/quick.log" | grep -E '^\|' | tee -a "$summary"
 say "logs: $log"
 rm -rf "$work"
