@@ -30,7 +30,7 @@ let installed: number | null = null;
 
 /**
  * Makes the next wasm backend start use the threaded build with `threads` threads (>= 2). Call before the backend is
- * initialised (initBackend). Returns a function that undoes the temporary core-count patch; call it after start-up.
+ * initialised (initBackend). Returns a function that undoes the start-up patches; call it once the backend is ready.
  */
 export function prepareWasmThreads(threads: number): () => void {
   if (!Number.isInteger(threads) || threads < 2)
@@ -73,8 +73,11 @@ export function prepareWasmThreads(threads: number): () => void {
   const wasm = require("@tensorflow/tfjs-backend-wasm") as typeof import("@tensorflow/tfjs-backend-wasm"); // registers the flag
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
   wasm.setThreadsCount(threads);
+  // Emscripten keeps its own reference to the Worker class it found at load time, so both patches can go once the
+  // backend has started (other worker threads of the kit then get the ordinary class)
   return () => {
     osModule.cpus = realCpus;
+    (wt as { Worker: unknown }).Worker = Original;
   };
 }
 

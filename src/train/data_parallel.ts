@@ -384,6 +384,8 @@ export class DataParallelGroup {
     this.closed = true;
     Atomics.store(this.ctrl, CTRL.gen, -1);
     Atomics.notify(this.ctrl, CTRL.gen);
+    // ref again while they stop: an unref'd worker's exit would not keep the process alive until close() returns
+    for (const w of this.workers) w.ref();
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.replica.dispose();
   }
