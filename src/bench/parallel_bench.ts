@@ -9,9 +9,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { NnFormer, NnFormerConfig, NNFORMER_QUICK } from "../models/nnformer";
+import { NnFormer, NnFormerConfig, NNFORMER_E24_16X32X32 } from "../models/nnformer";
 import { nnFormerForwardMacs } from "../models/nnformer_flops";
-import { NnFormerSegmentation } from "../registry";
+import { NnFormerSegmentation } from "../models/nnformer_segmentation";
 import { fastOps } from "../layers/fast_ops";
 import { deepSupervisionLoss } from "../losses/dice_ce";
 import { Optimizer, clipByGlobalNorm } from "../train/optim";
@@ -31,7 +31,7 @@ export const PYTORCH_2T_MS = 620;
 /** Presets of this benchmark: the step benchmark's, plus the quick study's network. */
 export const PARALLEL_PRESETS: Record<string, NnFormerConfig> = {
   ...BENCH_PRESETS,
-  quick: { ...NNFORMER_QUICK, numClasses: 9 },
+  quick: { ...NNFORMER_E24_16X32X32, numClasses: 9 },
 };
 
 export interface ParallelPoint {
@@ -119,7 +119,7 @@ export async function benchParallelPoint(p: ParallelPoint): Promise<ParallelRow>
   if (p.workers > 1) {
     group = await DataParallelGroup.create({
       world: p.workers,
-      replica: { config, seed: 1, ops: "fast", batchDice: true },
+      replica: { kind: "nnformer", config, seed: 1, ops: "fast", batchDice: true },
       xShape: x.shape,
       yShape: y.shape,
     });

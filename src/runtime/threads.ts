@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
+import { initBackend, BackendReport } from "./backend";
 
 /** Environment variable that asks for N wasm threads (like --threads); 1 or unset = the single-threaded build. */
 export const THREADS_ENV = "MAE_NNFORMER_WASM_THREADS";
@@ -99,4 +100,22 @@ export function backendFlags(): Record<string, unknown> {
     }
   }
   return out;
+}
+
+/**
+ * initBackend with `threads` wasm threads (default: MAE_NNFORMER_WASM_THREADS, else 1). The setting is also put in
+ * the environment, so child processes (a study's cell workers) start the same way.
+ */
+export async function initBackendWithThreads(threads?: number): Promise<BackendReport> {
+  const n = threads ?? threadsFromEnv() ?? 1;
+  if (n > 1 && !tf.findBackend("wasm") && process.env.MAE_NNFORMER_BACKEND?.trim() !== "tensorflow") {
+    process.env[THREADS_ENV] = String(n);
+    const restore = prepareWasmThreads(n);
+    try {
+      return await initBackend();
+    } finally {
+      restore();
+    }
+  }
+  return initBackend();
 }

@@ -24,6 +24,8 @@ export interface StudyPlanFile {
   profile: StudyProfile;
   /** The MAE checkpoint given with --mae-checkpoint, if any (otherwise the study pretrains its own). */
   maeCheckpoint?: string;
+  /** Data-parallel shards inside each fine-tuning run (default 1). */
+  dataParallel?: number;
 }
 
 export const STUDY_PLAN_FILE = "study.json";
@@ -56,9 +58,9 @@ export function loadStudyPlan(out: string): StudyPlanFile {
   return p as StudyPlanFile;
 }
 
-/** The folder-safe name of a cell (as for its run folder under runs/). */
+/** The file-safe name of a job (a cell key as for its run folder under runs/; "pretrain:MODEL"). */
 export function cellFileName(key: string): string {
-  return key.replace(/[|=]/g, "_");
+  return key.replace(/[|=:]/g, "_");
 }
 
 /** What a cell process leaves in DIR/cells/<cell>.json. */
@@ -68,7 +70,7 @@ export interface CellRecord {
   result: RunResult;
   /** Peak resident set size of the process that ran the cell, MiB. */
   peakRssMiB: number;
-  /** Wall seconds of the process, start-up included. */
+  /** Wall seconds of the job in its process (module loading, backend start-up and data loading left out). */
   processSeconds: number;
 }
 
@@ -94,10 +96,10 @@ export function readCellRecord(out: string, key: string): CellRecord | null {
 }
 
 /** A job of the pool: one cell, or the MAE pretraining that "mae" cells of a model wait for. */
-export type CellJob = { kind: "cell"; key: string } | { kind: "pretrain"; model: string };
+export type CellJob = { kind: "cell"; key: string } | { kind: "pretrain"; model: string; seed: number };
 
 export function jobId(job: CellJob): string {
-  return job.kind === "cell" ? job.key : `pretrain:${job.model}`;
+  return job.kind === "cell" ? job.key : `pretrain:${job.model}:seed${job.seed}`;
 }
 
 /** Progress a job reports to the pool: units done of total (steps). */
@@ -110,11 +112,11 @@ export interface JobProgress {
 /** Starts a job in another process; the default runs `mae-nnformer cell` (see cellCommandArgs). */
 export type JobLauncher = (job: CellJob, out: string, onMessage: (m: ChildMessage) => void) => RunningTask<void>;
 
-/** The CLI arguments that run a job: `cell --study DIR --key KEY` or `cell --study DIR --pretrain MODEL`. */
+/** The CLI arguments that run a job: `cell --study DIR --key KEY` or `cell --study DIR --pretrain MODEL --seed N`. */
 export function cellCommandArgs(job: CellJob, out: string): string[] {
   return job.kind === "cell"
     ? ["cell", "--study", out, "--key", job.key]
-    : ["cell", "--study", out, "--pretrain", job.model];
+    : ["cell", "--study", out, "--pretrain", job.model, "--seed", String(job.seed)];
 }
 
 /** The CLI's entry module, run by pool children. */
@@ -155,8 +157,8 @@ export interface ParallelStudyOptions {
   /** The grid, in order (the order of results returned). */
   cells: StudyCell[];
   workers: number;
-  /** The model whose MAE pretraining a cell needs first, or undefined. */
-  pretrainFor: (cell: StudyCell) => string | undefined;
+  /** The MAE pretraining (model, seed) a cell needs first, or undefined. */
+  pretrainFor: (cell: StudyCell) => { model: string; seed: number } | undefined;
   launch?: JobLauncher;
   log?: (line: string) => void;
   onWarning?: (message: string) => void;
@@ -253,21 +255,21 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
   const todo = o.cells.filter((c) => !done.has(c.key));
   type Task = { id: string; after?: string[]; job: CellJob };
   const tasks: Task[] = [];
-  const pretrains = [...new Set(todo.map(o.pretrainFor).filter((m): m is string => m !== undefined))];
-  for (const model of pretrains)
-    tasks.push({ id: jobId({ kind: "pretrain", model }), job: { kind: "pretrain", model } });
+  const pretrains = new Map<string, CellJob>();
   for (const c of todo) {
     const m = o.pretrainFor(c);
-    tasks.push({
-      id: c.key,
-      after: m ? [jobId({ kind: "pretrain", model: m })] : [],
-      job: { kind: "cell", key: c.key },
-    });
+    if (m) pretrains.set(jobId({ kind: "pretrain", ...m }), { kind: "pretrain", ...m });
+  }
+  for (const [id, job] of pretrains) tasks.push({ id, job });
+  for (const c of todo) {
+    const m = o.pretrainFor(c);
+    tasks.push({ id: c.key, after: m ? [jobId({ kind: "pretrain", ...m })] : [], job: { kind: "cell", key: c.key } });
   }
 
   // progress over the whole grid: each job reports steps done of its total
   const t0 = Date.now();
   const prog = new Map<string, { done: number; total: number }>();
+  const running = new Set<string>();
   const cellsTotal = o.cells.length;
   let finished = o.cells.length - todo.length;
   const live = o.progress ?? Boolean(process.stderr.isTTY);
@@ -286,7 +288,7 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
     const f = all > 0 ? got / all : 1;
     const elapsed = (Date.now() - t0) / 1000;
     const eta = f > 0.01 ? formatSeconds((elapsed * (1 - f)) / f) : "?";
-    const runningNow = tasks.filter((t) => prog.has(t.id) && prog.get(t.id)!.done < prog.get(t.id)!.total).length;
+    const runningNow = running.size;
     return `[grid ${finished}/${cellsTotal} cells done, ${runningNow} running, ${Math.round(100 * f)} % of this run, ETA ${eta}]`;
   };
   const draw = (force = false) => {
@@ -302,15 +304,16 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
     draw(true);
   };
 
-  if (tasks.length) {
+  if (!tasks.length) log(`all ${o.cells.length} cells are already in ${file}`);
+  else {
     log(
-      `running ${todo.length} cell(s)${pretrains.length ? ` and ${pretrains.length} pretraining job(s)` : ""} on ${Math.min(o.workers, tasks.length)} worker process(es); logs in ${path.join(o.out, "cells")}`,
+      `running ${todo.length} cell(s)${pretrains.size ? ` and ${pretrains.size} pretraining job(s)` : ""} on ${Math.min(o.workers, tasks.length)} worker process(es); logs in ${path.join(o.out, "cells")}`,
     );
   }
   await runPool(tasks, {
     workers: o.workers,
     onStart: (t) => {
-      prog.set(t.id, { done: 0, total: prog.get(t.id)?.total ?? 1 });
+      running.add(t.id);
       say(`${status()} start ${t.id}`);
     },
     start: (t) =>
@@ -321,10 +324,12 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
         }
       }),
     onEnd: (t) => {
+      running.delete(t.id);
       const p = prog.get(t.id);
       if (p) p.done = p.total;
+      else prog.set(t.id, { done: 1, total: 1 }); // finished without reporting (e.g. pretraining found complete)
       if (t.job.kind === "pretrain") {
-        const rss = readPretrainRss(o.out, t.job.model);
+        const rss = readPretrainRss(o.out, t.job);
         if (rss !== undefined) outcome.peakRssMiB[t.id] = rss;
         say(`${status()} done ${t.id}${rss !== undefined ? `, peak RSS ${rss.toFixed(0)} MiB` : ""}`);
         return;
@@ -347,19 +352,20 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
   if (rss.length)
     log(
       `peak RSS per worker process: max ${Math.max(...rss).toFixed(0)} MiB (${o.workers} at once: at most ` +
-        `${(Math.min(o.workers, rss.length) * Math.max(...rss)).toFixed(0)} MiB together)`,
+        `${(Math.min(o.workers, rss.length) * Math.max(...rss)).toFixed(0)} MiB together); this process ` +
+        `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
     );
   outcome.results = o.cells.map((c) => done.get(c.key)!);
   return outcome;
 }
 
-function pretrainRssFile(out: string, model: string): string {
-  return path.join(out, "cells", `${cellFileName(jobId({ kind: "pretrain", model }))}.json`);
+function pretrainRssFile(out: string, job: CellJob): string {
+  return path.join(out, "cells", `${cellFileName(jobId(job))}.json`);
 }
 
-function readPretrainRss(out: string, model: string): number | undefined {
+function readPretrainRss(out: string, job: CellJob): number | undefined {
   try {
-    const v = JSON.parse(fs.readFileSync(pretrainRssFile(out, model), "utf8")).peakRssMiB;
+    const v = JSON.parse(fs.readFileSync(pretrainRssFile(out, job), "utf8")).peakRssMiB;
     return typeof v === "number" ? v : undefined;
   } catch {
     return undefined;
@@ -371,8 +377,8 @@ export interface CellExecutor {
   cells: StudyCell[];
   /** Runs one cell; `onStep(done, total)` after each training step. */
   runCell(cell: StudyCell, onStep: (done: number, total: number) => void): Promise<RunResult>;
-  /** Pretrains (or finds complete) the MAE encoder of `model`; `onStep(done, total)` after each step. */
-  pretrain(model: string, onStep: (done: number, total: number) => void): Promise<string>;
+  /** Pretrains (or finds complete) the MAE encoder of `model` for `seed`; `onStep(done, total)` after each step. */
+  pretrain(model: string, seed: number, onStep: (done: number, total: number) => void): Promise<string>;
 }
 
 /**
@@ -388,10 +394,10 @@ export async function runCellJob(out: string, job: CellJob, exec: CellExecutor):
   };
   const rssMiB = () => process.resourceUsage().maxRSS / 1024;
   if (job.kind === "pretrain") {
-    const file = await exec.pretrain(job.model, onStep);
+    const file = await exec.pretrain(job.model, job.seed, onStep);
     writeFileAtomic(
-      pretrainRssFile(out, job.model),
-      JSON.stringify({ model: job.model, checkpoint: file, peakRssMiB: rssMiB() }) + "\n",
+      pretrainRssFile(out, job),
+      JSON.stringify({ model: job.model, seed: job.seed, checkpoint: file, peakRssMiB: rssMiB() }) + "\n",
     );
     return;
   }

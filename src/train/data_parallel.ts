@@ -16,7 +16,11 @@ import * as tf from "@tensorflow/tfjs";
 import { cachedConstant, customOp, r2, transpose2d } from "../layers/fast/common";
 import { targetOneHot, deepSupervisionLoss, DiceCeOptions } from "../losses/dice_ce";
 import { NnFormer, NnFormerConfig } from "../models/nnformer";
-import { NnFormerSegmentation } from "../registry";
+import { NnFormerSegmentation } from "../models/nnformer_segmentation";
+import type { SegmentationModel } from "../models/types";
+import { modelEntry } from "../registry";
+import type { TrainTask } from "./fit";
+import type { SegmentationTask } from "./segmentation";
 import { fastOps } from "../layers/fast_ops";
 import { plainOps } from "../layers/plain_ops";
 import { makeRng, seedFrom } from "../runtime/random";
@@ -26,7 +30,7 @@ import { makeRng, seedFrom } from "../runtime/random";
 
 /** Longest statistics vector one loss term exchanges: voxels, groups and 3 sums per class (up to 256 classes). */
 const MAX_STATS = 2 + 3 * 256;
-const CTRL = { gen: 0, done: 1, arrived: 2, failed: 3, ready: 4 } as const;
+const CTRL = { gen: 0, done: 1, arrived: 2, failed: 3, ready: 4, step: 5 } as const;
 const ERROR_BYTES = 4096;
 
 /** The buffers every shard sees. */
@@ -205,24 +209,23 @@ export function shardedDiceCe(channel: ShardChannel) {
 /** A model copy on one shard: its trainable variables (same order on every shard) and its loss on a batch. */
 export interface Replica {
   variables: tf.Variable[];
-  /** Loss of a batch, every loss term through `termLoss` (the sharded Dice+CE). */
+  /** Loss of a batch, every loss term through `termLoss` (the sharded Dice+CE); `step` and `rank` seed drop path. */
   loss(x: tf.Tensor5D, y: tf.Tensor, termLoss: DiceCeLossFn, step: number, rank: number): tf.Scalar;
   dispose(): void;
 }
 
 export type DiceCeLossFn = (logits: tf.Tensor, target: tf.Tensor, opts: DiceCeOptions) => tf.Scalar;
 
-/** How a worker builds its replica: a JSON description handed to nnFormerReplica. */
-export interface NnFormerReplicaSpec {
-  config: NnFormerConfig;
-  seed: number;
+/** How every shard builds its model copy (JSON, sent to the workers). */
+export type ReplicaSpec = {
   ops: "fast" | "plain";
   batchDice: boolean;
-}
+  /** Seed of the drop-path streams (one per step and shard). */
+  seed: number;
+} & ({ kind: "nnformer"; config: NnFormerConfig } | { kind: "registry"; model: string; config: object });
 
-/** nnFormer with deep supervision and Dice+CE, as in the segmentation task. */
-export function nnFormerReplica(spec: NnFormerReplicaSpec): Replica {
-  const model = new NnFormerSegmentation("data-parallel", new NnFormer(spec.config, { seed: spec.seed }));
+/** The segmentation loss of `model` (deep supervision, Dice+CE) as a replica. Disposing it disposes the model. */
+export function replicaOf(model: SegmentationModel, spec: Pick<ReplicaSpec, "ops" | "batchDice" | "seed">): Replica {
   const ops = spec.ops === "fast" ? fastOps : plainOps;
   return {
     variables: model.trainableVariables(),
@@ -236,13 +239,24 @@ export function nnFormerReplica(spec: NnFormerReplicaSpec): Replica {
   };
 }
 
+/** Builds a shard's model copy from its spec. */
+export function buildReplica(spec: ReplicaSpec): Replica {
+  const model =
+    spec.kind === "nnformer"
+      ? new NnFormerSegmentation("data-parallel", new NnFormer(spec.config, { seed: spec.seed }))
+      : modelEntry(spec.model).fromConfig(spec.config, spec.model);
+  return replicaOf(model, spec);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The group (this thread = shard 0)
 
 export interface DataParallelOptions {
   /** Shards including this thread (>= 2). */
   world: number;
-  replica: NnFormerReplicaSpec;
+  replica: ReplicaSpec;
+  /** Shard 0's model (e.g. the one a training task owns); default: built from the spec, disposed by close(). */
+  main?: SegmentationModel;
   /** Batch shape: x [B, D, H, W, C] and labels y [B, D, H, W]; B must be a multiple of world. */
   xShape: number[];
   yShape: number[];
@@ -274,7 +288,7 @@ export class DataParallelGroup {
     if (B % o.world !== 0)
       throw new Error(`data parallel: batch ${B} does not split over ${o.world} shards; use a multiple of ${o.world}`);
     if (o.yShape[0] !== B) throw new Error(`data parallel: labels [${o.yShape}] do not match the batch of ${B}`);
-    this.replica = nnFormerReplica(o.replica);
+    this.replica = o.main ? replicaOf(o.main, o.replica) : buildReplica(o.replica);
     let n = 0;
     for (const v of this.replica.variables) {
       this.offsets.push(n);
@@ -292,7 +306,6 @@ export class DataParallelGroup {
   static async create(o: DataParallelOptions): Promise<DataParallelGroup> {
     const g = new DataParallelGroup(o);
     const module = path.join(__dirname, `data_parallel_worker${path.extname(__filename)}`);
-    const exits: Promise<void>[] = [];
     for (let rank = 1; rank < o.world; rank++) {
       // a worker thread does not inherit the tsx loader: a .ts entry registers it first
       const entry = module.endsWith(".ts")
@@ -310,7 +323,6 @@ export class DataParallelGroup {
         },
       });
       w.unref();
-      exits.push(new Promise((resolve) => w.once("exit", () => resolve())));
       w.on("error", (e) => reportError(g.buffers, e));
       g.workers.push(w);
     }
@@ -322,12 +334,11 @@ export class DataParallelGroup {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    void exits;
     return g;
   }
 
   /** Gradients of the loss of batch (x, y) with respect to the replica's variables, summed over the shards. */
-  gradients(x: tf.Tensor5D, y: tf.Tensor): ParallelGrads {
+  gradients(x: tf.Tensor5D, y: tf.Tensor, step = this.step): ParallelGrads {
     if (this.closed) throw new Error("data parallel: the group is closed");
     const W = this.o.world;
     const B = x.shape[0];
@@ -341,7 +352,8 @@ export class DataParallelGroup {
     const ys = y.dataSync();
     new Float32Array(this.buffers.x).set(xs.subarray(this.xPer));
     new Int32Array(this.buffers.y).set(ys.subarray(this.yPer));
-    const step = this.step++;
+    this.step = step + 1;
+    Atomics.store(this.ctrl, CTRL.step, step);
     Atomics.store(this.ctrl, CTRL.done, 0);
     Atomics.add(this.ctrl, CTRL.gen, 1);
     Atomics.notify(this.ctrl, CTRL.gen);
@@ -387,8 +399,33 @@ export class DataParallelGroup {
     // ref again while they stop: an unref'd worker's exit would not keep the process alive until close() returns
     for (const w of this.workers) w.ref();
     await Promise.all(this.workers.map((w) => w.terminate()));
-    this.replica.dispose();
+    if (!this.o.main) this.replica.dispose();
   }
+}
+
+/**
+ * `task` with each step's gradients computed by `group` (fit calls task.gradients): the task samples the batch as
+ * usual, the group splits it over its shards. group.main must be the task's model.
+ */
+export function dataParallelTask(task: SegmentationTask, group: DataParallelGroup): TrainTask {
+  if (group.o.main !== task.o.model)
+    throw new Error("dataParallelTask: the group's shard 0 must hold the task's model");
+  return {
+    variables: () => task.variables(),
+    paramRule: (v) => task.paramRule(v),
+    loss: (step, rng) => task.loss(step, rng),
+    evaluate: () => task.evaluate(),
+    save: (tag, state, optimizer) => task.save(tag, state, optimizer),
+    gradients: (step, rng) => {
+      const { x, y } = task.sampleBatch(rng);
+      try {
+        const r = group.gradients(x, y, step);
+        return { value: tf.scalar(r.loss), grads: r.grads };
+      } finally {
+        tf.dispose([x, y]);
+      }
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -398,7 +435,7 @@ export interface WorkerData {
   rank: number;
   world: number;
   buffers: SharedBuffers;
-  replica: NnFormerReplicaSpec;
+  replica: ReplicaSpec;
   xShape: number[];
   yShape: number[];
 }
@@ -408,7 +445,7 @@ export function workerLoop(d: WorkerData): void {
   const b = d.buffers;
   const ctrl = new Int32Array(b.ctrl);
   try {
-    const replica = nnFormerReplica(d.replica);
+    const replica = buildReplica(d.replica);
     const channel = new ShardChannel(d.rank, d.world, b);
     const offsets: number[] = [];
     let numParams = 0;
@@ -423,12 +460,15 @@ export function workerLoop(d: WorkerData): void {
     const xs = new Float32Array(b.x);
     const ys = new Int32Array(b.y);
     const losses = new Float64Array(b.losses);
+    if (numParams !== params.length)
+      throw new Error(`worker ${d.rank} built ${numParams} parameters, shard 0 has ${params.length}: the specs differ`);
     Atomics.add(ctrl, CTRL.ready, 1);
     let seen = Atomics.load(ctrl, CTRL.gen);
-    for (let step = 0; ; step++) {
+    for (;;) {
       waitUntil(ctrl, CTRL.gen, (v) => v !== seen, b);
       seen = Atomics.load(ctrl, CTRL.gen);
       if (seen < 0) break;
+      const step = Atomics.load(ctrl, CTRL.step);
       replica.variables.forEach((v, i) =>
         v.assign(tf.tensor(params.slice(offsets[i], offsets[i] + v.size), v.shape, "float32")),
       );

@@ -1,9 +1,15 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { NNFORMER_MICRO } from "../../src/models/nnformer";
+import { NNFORMER_E12_16X32X32 } from "../../src/models/nnformer";
 import { diceCeLoss } from "../../src/losses/dice_ce";
-import { DataParallelGroup, nnFormerReplica, NnFormerReplicaSpec } from "../../src/train/data_parallel";
+import { generatePhantom } from "../../src/data/phantom";
+import { computePreprocessing } from "../../src/data/preprocess";
+import { prepareCases } from "../../src/train/segmentation";
+import { finetune } from "../../src/train/recipe";
+import { buildModel } from "../../src/registry";
+import { fastOps } from "../../src/layers/fast_ops";
+import { DataParallelGroup, buildReplica, ReplicaSpec } from "../../src/train/data_parallel";
 
 // One step split over 2 shards (this thread and a worker thread, each its own wasm instance) must give the loss and
 // the gradients of the same step on the whole batch in one process, up to float summation order.
@@ -14,22 +20,23 @@ describe("train/data_parallel: gradients summed over worker threads", function (
   });
 
   const batch = 2;
-  const [D, H, W] = NNFORMER_MICRO.cropSize;
+  const [D, H, W] = NNFORMER_E12_16X32X32.cropSize;
   const inputs = () => {
     const x = tf.randomNormal([batch, D, H, W, 1], 0, 1, "float32", 11) as tf.Tensor5D;
     // different label statistics per sample, so pooled and per-sample Dice differ
     const y = tf.tidy(() => {
       const u = tf.randomUniform([batch, D, H, W], 0, 1, "float32", 12);
       const scale = tf.tensor([1, 0.4]).reshape([batch, 1, 1, 1]);
-      return tf.floor(tf.mul(u, tf.mul(scale, NNFORMER_MICRO.numClasses))).toInt();
+      return tf.floor(tf.mul(u, tf.mul(scale, NNFORMER_E12_16X32X32.numClasses))).toInt();
     });
     return { x, y };
   };
 
   for (const batchDice of [true, false]) {
     it(`equals the single-process step (batch ${batch}, 2 shards, batchDice ${batchDice}); no tensors leak`, async () => {
-      const spec: NnFormerReplicaSpec = {
-        config: { ...NNFORMER_MICRO, dropPathRate: 0 },
+      const spec: ReplicaSpec = {
+        kind: "nnformer",
+        config: { ...NNFORMER_E12_16X32X32, dropPathRate: 0 },
         seed: 5,
         ops: "fast",
         batchDice,
@@ -37,7 +44,7 @@ describe("train/data_parallel: gradients summed over worker threads", function (
       const { x, y } = inputs();
       const group = await DataParallelGroup.create({ world: 2, replica: spec, xShape: x.shape, yShape: y.shape });
       // the reference: another replica with the same weights, the plain loss on the whole batch
-      const ref = nnFormerReplica(spec);
+      const ref = buildReplica(spec);
       try {
         ref.variables.forEach((v, i) => v.assign(group.replica.variables[i]));
         const want = tf.variableGrads(() => ref.loss(x, y, diceCeLoss, 0, 0), ref.variables);
@@ -76,10 +83,118 @@ describe("train/data_parallel: gradients summed over worker threads", function (
   }
 
   it("refuses a batch that does not split over the shards", async () => {
-    const spec: NnFormerReplicaSpec = { config: NNFORMER_MICRO, seed: 1, ops: "fast", batchDice: true };
+    const spec: ReplicaSpec = {
+      kind: "nnformer",
+      config: NNFORMER_E12_16X32X32,
+      seed: 1,
+      ops: "fast",
+      batchDice: true,
+    };
     await assert.rejects(
       DataParallelGroup.create({ world: 2, replica: spec, xShape: [3, D, H, W, 1], yShape: [3, D, H, W] }),
       /batch 3 does not split over 2 shards/,
     );
+  });
+});
+
+describe("train/data_parallel: a worker that cannot follow fails loudly", function () {
+  this.timeout(120000);
+  it("a worker whose model differs from shard 0's stops the group with its reason (no hang)", async () => {
+    await initBackend();
+    const [D, H, W] = NNFORMER_E12_16X32X32.cropSize;
+    const main = buildModel("nnformer-e12-16x32x32", { inChannels: 1, numClasses: 3, cropSize: [D, H, W], seed: 1 });
+    try {
+      await assert.rejects(
+        DataParallelGroup.create({
+          world: 2,
+          main,
+          // the worker builds a 5-class model: other head shapes than shard 0's 3-class one
+          replica: {
+            kind: "nnformer",
+            config: { ...NNFORMER_E12_16X32X32, numClasses: 5 },
+            seed: 1,
+            ops: "fast",
+            batchDice: true,
+          },
+          xShape: [2, D, H, W, 1],
+          yShape: [2, D, H, W],
+        }),
+        /data-parallel worker failed to start: Error: worker 1 built \d+ parameters, shard 0 has \d+: the specs differ/,
+      );
+    } finally {
+      main.dispose();
+    }
+  });
+});
+
+describe("train/recipe: fine-tuning with dataParallel 2 follows the single-process run", function () {
+  this.timeout(300000);
+  it("same weights after 3 AdamW steps (no drop path, no augmentation), up to float summation order", async () => {
+    await initBackend();
+    const cases = [0, 1, 2].map((i) => {
+      const p = generatePhantom(1, i, { shape: [16, 32, 32] });
+      return { id: `c${i}`, image: p.image, label: p.label };
+    });
+    const plan = computePreprocessing(
+      cases.map((c) => c.image),
+      "CT",
+    );
+    const prepared = prepareCases(cases, plan);
+    const run = async (dataParallel: number) => {
+      const model = buildModel(
+        "nnformer-e12-16x32x32",
+        { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 4 },
+        {
+          dropPathRate: 0,
+        },
+      );
+      const r = await finetune({
+        model,
+        modelName: "nnformer-e12-16x32x32",
+        ops: fastOps,
+        train: prepared,
+        val: [],
+        numClasses: 9,
+        cropSize: [16, 32, 32],
+        evalClasses: [1, 2, 3],
+        preprocessing: plan,
+        settings: {
+          steps: 3,
+          batchSize: 2,
+          optimizer: "adamw",
+          lr: 3e-3,
+          warmupFraction: 0,
+          evalEvery: 0,
+          augment: false,
+          foregroundFraction: 0.5,
+        },
+        seed: 7,
+        pretrained: false,
+        dataParallel,
+      });
+      const weights = model.trainableVariables().map((v) => v.dataSync().slice());
+      model.dispose();
+      return { weights, losses: r.fit.records.map((x) => x.loss) };
+    };
+    await run(2); // makes the sharded loss's kept constants for these shapes
+    const one = await run(1);
+    const before = tf.memory().numTensors;
+    const two = await run(2);
+    assert.equal(tf.memory().numTensors, before, "tensors left behind by the data-parallel run");
+    one.losses.forEach((l, i) =>
+      assert.ok(Math.abs(two.losses[i] - l) <= 1e-4 * Math.abs(l), `step ${i}: ${two.losses[i]} vs ${l}`),
+    );
+    let worst = 0;
+    one.weights.forEach((w, i) => {
+      let maxRef = 0,
+        maxDiff = 0;
+      for (let j = 0; j < w.length; j++) {
+        maxRef = Math.max(maxRef, Math.abs(w[j]));
+        maxDiff = Math.max(maxDiff, Math.abs(two.weights[i][j] - w[j]));
+      }
+      worst = Math.max(worst, maxDiff / Math.max(maxRef, 1e-12));
+    });
+    // AdamW normalises each step by its second moment, so float-order differences grow a little over the steps
+    assert.ok(worst < 1e-3, `weights differ by ${worst} (relative to each tensor's largest entry)`);
   });
 });

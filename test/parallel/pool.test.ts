@@ -113,12 +113,12 @@ describe("parallel study: job pool", () => {
 
 describe("parallel study: results from cell files", () => {
   const cells = expandGrid({ inits: ["scratch", "mae"], models: ["m"], labelFractions: [0.5, 1], seeds: [0, 1] });
-  const pretrainFor = (c: StudyCell) => (c.init === "mae" ? "m" : undefined);
+  const pretrainFor = (c: StudyCell) => (c.init === "mae" ? { model: "m", seed: 0 } : undefined);
   // a fake executor: writes the cell's record as a real child would, after a short delay
   const fakeLaunch =
     (log: string[], failKey?: string): JobLauncher =>
     (job, out) => {
-      const id = job.kind === "cell" ? job.key : `pretrain:${job.model}`;
+      const id = job.kind === "cell" ? job.key : `pretrain:${job.model}:seed${job.seed}`;
       log.push(id);
       const done = sleep(job.kind === "pretrain" ? 30 : 5).then(() => {
         if (job.kind !== "cell") return;
@@ -140,7 +140,7 @@ describe("parallel study: results from cell files", () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "pool-study-"));
     const started: string[] = [];
     const r = await runStudyInPool({ out, cells, workers: 3, pretrainFor, launch: fakeLaunch(started), log: () => {} });
-    assert.equal(started[0], "pretrain:m");
+    assert.equal(started[0], "pretrain:m:seed0");
     assert.deepEqual(
       r.results.map((x) => x.key),
       cells.map((c) => c.key),
