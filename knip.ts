@@ -19,6 +19,8 @@ const config: KnipConfig = {
   // The folder indexes of manifest/ and report/ are public entry points of their own (imported by path).
   entry: [
     "scripts/**/*.ts",
+    // the entry module of the data-parallel worker threads (started by path)
+    "src/train/data_parallel_worker.ts",
     "test/**/*.test.ts",
     "test/webgpu/fixtures/*.ts", // run as child processes by the webgpu suite
     "notebooks/*.ipynb",

@@ -34,6 +34,7 @@ import {
   type StudyDescriptionInput,
 } from "./freshness";
 import { expandGrid, runStudy, selectLabelledSubset, RunResult, StudyCell } from "./grid";
+import { saveStudyPlan, runStudyInPool } from "./cells";
 import {
   studyTable,
   compareInits,
@@ -131,6 +132,14 @@ export interface StudyOptions {
    * refuse, naming the differing fields).
    */
   force?: boolean;
+  /**
+   * Worker processes for the cells (default 1: run them here, one after the other). With more, each cell and each MAE
+   * pretraining runs as `mae-nnformer cell` in a pool of child processes (see cells.ts); onStep and onPretrainStep are
+   * then not called.
+   */
+  workers?: number;
+  /** Data-parallel shards inside each fine-tuning run (worker threads; see train/data_parallel.ts). Default 1. */
+  dataParallel?: number;
 }
 
 export interface StudyOutput {
@@ -192,6 +201,68 @@ async function runLocked(
   log: (line: string) => void,
 ): Promise<StudyOutput> {
   const t0 = Date.now();
+  const study = await openStudy(profile, options, log);
+  study.checkFolder();
+  const workers = options.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+  let results: RunResult[];
+  if (workers > 1) {
+    // the children read the plan; the folder was checked (and with force, cleaned) here, so they do not check again
+    saveStudyPlan(options.out, { profile, maeCheckpoint: options.maeCheckpoint, dataParallel: options.dataParallel });
+    const outcome = await runStudyInPool({
+      out: options.out,
+      cells: study.cells,
+      workers,
+      pretrainFor: study.pretrainFor,
+      log,
+      progress: options.progress,
+    });
+    results = outcome.results;
+  } else {
+    for (const job of study.pretrainJobs) await study.pretrain(job.model, job.seed);
+    const resultsFile = path.join(options.out, "results.jsonl");
+    const outcome = await runStudy(study.cells, (cell) => study.runCell(cell), {
+      resultsFile,
+      onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
+      onCellEnd: (res, p) =>
+        log(
+          `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm` +
+            (res.test.detection ? ` (organs ${formatDetections(res.test.detection)})` : "") +
+            `, ${p.seconds.toFixed(0)} s`,
+        ),
+      onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
+    });
+    results = outcome.results;
+  }
+  const written = writeReports(results, options.out, profile);
+  return { results, ...written, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** A study ready to run: its cells, and how to run one cell or one MAE pretraining in this process. */
+export interface OpenedStudy {
+  /** The grid, in order ("mae" cells only for models MAE can pretrain). */
+  cells: StudyCell[];
+  /** Compares what the folder holds with these settings (refused, or discarded with force); before any work. */
+  checkFolder(): void;
+  /** The MAE pretrainings the study needs (none with a given checkpoint), in order. */
+  pretrainJobs: { model: string; seed: number }[];
+  /** The pretraining a cell waits for, or undefined. */
+  pretrainFor(cell: StudyCell): { model: string; seed: number } | undefined;
+  /** Pretrains (or finds complete) the MAE encoder of `model` for `seed`; returns the checkpoint. */
+  pretrain(model: string, seed: number, onStep?: (r: StepRecord) => void): Promise<string>;
+  /** Fine-tunes and tests one cell; a "mae" cell needs its finished pretraining (or the given checkpoint). */
+  runCell(cell: StudyCell, onStep?: (r: StepRecord) => void): Promise<RunResult>;
+}
+
+/**
+ * Loads a study's data (writing the phantom files when missing), plans it and fingerprints what it would write: the
+ * shared setup of a whole study run here and of one job run by another process (`mae-nnformer cell`, see cells.ts).
+ */
+export async function openStudy(
+  profile: StudyProfile,
+  options: StudyOptions,
+  log: (line: string) => void = options.log ?? ((s: string) => console.log(s)),
+): Promise<OpenedStudy> {
   const data = await loadStudyData(profile, log);
   log(
     `data: ${data.name}: ${data.unlabeled.length} unlabeled, ${data.train.length} train, ${data.val.length} val, ${data.test.length} test`,
@@ -261,24 +332,51 @@ async function runLocked(
       },
     ]),
   );
-  checkStudyFolder(options.out, [...cellPlans.values()], pretrains, { force: options.force, log });
+  const checkFolder = () =>
+    checkStudyFolder(options.out, [...cellPlans.values()], pretrains, { force: options.force, log });
 
+  // the checkpoints pretrained by this process; a cell run alone uses the study's finished one
   const maeCheckpoints = new Map<string, string>();
-  for (const name of pretrainModels) {
-    for (const seed of pretrainSeeds) {
-      const want = pretrains.find((p) => p.key === maeKey(name, seed))?.want;
-      maeCheckpoints.set(
-        maeKey(name, seed),
-        options.maeCheckpoint ??
-          (await pretrainOnce(profile, name, data, plan, numClasses, cropSize, options, log, want!, seed)),
+  const pretrain = async (name: string, seed: number, onStep?: (r: StepRecord) => void) => {
+    const job = pretrains.find((p) => p.key === maeKey(name, seed));
+    if (!job) throw new Error(`the study has no MAE pretraining of ${name} for seed ${seed}`);
+    const file = await pretrainOnce(
+      profile,
+      name,
+      data,
+      plan,
+      numClasses,
+      cropSize,
+      options,
+      log,
+      job.want,
+      seed,
+      onStep,
+    );
+    maeCheckpoints.set(job.key, file);
+    return file;
+  };
+  const maeCheckpointFor = (cell: StudyCell): string => {
+    if (options.maeCheckpoint) return options.maeCheckpoint;
+    const key = maeKey(cell.model, cell.seed);
+    const here = maeCheckpoints.get(key);
+    if (here) return here;
+    const job = pretrains.find((p) => p.key === key)!;
+    const file = path.join(job.dir, "mae_latest.safetensors");
+    const step = fs.existsSync(file) ? readMaeCheckpointInfo(file).fitState?.step : undefined;
+    if (step === undefined || step < profile.pretrain.steps)
+      throw new Error(
+        `${file} is ${step === undefined ? "missing" : `at step ${step} of ${profile.pretrain.steps}`}: the "mae" ` +
+          `cells need the finished pretraining; run \`mae-nnformer cell --study ${options.out} --pretrain ${job.model} ` +
+          `--seed ${job.seed}\` first`,
       );
-    }
-  }
+    return file;
+  };
 
   const train = prepareCases(data.train, plan);
   const val = prepareCases(data.val, plan);
 
-  const runCell = async (cell: StudyCell): Promise<RunResult> => {
+  const runCell = async (cell: StudyCell, onStep?: (r: StepRecord) => void): Promise<RunResult> => {
     const tc = Date.now();
     const want = cellPlans.get(cell.key)!.want;
     const ids = selectLabelledSubset(trainIds, cell.labelFraction, cell.seed);
@@ -291,7 +389,7 @@ async function runLocked(
     try {
       let transferred = 0;
       if (cell.init === "mae") {
-        transferred = transferEncoder(maeCheckpoints.get(maeKey(cell.model, cell.seed))!, nnFormerOf(model), {
+        transferred = transferEncoder(maeCheckpointFor(cell), nnFormerOf(model), {
           preprocessing: plan,
         }).transferred.length;
       } else if (cell.init !== "scratch") {
@@ -309,12 +407,16 @@ async function runLocked(
         preprocessing: plan,
         settings: profile.finetune,
         seed: cell.seed,
+        dataParallel: options.dataParallel,
         pretrained: cell.init === "mae",
         dir: runFolder(options.out, cell.key),
         extra: { cell: cell.key, fingerprint: want.fingerprint, settings: want.settings },
         progress: options.progress,
         label: `${cell.init} ${Math.round(cell.labelFraction * 100)}% s${cell.seed}`,
-        onStep: (rec) => options.onStep?.(cell, rec),
+        onStep: (rec) => {
+          onStep?.(rec);
+          return options.onStep?.(cell, rec);
+        },
         log,
       });
       const metrics = await scoreTestCases(model, ops, data.test, plan, {
@@ -364,20 +466,17 @@ async function runLocked(
     }
   };
 
-  const resultsFile = path.join(options.out, "results.jsonl");
-  const outcome = await runStudy(cells, runCell, {
-    resultsFile,
-    onCellStart: (c, p) => log(`[${p.index + 1}/${p.total}] ${c.key}`),
-    onCellEnd: (res, p) =>
-      log(
-        `    test Dice ${res.test.meanDice.toFixed(3)}, HD95 ${res.test.meanHd95.toFixed(1)} mm` +
-          (res.test.detection ? ` (organs ${formatDetections(res.test.detection)})` : "") +
-          `, ${p.seconds.toFixed(0)} s`,
-      ),
-    onCellSkip: (c) => log(`    ${c.key}: already in ${resultsFile}`),
-  });
-  const written = writeReports(outcome.results, options.out, profile);
-  return { results: outcome.results, ...written, seconds: (Date.now() - t0) / 1000 };
+  return {
+    cells,
+    checkFolder,
+    pretrainJobs: pretrains.map((p) => ({ model: p.model, seed: p.seed })),
+    pretrainFor: (cell) =>
+      cell.init === "mae" && !options.maeCheckpoint
+        ? { model: cell.model, seed: profile.pretrain.perSeed ? cell.seed : 0 }
+        : undefined,
+    pretrain,
+    runCell,
+  };
 }
 
 /** Mean training-step time, leaving out the first step (one-off warm-up) when there are others; NaN without steps. */
@@ -492,6 +591,7 @@ async function pretrainOnce(
   log: (s: string) => void,
   want: { fingerprint: string; settings: unknown },
   seed = 0,
+  onStep?: (r: StepRecord) => void,
 ): Promise<string> {
   const dir = pretrainDir(options.out, modelName, profile.pretrain.perSeed ? seed : null);
   const latest = path.join(dir, "mae_latest.safetensors");
@@ -529,7 +629,10 @@ async function pretrainOnce(
     outDir: dir,
     resume: fs.existsSync(latest) ? latest : undefined,
     record: { fingerprint: want.fingerprint, settings: want.settings },
-    onStep: options.onPretrainStep,
+    onStep: (r) => {
+      onStep?.(r);
+      return options.onPretrainStep?.(r);
+    },
     progress: options.progress,
   });
   const last = r.evals[r.evals.length - 1];

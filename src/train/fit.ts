@@ -41,6 +41,11 @@ export interface TrainTask {
    * draw all randomness from `rng` (a stream unique to this step, so a resumed run repeats the same batches).
    */
   loss(step: number, rng: Rng): tf.Scalar;
+  /**
+   * Optional: the step's loss and gradients computed by the task itself (data parallelism over worker threads);
+   * default tf.variableGrads(() => loss(step, rng), variables()).
+   */
+  gradients?(step: number, rng: Rng): { value: tf.Scalar; grads: tf.NamedTensorMap };
   /** Scores the model (e.g. validation Dice). `metric` is what "best" means (higher is better). */
   evaluate?(step: number): Promise<{ metric: number; [k: string]: number }>;
   /** Saves the model and optimizer state under a tag ("latest", "best"); must write atomically. */
@@ -117,7 +122,9 @@ export async function fit(task: TrainTask, config: TrainConfig, options: FitOpti
       const ts = performance.now();
       const lr = learningRate(config.schedule, step, config.maxSteps);
       const rng = makeRng(seedFrom("fit", config.seed, step));
-      const { value, grads } = tf.variableGrads(() => task.loss(step, rng), variables);
+      const { value, grads } = task.gradients
+        ? task.gradients(step, rng)
+        : tf.variableGrads(() => task.loss(step, rng), variables);
       const loss = (await value.data())[0];
       value.dispose();
       if (!Number.isFinite(loss)) {

@@ -14,6 +14,7 @@ import { fit, type FitOptions, type FitResult, type StepRecord, type TrainConfig
 import { ADAMW_DEFAULT, SGD_NNUNET } from "./optim";
 import { nnFormerLayerDecay } from "./layer_decay";
 import { SegmentationTask, type PreparedCase } from "./segmentation";
+import { DataParallelGroup, dataParallelTask } from "./data_parallel";
 import type { Vec3 } from "../runtime/math";
 
 /** Fine-tuning settings (a study profile's `finetune` block). */
@@ -82,6 +83,12 @@ export interface FinetuneRun {
   progress?: boolean;
   label?: string;
   log?: (line: string) => void;
+  /**
+   * Data-parallel shards (this thread + N-1 worker threads, each its own wasm instance and batchSize/N of every
+   * batch; see data_parallel.ts). Default 1. Same results up to float summation order, except drop path, which then
+   * draws per shard.
+   */
+  dataParallel?: number;
 }
 
 export interface FinetuneResult {
@@ -134,15 +141,38 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     checkpointDir: run.dir,
     extra: { ...run.extra, curve },
   });
-  const result = await fit(task, finetuneTrainConfig(f, run.seed), {
-    resume,
-    progress: run.progress,
-    label: run.label,
-    onStep: (rec) => {
-      stepMs.push(rec.ms);
-      if (rec.eval) curve.push({ step: rec.step, valDice: rec.eval.valDice, trainLoss: rec.loss });
-      return run.onStep?.(rec);
-    },
-  });
+  const world = run.dataParallel ?? 1;
+  const group =
+    world > 1
+      ? await DataParallelGroup.create({
+          world,
+          main: run.model,
+          replica: {
+            kind: "registry",
+            model: run.modelName,
+            config: run.model.config as object,
+            ops: run.ops.name === "fast" ? "fast" : "plain",
+            batchDice: true,
+            seed: run.seed,
+          },
+          xShape: [f.batchSize, ...run.cropSize, run.train[0].image.channels],
+          yShape: [f.batchSize, ...run.cropSize],
+        })
+      : null;
+  let result: FitResult;
+  try {
+    result = await fit(group ? dataParallelTask(task, group) : task, finetuneTrainConfig(f, run.seed), {
+      resume,
+      progress: run.progress,
+      label: run.label,
+      onStep: (rec) => {
+        stepMs.push(rec.ms);
+        if (rec.eval) curve.push({ step: rec.step, valDice: rec.eval.valDice, trainLoss: rec.loss });
+        return run.onStep?.(rec);
+      },
+    });
+  } finally {
+    await group?.close();
+  }
   return { fit: result, curve, stepMs };
 }
