@@ -20,6 +20,7 @@ import { makeRng, seedFrom } from "../runtime/random";
 import { initBackend } from "../runtime/backend";
 import { prepareWasmThreads, backendFlags, wasmThreadsInUse } from "../runtime/threads";
 import { writeFileAtomic } from "../runtime/files";
+import { lowerMedian } from "../runtime/math";
 import { runChild } from "../study/pool";
 import { BENCH_PRESETS } from "./run";
 
@@ -102,8 +103,6 @@ function installKernelClock(): void {
   }
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
-
 /** Times one point in this process (threads must already be set up). */
 export async function benchParallelPoint(p: ParallelPoint): Promise<ParallelRow> {
   const base = PARALLEL_PRESETS[p.preset];
@@ -141,16 +140,16 @@ export async function benchParallelPoint(p: ParallelPoint): Promise<ParallelRow>
     };
   }
   const opt = new Optimizer(vars, { kind: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
-  const step = (i: number) => {
+  const step = async (i: number) => {
     const g = grads(i);
-    const clipped = clipByGlobalNorm(g, 12);
+    const clipped = await clipByGlobalNorm(g, 12);
     opt.apply(clipped.grads, 1e-4);
     tf.dispose(Object.values(clipped.grads));
     tf.dispose(Object.values(g));
   };
   try {
     installKernelClock();
-    step(-1); // warm-up: kernels' first calls, XNNPACK operator set-up, workers' first step
+    await step(-1); // warm-up: kernels' first calls, XNNPACK operator set-up, workers' first step
     const times: number[] = [],
       shares: number[] = [];
     let calls = 0;
@@ -158,13 +157,13 @@ export async function benchParallelPoint(p: ParallelPoint): Promise<ParallelRow>
       const k0 = clock.ms,
         c0 = clock.calls;
       const t = performance.now();
-      step(i);
+      await step(i);
       const ms = performance.now() - t;
       times.push(ms);
       shares.push((clock.ms - k0) / ms);
       calls = clock.calls - c0;
     }
-    const stepMs = median(times);
+    const stepMs = lowerMedian(times);
     const macs = nnFormerForwardMacs(config).total * p.batch;
     const perSample = stepMs / p.batch;
     const reference = p.preset === "tiny";
@@ -179,7 +178,7 @@ export async function benchParallelPoint(p: ParallelPoint): Promise<ParallelRow>
       vsBaseline: reference ? REFERENCE_BASELINE_MS / perSample : NaN,
       vsPytorch: reference ? perSample / PYTORCH_2T_MS : NaN,
       effectiveGflops: (3 * 2 * macs) / 1e9 / (stepMs / 1000),
-      kernelShare: median(shares),
+      kernelShare: lowerMedian(shares),
       kernelCalls: calls,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       loadAverage: os.loadavg(),
