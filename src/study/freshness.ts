@@ -15,6 +15,7 @@ import { readSafetensorsHeader } from "../io/safetensors";
 import type { Preprocessing } from "../data/preprocess";
 import type { StudyProfile } from "./profiles";
 import type { Vec3 } from "../runtime/math";
+import { cellRecordFile } from "./cells";
 
 export { KIT_VERSION };
 
@@ -168,6 +169,24 @@ export function checkStudyFolder(
   };
 
   for (const p of pretrains) checkCheckpoints(p.dir, p.want, "that pretraining");
+  // a finished cell of a parallel run not yet merged into results.jsonl (cells/<cell>.json) is a row like the others
+  const staleRecords: string[] = [];
+  for (const c of cells) {
+    const file = cellRecordFile(out, c.key);
+    if (!fs.existsSync(file)) continue;
+    let meta: unknown = undefined;
+    try {
+      meta = (JSON.parse(fs.readFileSync(file, "utf8")) as { result?: { meta?: unknown } }).result?.meta;
+    } catch {
+      // unreadable: stale as well (the message below names it)
+    }
+    const s = compareRecorded(c.want, recordedIn(meta), file);
+    if (s) {
+      stale.push(s);
+      staleRecords.push(file);
+      staleDirs.add(c.dir);
+    }
+  }
   for (const c of cells) {
     const row = rowOf.get(c.key);
     if (row) {
@@ -202,6 +221,7 @@ export function checkStudyFolder(
     writeFileAtomic(resultsFile, kept.join("\n"));
   }
   for (const dir of staleDirs) for (const file of checkpoints(dir)) fs.rmSync(file, { force: true });
+  for (const file of staleRecords) fs.rmSync(file, { force: true });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
