@@ -21,6 +21,17 @@ export interface DiceEvalOptions {
   batchSize?: number;
 }
 
+/** Sliding-window prediction of one volume on the model's main output (evaluation settings of `o`). */
+function predictVolume(model: SegmentationModel, ops: Ops, image: Volume<Float32Array>, o: DiceEvalOptions) {
+  return slidingWindowPredict(image, (batch) => mainOutput(model.forward(batch, { ops, training: false })), {
+    cropSize: o.cropSize,
+    numClasses: o.numClasses,
+    overlap: o.overlap ?? 0.5,
+    mirror: o.mirror ?? false,
+    batchSize: o.batchSize ?? 1,
+  });
+}
+
 /** Predicts each case by sliding window and scores Dice per class; mean over cases then classes (NaN skipped). */
 export async function evaluateDice(
   model: SegmentationModel,
@@ -32,17 +43,7 @@ export async function evaluateDice(
   const perCase: number[][] = [];
   const predictions: Array<Uint8Array | Uint16Array> = [];
   for (const c of cases) {
-    const pred = await slidingWindowPredict(
-      c.image,
-      (batch) => mainOutput(model.forward(batch, { ops, training: false })),
-      {
-        cropSize: o.cropSize,
-        numClasses: o.numClasses,
-        overlap: o.overlap ?? 0.5,
-        mirror: o.mirror ?? false,
-        batchSize: o.batchSize ?? 1,
-      },
-    );
+    const pred = await predictVolume(model, ops, c.image, o);
     perCase.push(diceScores(pred.labels, c.label.data, classes));
     predictions.push(pred.labels);
   }
@@ -74,17 +75,7 @@ export async function scoreTestCases(
   for (const c of cases) {
     if (!c.label) throw new Error(`test case ${c.id} has no label map; the test split must be labelled`);
     const p = preprocessCase(c.image, null, plan);
-    const pred = await slidingWindowPredict(
-      p.image,
-      (batch) => mainOutput(model.forward(batch, { ops, training: false })),
-      {
-        cropSize: o.cropSize,
-        numClasses: o.numClasses,
-        overlap: o.overlap ?? 0.5,
-        mirror: o.mirror ?? false,
-        batchSize: o.batchSize ?? 1,
-      },
-    );
+    const pred = await predictVolume(model, ops, p.image, o);
     const labels = needsResampling(c.image.spacing, plan)
       ? predictionToSource(pred.probabilities, o.numClasses, p.image, p.source)
       : pred.labels;

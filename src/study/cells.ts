@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { writeFileAtomic } from "../runtime/files";
-import { parseResults, resultLine, validateRunResult, RunResult, StudyCell } from "./grid";
+import { parseResults, resultLine, sameCell, validateRunResult, RunResult, StudyCell } from "./grid";
 import { runChild, runPool, RunningTask, ChildMessage, exitWithParent, tellParent } from "./pool";
 import { formatSeconds } from "../train/fit";
 import type { StudyProfile } from "./profiles";
@@ -178,16 +178,6 @@ export interface ParallelStudyOutcome {
   merged: string[];
   /** Peak RSS of each job's process, MiB, by job id. */
   peakRssMiB: Record<string, number>;
-}
-
-function sameCell(r: RunResult, c: StudyCell): boolean {
-  return (
-    r.key === c.key &&
-    r.init === c.init &&
-    r.model === c.model &&
-    r.labelFraction === c.labelFraction &&
-    r.seed === c.seed
-  );
 }
 
 /** Appends one complete line and fsyncs (only the parent writes results.jsonl). */

@@ -394,7 +394,8 @@ export interface StudyOutcome {
   skipped: string[];
 }
 
-function sameCell(r: RunResult, c: StudyCell): boolean {
+/** True when a result row is the one of this cell (key and every grid coordinate). */
+export function sameCell(r: RunResult, c: StudyCell): boolean {
   return (
     r.key === c.key &&
     r.init === c.init &&
