@@ -43,26 +43,28 @@ export const input = (shape: number[], seed: number, scale = 1): Input => ({
   shape,
 });
 
+/** The value of f and its gradients for the loss Σ f(...)·R (R fixed, pseudo-random), as tensors. */
+export function valueAndGradTensors(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[]): tf.Tensor[] {
+  const ts = inputs.map((i) =>
+    i.data instanceof Int32Array ? tf.tensor(i.data, i.shape, "int32") : tf.tensor(i.data, i.shape),
+  );
+  const wrt = inputs.map((i, k) => ((i.grad ?? !(i.data instanceof Int32Array)) ? k : -1)).filter((k) => k >= 0);
+  const y = f(...ts);
+  const r = tf.tensor(randomData(y.shape, 99), y.shape);
+  const loss = (...vs: tf.Tensor[]) => {
+    const all = ts.slice();
+    wrt.forEach((k, j) => (all[k] = vs[j]));
+    return tf.sum(tf.mul(f(...all), r));
+  };
+  return [y, ...tf.grads(loss)(wrt.map((k) => ts[k]))];
+}
+
 /**
- * The value of f and its gradients w.r.t. the float inputs, for the loss Σ f(...)·R with a fixed pseudo-random R,
- * on the current backend. Returns plain arrays, so results from different backends can be compared.
+ * valueAndGradTensors read back as plain arrays, so results from different backends can be compared (synchronous
+ * reads: not for webgpu, whose tests read the tensors with await data()).
  */
 export function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[]): Float32Array[] {
-  return tf.tidy(() => {
-    const ts = inputs.map((i) =>
-      i.data instanceof Int32Array ? tf.tensor(i.data, i.shape, "int32") : tf.tensor(i.data, i.shape),
-    );
-    const wrt = inputs.map((i, k) => ((i.grad ?? !(i.data instanceof Int32Array)) ? k : -1)).filter((k) => k >= 0);
-    const y = f(...ts);
-    const r = tf.tensor(randomData(y.shape, 99), y.shape);
-    const loss = (...vs: tf.Tensor[]) => {
-      const all = ts.slice();
-      wrt.forEach((k, j) => (all[k] = vs[j]));
-      return tf.sum(tf.mul(f(...all), r));
-    };
-    const grads = tf.grads(loss)(wrt.map((k) => ts[k]));
-    return [y, ...grads].map((t) => t.dataSync() as Float32Array);
-  });
+  return tf.tidy(() => valueAndGradTensors(f, inputs).map((t) => t.dataSync() as Float32Array));
 }
 
 /** Run fn on another backend and switch back. */

@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_ENV, initBackend } from "../../src/runtime/backend";
 import { webgpuErrors } from "../../src/runtime/webgpu";
-import { Input, randomData, relErr } from "../layers/grad_check";
+import { Input, relErr, valueAndGradTensors } from "../layers/grad_check";
 
 /** Start the kit on webgpu, or fail saying how the suite is meant to run. */
 export async function startWebgpuSuite(): Promise<void> {
@@ -35,22 +35,6 @@ export async function runOn(name: string, fn: () => tf.Tensor[]): Promise<Float3
   } finally {
     await tf.setBackend("webgpu");
   }
-}
-
-/** The value of f and its gradients for the loss Σ f(...)·R (R fixed, pseudo-random), as tensors. */
-export function valueAndGradTensors(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: Input[]): tf.Tensor[] {
-  const ts = inputs.map((i) =>
-    i.data instanceof Int32Array ? tf.tensor(i.data, i.shape, "int32") : tf.tensor(i.data, i.shape),
-  );
-  const wrt = inputs.map((i, k) => ((i.grad ?? !(i.data instanceof Int32Array)) ? k : -1)).filter((k) => k >= 0);
-  const y = f(...ts);
-  const r = tf.tensor(randomData(y.shape, 99), y.shape);
-  const loss = (...vs: tf.Tensor[]) => {
-    const all = ts.slice();
-    wrt.forEach((k, j) => (all[k] = vs[j]));
-    return tf.sum(tf.mul(f(...all), r));
-  };
-  return [y, ...tf.grads(loss)(wrt.map((k) => ts[k]))];
 }
 
 /**
