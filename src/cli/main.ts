@@ -16,7 +16,7 @@ import { PHANTOM_LABELS, resolvePhantomConfig } from "../data/phantom";
 import { runBench } from "../bench/run";
 import { resolveModelName } from "../registry";
 import * as fs from "fs";
-import { getProfile, StudyProfile } from "../study/profiles";
+import { getProfile, shippedEncoder, StudyProfile } from "../study/profiles";
 import { runLowLabelStudy, writeReports, loadStudyData, pretrainOnceForCli } from "../study/lowlabel";
 import { readResults } from "../study/grid";
 import { formatSeconds } from "../train/fit";
@@ -123,7 +123,8 @@ function program(): Command {
       .option("--pretrain-steps <n>", "MAE pretraining steps")
       .option("--mask-ratio <r>", "MAE mask ratio in (0, 1)")
       .option("--mask-mode <mode>", "sparse, simmim or compact")
-      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining")
+      .option("--mae-checkpoint <file>", "use this MAE checkpoint instead of pretraining (or of the shipped encoder)")
+      .option("--pretrain-afresh", "pretrain MAE within the study instead of starting from the shipped encoder", false)
       .option("--hd95 <definition>", "HD95 of the test scores: medpy (pooled percentile, the official one) or monai")
       .option("--pretrain-per-seed", "one MAE pretraining per seed instead of one shared by every seed")
       .option(
@@ -541,7 +542,12 @@ function checkCheckpointArg(file: string, flag: string, kinds: CheckpointKind[])
 async function runStudyCommand(o: Record<string, string | undefined>): Promise<void> {
   // everything the user gave is checked before any work: settings, input files, then the output folder
   const profile = studyProfile(o);
+  if (o.maeCheckpoint && o.pretrainAfresh)
+    throw new Error("--mae-checkpoint and --pretrain-afresh contradict each other; give one of them");
   if (o.maeCheckpoint) checkCheckpointArg(o.maeCheckpoint, "--mae-checkpoint", ["mae-pretraining"]);
+  // the "mae" arm starts from: --mae-checkpoint, else the profile's shipped encoder, else a pretraining in the study
+  const maeCheckpoint =
+    o.maeCheckpoint ?? (o.pretrainAfresh || !profile.inits.includes("mae") ? undefined : shippedEncoder(profile));
   const out = o.out ?? path.join("runs", profile.name);
   const workers = o.workers !== undefined ? positiveInt(o.workers, "--workers") : defaultWorkers();
   const threads = o.threads !== undefined ? positiveInt(o.threads, "--threads") : undefined;
@@ -558,7 +564,7 @@ async function runStudyCommand(o: Record<string, string | undefined>): Promise<v
   );
   const r = await runLowLabelStudy(profile, {
     out,
-    maeCheckpoint: o.maeCheckpoint,
+    maeCheckpoint,
     force: Boolean(o.force),
     workers,
     dataParallel,

@@ -161,9 +161,20 @@ export async function loadPretrainVolumes(
 }
 
 /** The pretraining task: batches, loss, held-out evaluation and checkpoints for fit(). */
+/** Training losses of the first steps kept in every checkpoint, so a rerun can be checked against them. */
+export const RECORDED_FIRST_STEPS = 8;
+
+/** What a pretraining checkpoint records of its run so far (train.history): the held-out curve and the first losses. */
+export interface PretrainHistory {
+  evals: Array<{ step: number; loss: number; meanBaseline: number }>;
+  /** Training loss of steps 1..RECORDED_FIRST_STEPS. */
+  firstLosses: number[];
+}
+
 export class MaePretrainTask implements TrainTask {
   readonly losses: number[] = [];
   readonly evals: Array<{ step: number; loss: number; meanBaseline: number }> = [];
+  readonly firstLosses: number[] = [];
   readonly checkpoints: string[] = [];
   private readonly train: Array<{ vol: Volume<Float32Array>; body: ForegroundIndex }>;
   private readonly evalBatches: Array<{ x: Float32Array; mask: MaskSample }>;
@@ -272,7 +283,7 @@ export class MaePretrainTask implements TrainTask {
     await saveMaeCheckpoint(file, this.mae, {
       preprocessing: this.preprocessing,
       fitState: state,
-      train: this.opts.trainInfo,
+      train: { ...this.opts.trainInfo, history: { evals: this.evals, firstLosses: this.firstLosses } },
       optimizer: slotsByParamName(this.mae.namedParams(), await optimizer.state()),
     });
     if (!this.checkpoints.includes(file)) this.checkpoints.push(file);
@@ -405,12 +416,18 @@ export async function pretrainMae(options: PretrainOptions): Promise<PretrainRes
       data.train,
       data.heldOut,
     );
+    const before = info?.train?.history as PretrainHistory | undefined; // a resumed run keeps its earlier record
+    if (before) {
+      task.evals.push(...before.evals);
+      task.firstLosses.push(...before.firstLosses);
+    }
     const result = await fit(task, config, {
       resume,
       progress: o.progress,
       label: `mae ${mae.mae.mask.mode}`,
       onStep: (r) => {
         task.losses.push(r.loss);
+        if (r.step <= RECORDED_FIRST_STEPS) task.firstLosses.push(r.loss);
         return o.onStep?.(r);
       },
     });

@@ -11,7 +11,7 @@ import { loadManifest, resolveManifest, Manifest } from "../data/manifest";
 import { loadSplit, writePhantomDataset, LoadedCase } from "../data/dataset";
 import { generatePhantom, PHANTOM_LABELS } from "../data/phantom";
 import { computePreprocessing, Preprocessing } from "../data/preprocess";
-import { pretrainMae } from "../mae/pretrain";
+import { pretrainMae, type PretrainOptions } from "../mae/pretrain";
 import { readMaeCheckpointInfo } from "../mae/checkpoint";
 import { transferEncoder } from "../mae/transfer";
 import { buildModel, modelEntry } from "../registry";
@@ -272,9 +272,9 @@ export async function openStudy(
   if (data.test.length === 0) throw new Error(`data ${data.name}: the test split is empty; the study needs test cases`);
   checkNoTestInSelection(data);
 
-  const plan = studyPreprocessing(data, profile.preprocessing);
+  const plan = studyPlan(profile, data, options.maeCheckpoint);
   log(
-    `preprocessing (${profile.preprocessing}): spacing ${plan.spacing ? plan.spacing.join(" x ") + " mm" : "native"}`,
+    `preprocessing (${options.maeCheckpoint && profile.preprocessing === "kit" ? "the pretrained encoder's" : profile.preprocessing}): spacing ${plan.spacing ? plan.spacing.join(" x ") + " mm" : "native"}`,
   );
   const numClasses = data.labelNames.length;
   const cropSize = profile.cropSize ?? registeredCrop(profile.models[0]);
@@ -512,7 +512,7 @@ export async function pretrainOnceForCli(
   const lock = acquireRunLock(out, { onStale: log });
   try {
     for (const f of removeLeftoverTempFiles(out)) log(`removed ${f}, left by an interrupted run`);
-    const plan = studyPreprocessing(data, profile.preprocessing);
+    const plan = studyPlan(profile, data);
     const cropSize = profile.cropSize ?? registeredCrop(name);
     const described = describeStudy(profile, data, plan, data.labelNames.length, cropSize);
     const want = expected(`MAE pretraining of ${name}`, pretrainSettings(described, name, 0));
@@ -527,11 +527,35 @@ export async function pretrainOnceForCli(
 }
 
 /**
+ * The one plan of a study. With an MAE checkpoint given (or shipped) and the "kit" plan, it is the plan stored in the
+ * checkpoint: the encoder learned on inputs normalised that way, and the scratch arm gets the same inputs. Otherwise
+ * it is computed from the study's data (studyPreprocessing).
+ */
+export function studyPlan(profile: StudyProfile, data: StudyData, maeCheckpoint?: string): Preprocessing {
+  if (!maeCheckpoint || profile.preprocessing !== "kit")
+    return studyPreprocessing(data, profile.preprocessing, profile.spacing);
+  const plan = readMaeCheckpointInfo(maeCheckpoint).preprocessing;
+  const want = profile.spacing ?? null;
+  const same = want === null ? plan.spacing === null : plan.spacing?.every((s, a) => Math.abs(s - want[a]) < 1e-6);
+  if (!same)
+    throw new Error(
+      `${maeCheckpoint}: the encoder was pretrained at spacing ${plan.spacing ? plan.spacing.join(" x ") + " mm" : "native"}, ` +
+        `but profile ${profile.name} asks for ${want ? want.join(" x ") + " mm" : "native"}; set "spacing" to the ` +
+        `checkpoint's or pretrain afresh (--pretrain-afresh)`,
+    );
+  return plan;
+}
+
+/**
  * One plan for every arm of a study. "kit": native spacing, statistics over the body voxels of the unlabeled and
  * training images. "nnunet": nnU-Net's target spacing and CT statistics over the labelled foreground, both from the
  * training cases only (never val or test).
  */
-export function studyPreprocessing(data: StudyData, kind: StudyProfile["preprocessing"] = "kit"): Preprocessing {
+export function studyPreprocessing(
+  data: StudyData,
+  kind: StudyProfile["preprocessing"] = "kit",
+  spacing: StudyProfile["spacing"] = undefined,
+): Preprocessing {
   if (kind === "nnunet") {
     return computePreprocessing(
       data.train.map((c) => c.image),
@@ -553,6 +577,7 @@ export function studyPreprocessing(data: StudyData, kind: StudyProfile["preproce
     data.modality,
     {
       statsFrom: `body voxels of the unlabeled + train images of ${data.name}`,
+      ...(spacing ? { spacing: [...spacing] as Vec3 } : {}),
     },
   );
 }
@@ -576,6 +601,43 @@ export function checkNoTestInSelection(data: Pick<StudyData, "name" | "val" | "t
 }
 
 /** Folder of a pretraining: the shared one keeps its historical place; per-seed pretrainings get one folder each. */
+/**
+ * The settings of a study's MAE pretraining (the encoder config of the model at the study's crop, the profile's
+ * pretrain block, the unlabeled split; held out: the val split, else the last training case). The study, the CLI
+ * `pretrain` and the shipped encoder's reproduction test all pretrain through it.
+ */
+export function studyPretrainOptions(
+  profile: StudyProfile,
+  modelName: string,
+  data: StudyData,
+  plan: Preprocessing,
+  numClasses: number,
+  cropSize: Vec3,
+  seed: number,
+): PretrainOptions {
+  const p = profile.pretrain;
+  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed });
+  const config = nnFormerOf(model).config;
+  model.dispose();
+  const heldOut = data.val.length ? data.val : data.train.slice(-1);
+  return {
+    model: config,
+    mae: { mask: { mode: p.maskMode, ratio: p.maskRatio, ...(p.maskUnit ? { unit: p.maskUnit } : {}) } },
+    data: {
+      kind: "volumes",
+      modality: data.modality,
+      train: data.unlabeled.map((c) => c.image),
+      heldOut: heldOut.map((c) => c.image),
+    },
+    preprocessing: plan,
+    maxSteps: p.steps,
+    batchSize: p.batchSize,
+    lr: p.lr,
+    evalEvery: p.evalEvery,
+    seed,
+  };
+}
+
 function pretrainDir(out: string, model: string, seed: number | null): string {
   return seed === null ? path.join(out, "pretrain", model) : path.join(out, "pretrain", model, `seed${seed}`);
 }
@@ -604,28 +666,11 @@ async function pretrainOnce(
       return latest;
     }
   }
-  const model = buildModel(modelName, { inChannels: plan.channels, numClasses, cropSize, seed });
-  const config = nnFormerOf(model).config;
-  model.dispose();
-  const heldOut = data.val.length ? data.val : data.train.slice(-1);
   log(
     `pretraining MAE (${p.maskMode}, ratio ${p.maskRatio}, seed ${seed}) for ${p.steps} steps on ${data.unlabeled.length} unlabeled volumes`,
   );
   const r = await pretrainMae({
-    model: config,
-    mae: { mask: { mode: p.maskMode, ratio: p.maskRatio, ...(p.maskUnit ? { unit: p.maskUnit } : {}) } },
-    data: {
-      kind: "volumes",
-      modality: data.modality,
-      train: data.unlabeled.map((c) => c.image),
-      heldOut: heldOut.map((c) => c.image),
-    },
-    preprocessing: plan,
-    maxSteps: p.steps,
-    batchSize: p.batchSize,
-    lr: p.lr,
-    evalEvery: p.evalEvery,
-    seed,
+    ...studyPretrainOptions(profile, modelName, data, plan, numClasses, cropSize, seed),
     outDir: dir,
     resume: fs.existsSync(latest) ? latest : undefined,
     record: { fingerprint: want.fingerprint, settings: want.settings },

@@ -4,7 +4,8 @@
 //
 // Layers are deep-merged onto the profile: objects field by field, everything else (arrays included) replaced.
 // A layer that changes `data.kind` replaces `data` as a whole (the two kinds have different fields).
-// Optional profile fields (cropSize, modelOverrides, pretrain.maskUnit, finetune.layerDecay, finetune.padCrops) may be
+// Optional profile fields (cropSize, spacing, modelOverrides, pretrain.maskUnit, pretrain.shipped, finetune.layerDecay,
+// finetune.padCrops) may be
 // set by a layer even when the profile leaves them out.
 import { z } from "zod";
 import type { StudyProfile } from "./profiles";
@@ -46,9 +47,9 @@ const PhantomData = z.strictObject({
   seed: z.number({ error: "expected a number" }).refine(Number.isFinite, { error: "expected a finite number" }),
   shape: triple,
   unlabeled: wholeAtLeast(0),
-  train: wholeAtLeast(1),
+  train: wholeAtLeast(0),
   val: wholeAtLeast(0),
-  test: wholeAtLeast(1),
+  test: wholeAtLeast(0),
 });
 
 const Pretrain = z.strictObject({
@@ -60,6 +61,7 @@ const Pretrain = z.strictObject({
   maskUnit: triple.optional(),
   evalEvery: wholeAtLeast(0),
   perSeed: z.boolean({ error: "expected true or false" }),
+  shipped: z.string({ error: "expected a checkpoint path" }).optional(),
 });
 
 const Finetune = z.strictObject({
@@ -88,6 +90,11 @@ export const StudyProfileSchema = z.strictObject({
   labelFractions: nonEmpty(fraction("open", "closed"), "label fractions"),
   seeds: nonEmpty(wholeAtLeast(0), "seeds"),
   preprocessing: z.enum(["kit", "nnunet"], { error: 'expected "kit" or "nnunet"' }),
+  spacing: z
+    .array(positive, { error: "expected three spacings in mm [D, H, W]" })
+    .length(3, { error: "expected three spacings in mm [D, H, W]" })
+    .transform((a) => a as [number, number, number])
+    .optional(),
   pretrain: Pretrain,
   finetune: Finetune,
   convergenceLevels: z.array(fraction("open", "open"), { error: "expected a list of Dice levels in (0, 1)" }),

@@ -6,6 +6,8 @@
 //   table2: the paper's Table II comparison (nnFormer vs the baselines, full labels) at CPU sizes and one shared crop.
 //   table2-smoke: the same grid at unit-test sizes, for tests and the notebook's smoke run.
 
+import * as fs from "fs";
+import * as path from "path";
 import { modelEntry } from "../registry";
 import type { Hd95Definition } from "../metrics/hd95";
 import type { Vec3 } from "../runtime/math";
@@ -45,6 +47,11 @@ export interface StudyProfile {
    * (through the class probabilities) before they are scored.
    */
   preprocessing: "kit" | "nnunet";
+  /**
+   * Target spacing of the "kit" plan in mm [D, H, W] (default: each case's own). Images are resampled trilinearly,
+   * labels by nearest neighbour, and test predictions go back to each case's own grid before they are scored.
+   */
+  spacing?: [number, number, number];
   /** Initialisations to compare: "scratch", "mae". */
   inits: string[];
   labelFractions: number[];
@@ -65,6 +72,12 @@ export interface StudyProfile {
      * report says which.
      */
     perSeed: boolean;
+    /**
+     * A pretrained MAE checkpoint shipped with the kit (path relative to the kit's root). When set, the study's "mae"
+     * arm starts from it instead of pretraining (`--pretrain-afresh` pretrains with the settings above instead), and
+     * every arm uses the preprocessing plan stored in it, so both arms see the same inputs as the encoder did.
+     */
+    shipped?: string;
   };
   /** Fine-tuning of every arm; layerDecay applies to the pretrained encoder of the "mae" arm. */
   finetune: FinetuneSettings;
@@ -116,11 +129,16 @@ const SMOKE: StudyProfile = {
   eval: { overlap: 0, mirror: false, hd95: "medpy" },
 };
 
+/** Pretraining steps of the shipped encoder. */
+const ENCODER_STEPS = 6000;
+
 const QUICK: StudyProfile = {
   name: "quick",
   data: { kind: "manifest", manifest: "phantom" },
   models: ["nnformer-quick"],
+  cropSize: [16, 32, 32],
   preprocessing: "kit",
+  spacing: [6, 8, 8],
   inits: ["scratch", "mae"],
   labelFractions: [0.125, 0.25, 1],
   seeds: [0],
@@ -154,9 +172,24 @@ const QUICK: StudyProfile = {
   eval: { overlap: 0.5, mirror: false, hd95: "medpy" },
 };
 
-export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-smoke", StudyProfile> = {
+/**
+ * The shipped encoder's pretraining (pretrained/nnformer-quick-mae, `npm run encoder`): the quick network's MAE with
+ * the quick profile's masking on 256 unlabeled phantoms of generator seed 1 (every case of the phantom manifest is seed
+ * 0, so no labelled, validation or test case is among them), 4 more held out for the masked-reconstruction curve.
+ */
+const ENCODER: StudyProfile = derive(QUICK, {
+  name: "encoder",
+  data: { kind: "phantom-memory", seed: 1, shape: [64, 64, 64], unlabeled: 256, train: 0, val: 4, test: 0 },
+  inits: ["mae"],
+  labelFractions: [1],
+  seeds: [0],
+  pretrain: { ...QUICK.pretrain, steps: ENCODER_STEPS, evalEvery: ENCODER_STEPS / 20, shipped: undefined },
+});
+
+export const PROFILES: Record<"smoke" | "quick" | "encoder" | "paper" | "table2" | "table2-smoke", StudyProfile> = {
   smoke: SMOKE,
   quick: QUICK,
+  encoder: ENCODER,
   paper: {
     name: "paper",
     data: { kind: "manifest", manifest: "btcv-synapse" },
@@ -212,6 +245,25 @@ export const PROFILES: Record<"smoke" | "quick" | "paper" | "table2" | "table2-s
     labelFractions: [1],
   }),
 };
+
+/** The kit's root folder (shipped files are named relative to it). */
+const KIT_ROOT = path.resolve(__dirname, "..", "..");
+
+/**
+ * The shipped MAE checkpoint a profile starts its "mae" arm from (absolute path), or undefined when it pretrains.
+ * Throws, naming the file and the ways out, when the profile names one that is missing.
+ */
+export function shippedEncoder(profile: StudyProfile): string | undefined {
+  const rel = profile.pretrain.shipped;
+  if (!rel) return undefined;
+  const file = path.resolve(KIT_ROOT, rel);
+  if (!fs.existsSync(file))
+    throw new Error(
+      `profile ${profile.name}: the shipped encoder ${rel} is missing from the kit; restore it (git checkout -- ${rel}), ` +
+        `rebuild it (npm run encoder), or pretrain within the study (--pretrain-afresh)`,
+    );
+  return file;
+}
 
 /** A profile by name, with a clear error for unknown names. */
 export function getProfile(name: string): StudyProfile {
