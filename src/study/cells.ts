@@ -164,6 +164,11 @@ export interface ParallelStudyOptions {
   onWarning?: (message: string) => void;
   /** A live status line on stderr (default when it is a terminal); otherwise a line per start and end. */
   progress?: boolean;
+  /**
+   * Relative cost of a cell (e.g. its fine-tuning steps): cells start longest first, which shortens the wall time of
+   * a pool whose cells differ in length. Results are returned in cell order either way.
+   */
+  cost?: (cell: StudyCell) => number;
 }
 
 /** What a parallel study did. */
@@ -251,7 +256,8 @@ export async function runStudyInPool(o: ParallelStudyOptions): Promise<ParallelS
     if (m) pretrains.set(jobId({ kind: "pretrain", ...m }), { kind: "pretrain", ...m });
   }
   for (const [id, job] of pretrains) tasks.push({ id, job });
-  for (const c of todo) {
+  const cost = o.cost;
+  for (const c of cost ? [...todo].sort((a, b) => cost(b) - cost(a)) : todo) {
     const m = o.pretrainFor(c);
     tasks.push({ id: c.key, after: m ? [jobId({ kind: "pretrain", ...m })] : [], job: { kind: "cell", key: c.key } });
   }

@@ -13,7 +13,7 @@ import { describeDiff, diffFields, fingerprint } from "../runtime/fingerprint";
 import { writeFileAtomic } from "../runtime/files";
 import { readSafetensorsHeader } from "../io/safetensors";
 import type { Preprocessing } from "../data/preprocess";
-import type { StudyProfile } from "./profiles";
+import { finetuneAt, type StudyProfile } from "./profiles";
 import type { Vec3 } from "../runtime/math";
 import { cellRecordFile } from "./cells";
 
@@ -292,7 +292,7 @@ export function cellSettings(
     labelFraction: cell.labelFraction,
     seed: cell.seed,
     labelledCases,
-    finetune: input.profile.finetune,
+    finetune: finetuneAt(input.profile, cell.labelFraction),
     eval: input.profile.eval,
     data: input.data,
     preprocessing: input.plan,

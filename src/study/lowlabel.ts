@@ -50,7 +50,7 @@ import {
   modelCostRows,
   formatFraction,
 } from "./report";
-import { StudyProfile } from "./profiles";
+import { finetuneAt, seedsAt, StudyProfile } from "./profiles";
 import type { Vec3 } from "../runtime/math";
 
 export interface StudyData {
@@ -216,6 +216,7 @@ async function runLocked(
       pretrainFor: study.pretrainFor,
       log,
       progress: options.progress,
+      cost: (cell) => finetuneAt(profile, cell.labelFraction).steps,
     });
     results = outcome.results;
   } else {
@@ -287,7 +288,9 @@ export async function openStudy(
     models: profile.models,
     labelFractions: profile.labelFractions,
     seeds: profile.seeds,
-  }).filter((c) => c.init !== "mae" || isMaePretrainable(c.model));
+  }).filter(
+    (c) => (c.init !== "mae" || isMaePretrainable(c.model)) && seedsAt(profile, c.labelFraction).includes(c.seed),
+  );
   const trainIds = data.train.map((c) => c.id);
 
   // What this run would write, described and fingerprinted, compared with what the folder holds (before any work).
@@ -405,7 +408,7 @@ export async function openStudy(
         cropSize,
         evalClasses: data.evalClasses,
         preprocessing: plan,
-        settings: profile.finetune,
+        settings: finetuneAt(profile, cell.labelFraction),
         seed: cell.seed,
         dataParallel: options.dataParallel,
         pretrained: cell.init === "mae",

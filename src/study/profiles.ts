@@ -56,6 +56,12 @@ export interface StudyProfile {
   inits: string[];
   labelFractions: number[];
   seeds: number[];
+  /**
+   * Budget per label fraction (key: the fraction as written in labelFractions, e.g. "1" or "0.125"): run only the
+   * first `seeds` seeds there, and fine-tune for `steps` steps instead of finetune.steps. The same for every
+   * initialisation (arms are never budgeted differently). Default: every seed, finetune.steps.
+   */
+  perFraction?: Record<string, { seeds?: number; steps?: number }>;
   pretrain: {
     steps: number;
     batchSize: number;
@@ -245,6 +251,18 @@ export const PROFILES: Record<"smoke" | "quick" | "encoder" | "paper" | "table2"
     labelFractions: [1],
   }),
 };
+
+/** The fine-tuning settings of the cells at one label fraction (profile.perFraction's steps applied). */
+export function finetuneAt(profile: StudyProfile, fraction: number): FinetuneSettings {
+  const steps = profile.perFraction?.[String(fraction)]?.steps;
+  return steps === undefined ? profile.finetune : { ...profile.finetune, steps };
+}
+
+/** The seeds run at one label fraction (the first profile.perFraction[fraction].seeds of profile.seeds). */
+export function seedsAt(profile: StudyProfile, fraction: number): number[] {
+  const n = profile.perFraction?.[String(fraction)]?.seeds;
+  return n === undefined ? profile.seeds : profile.seeds.slice(0, n);
+}
 
 /** The kit's root folder (shipped files are named relative to it). */
 const KIT_ROOT = path.resolve(__dirname, "..", "..");

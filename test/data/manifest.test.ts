@@ -124,7 +124,7 @@ describe("data manifests", () => {
 
     it("phantom resolves to images/ and labels/ under its data root", () => {
       const m = loadManifest("phantom");
-      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 56, shape: [64, 64, 64], spacing: [3, 6, 6] });
+      assert.deepEqual(m.generator, { kind: "phantom", seed: 0, count: 80, shape: [64, 64, 64], spacing: [3, 6, 6] });
       const root = path.join(os.tmpdir(), "phantom-root");
       const r = resolveManifest(m, root, { checkFiles: false });
       assert.equal(r.dataRoot, root);
