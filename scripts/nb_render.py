@@ -72,8 +72,14 @@ def collapse_cr(text):
     return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
+def relative(text):
+    """Paths of this checkout written as paths relative to the project root (the kernel's working directory)."""
+    return text.replace(ROOT + os.sep, "").replace(ROOT, ".")
+
+
 def postprocess(nb, browser):
-    """Figures to PNG, no plotly bundle, one line per progress line. Returns (figures, stderr outputs)."""
+    """Figures to PNG, no plotly bundle, one line per progress line, no absolute paths of this checkout.
+    Returns (figures, stderr outputs)."""
     figures = stderr = 0
     with tempfile.TemporaryDirectory() as tmp:
         for cell in nb.cells:
@@ -84,7 +90,7 @@ def postprocess(nb, browser):
             for out in cell.get("outputs", []):
                 kind = out.get("output_type")
                 if kind == "stream":
-                    out["text"] = collapse_cr(out.get("text", ""))
+                    out["text"] = relative(collapse_cr(out.get("text", "")))
                     if out.get("name") == "stderr":
                         stderr += 1
                     if out["text"].strip() == "":
@@ -95,11 +101,17 @@ def postprocess(nb, browser):
                     m = FIG_RE.search(html)
                     if m is None and html.lstrip().startswith("<script") and len(html) > 1_000_000:
                         continue  # the inlined plotly bundle: figures are images now
-                    if m is not None:
+                    if m is None:
+                        out["data"]["text/html"] = relative(html)
+                    else:
                         png = figure_png(browser, html, int(m.group(2)), int(m.group(3)), tmp)
                         out["data"] = {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<figure>"}
                         out["metadata"] = {}
                         figures += 1
+                for key in ("text/plain", "text/markdown"):
+                    if key in out.get("data", {}):
+                        v = out["data"][key]
+                        out["data"][key] = relative(v if isinstance(v, str) else "".join(v))
                 kept.append(out)
             cell["outputs"] = kept
     return figures, stderr

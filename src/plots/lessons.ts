@@ -53,6 +53,8 @@ export interface MapGridOptions {
   colorscale?: string | Array<[number, string]>;
   /** Pixels per cell (default 22). */
   cell?: number;
+  /** Panels per row (default all in one row). */
+  columns?: number;
 }
 
 const QUALITATIVE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9"];
@@ -68,18 +70,35 @@ function steppedScale(maxValue: number): Array<[number, string]> {
   return out;
 }
 
-/** Several small integer maps side by side, one heatmap each, with the value printed in every cell. */
+/** Several small integer maps side by side (rows of `columns`), one heatmap each, the value printed in every cell. */
 export function mapGrid(panels: MapPanel[], options: MapGridOptions = {}): Figure {
   if (panels.length === 0) throw new Error("mapGrid needs at least one panel");
   const cell = options.cell ?? 22;
+  const columns = Math.max(1, Math.min(options.columns ?? panels.length, panels.length));
+  const rowsOfPanels = Math.ceil(panels.length / columns);
   const maxV = Math.max(...panels.flatMap((p) => p.z.flat()));
   const minV = Math.min(...panels.flatMap((p) => p.z.flat()));
-  const gap = 0.06;
-  const widthEach = (1 - gap * (panels.length - 1)) / panels.length;
+  const cols = Math.max(...panels.map((p) => p.z[0]?.length ?? 1));
+  const rows = Math.max(...panels.map((p) => p.z.length));
+  const titlePx = 24,
+    gapPx = 24;
+  const panelW = cols * cell,
+    panelH = rows * cell;
+  const plotW = columns * panelW + (columns - 1) * gapPx;
+  const plotH = rowsOfPanels * (panelH + titlePx) + (rowsOfPanels - 1) * gapPx;
+  const top = options.title ? 50 : 10;
   const data: PlotTrace[] = [];
-  const layout: PlotLayout = { annotations: [], showlegend: false, margin: { l: 20, r: 20, t: 70, b: 20 } };
+  const layout: PlotLayout = {
+    annotations: [],
+    showlegend: false,
+    margin: { l: 10, r: 10, t: top, b: 10 },
+    width: Math.max(440, plotW + 20),
+    height: plotH + top + 10,
+  };
   panels.forEach((p, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
+    const col = i % columns,
+      row = Math.floor(i / columns);
     data.push({
       type: "heatmap",
       z: p.z,
@@ -94,19 +113,17 @@ export function mapGrid(panels: MapPanel[], options: MapGridOptions = {}): Figur
       ...((options.showValues ?? true) ? { texttemplate: "%{z}", textfont: { size: 10 } } : {}),
       hovertemplate: "row %{y}, col %{x}: %{z}<extra></extra>",
     });
-    const x0 = i * (widthEach + gap);
-    layout[`xaxis${suffix}`] = { domain: [x0, x0 + widthEach], showticklabels: false, ticks: "", constrain: "domain" };
-    layout[`yaxis${suffix}`] = {
-      autorange: "reversed",
-      showticklabels: false,
-      ticks: "",
-      scaleanchor: `x${suffix}`,
-      scaleratio: 1,
-    };
+    const x0 = (col * (panelW + gapPx)) / plotW;
+    const x1 = (col * (panelW + gapPx) + panelW) / plotW;
+    const yTop = 1 - (row * (panelH + titlePx + gapPx) + titlePx) / plotH;
+    const yBottom = yTop - panelH / plotH;
+    const hidden = { showticklabels: false, ticks: "", showgrid: false, zeroline: false };
+    layout[`xaxis${suffix}`] = { ...hidden, domain: [x0, x1], anchor: `y${suffix}` };
+    layout[`yaxis${suffix}`] = { ...hidden, domain: [yBottom, yTop], anchor: `x${suffix}`, autorange: "reversed" };
     layout.annotations.push({
       text: p.title,
-      x: x0 + widthEach / 2,
-      y: 1.02,
+      x: (x0 + x1) / 2,
+      y: yTop,
       xref: "paper",
       yref: "paper",
       xanchor: "center",
@@ -114,10 +131,6 @@ export function mapGrid(panels: MapPanel[], options: MapGridOptions = {}): Figur
       showarrow: false,
     });
   });
-  const cols = Math.max(...panels.map((p) => p.z[0]?.length ?? 1));
-  const rows = Math.max(...panels.map((p) => p.z.length));
-  layout.width = Math.max(320, Math.round((cols * cell * panels.length) / (1 - gap * (panels.length - 1)) + 40));
-  layout.height = rows * cell + 100;
   if (options.title) layout.title = { text: options.title };
   return { data, layout };
 }
