@@ -146,7 +146,18 @@ def render(path, size, browser):
     client = NotebookClient(nb, timeout=3600, kernel_name=kernel, record_timing=False,
                             resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
     t0 = time.time()
-    client.execute()
+    try:
+        client.execute()
+    except Exception:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from run_notebooks import failing_cell  # tslab's real message is in the failing cell's stderr
+        bad = failing_cell(nb)
+        if bad is not None:
+            sys.stderr.write(f"--- failing cell in {path}:\n{bad.source}\n--- its stderr:\n")
+            for out in bad.get("outputs", []):
+                if out.get("name") == "stderr":
+                    sys.stderr.write(out.get("text", ""))
+        raise
     seconds = time.time() - t0
     figures, stderr = postprocess(nb, browser)
     nb.metadata["kit_render"] = {"size": size, "seconds": round(seconds), "code_sha256": code_hash(nb)}

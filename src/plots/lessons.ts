@@ -285,3 +285,25 @@ export function progressLine(options: { intervalMs?: number } = {}): ProgressLin
     },
   };
 }
+
+// ---- lesson sizes ------------------------------------------------------------------------------------------------
+
+/** The step budgets of a study profile (structural, so plots need not import the study layer). */
+export interface StepBudgets {
+  pretrain: { steps: number; evalEvery: number };
+  finetune: { steps: number; evalEvery: number };
+}
+
+/**
+ * Caps every step budget of a profile at `cap` (in place; returns it): a quick check that a lesson-size notebook runs
+ * end to end (`KIT_LESSON_STEPS=3 npm run nb:render -- notebooks/04_finetuning.ipynb`). cap <= 0 changes nothing.
+ */
+export function capSteps<T extends StepBudgets>(profile: T, cap: number): T {
+  if (!Number.isFinite(cap) || cap <= 0) return profile;
+  if (!Number.isInteger(cap)) throw new Error(`capSteps: the cap must be a whole number of steps, got ${cap}`);
+  for (const part of [profile.pretrain, profile.finetune]) {
+    part.steps = Math.min(part.steps, cap);
+    part.evalEvery = Math.min(part.evalEvery, cap);
+  }
+  return profile;
+}

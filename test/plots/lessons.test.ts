@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { blockDiagram, mapGrid, progressLine, windowIdMap } from "../../src/plots/lessons";
+import { blockDiagram, capSteps, mapGrid, progressLine, windowIdMap } from "../../src/plots/lessons";
 
 describe("plots/lessons", () => {
   it("windowIdMap: plain windows tile the slice row by row", () => {
@@ -78,5 +78,18 @@ describe("plots/lessons", () => {
       ["step 1", "step 2 more", "finished"],
     );
     assert.equal(writes[writes.length - 1], "\n");
+  });
+});
+
+describe("plots/lessons: capSteps", () => {
+  it("caps pretraining and fine-tuning budgets in place, and leaves them alone for cap 0", () => {
+    const p = { pretrain: { steps: 400, evalEvery: 200 }, finetune: { steps: 300, evalEvery: 50 }, name: "quick" };
+    assert.deepEqual(capSteps(JSON.parse(JSON.stringify(p)), 0), p);
+    const c = capSteps(JSON.parse(JSON.stringify(p)), 3);
+    assert.deepEqual(
+      [c.pretrain, c.finetune, c.name],
+      [{ steps: 3, evalEvery: 3 }, { steps: 3, evalEvery: 3 }, "quick"],
+    );
+    assert.throws(() => capSteps(p, 2.5), /whole number of steps, got 2.5/);
   });
 });
