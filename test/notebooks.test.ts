@@ -46,7 +46,8 @@ function notebookProblems(nb: Notebook, name: string): string[] {
   const problems: string[] = [];
   const rerender = `run \`npm run nb:render -- notebooks/${name}\``;
   const record = nb.metadata.kit_render;
-  if (record === undefined) problems.push(`${name}: no kit_render record in its metadata (never rendered); ${rerender}`);
+  if (record === undefined)
+    problems.push(`${name}: no kit_render record in its metadata (never rendered); ${rerender}`);
   else if (record.code_sha256 !== codeHash(nb))
     problems.push(`${name}: its code cells differ from the ones rendered (kit_render.code_sha256); ${rerender}`);
   const code = nb.cells.filter((c) => c.cell_type === "code");
@@ -57,7 +58,8 @@ function notebookProblems(nb: Notebook, name: string): string[] {
     problems.push(`${name}: an output is a stderr block; progress and logs belong on one stdout line`);
   if (outputs.some((o) => o.output_type === "error")) problems.push(`${name}: an output is an error; ${rerender}`);
   const params = code.filter((c) => text(c.source).includes("process.env.KIT_SIZE"));
-  if (params.length !== 1) problems.push(`${name}: ${params.length} cells read KIT_SIZE; the size is picked in one cell`);
+  if (params.length !== 1)
+    problems.push(`${name}: ${params.length} cells read KIT_SIZE; the size is picked in one cell`);
   const answers = nb.cells.filter((c) => c.metadata?.jupyter?.source_hidden === true && /Answers/.test(text(c.source)));
   if (answers.length === 0) problems.push(`${name}: no collapsed answers cell (metadata jupyter.source_hidden)`);
   for (const p of citedPaths(nb)) {
@@ -112,11 +114,13 @@ describe("notebooks: committed with rendered outputs", () => {
     for (const c of cleared.cells) if (c.cell_type === "code") c.outputs = [];
     assert.match(notebookProblems(cleared, f).join("\n"), /no outputs/);
     const noisy = read(f);
-    noisy.cells.find((c) => (c.outputs ?? []).length > 0)!.outputs!.push({
-      output_type: "stream",
-      name: "stderr",
-      text: "50%|#####     |",
-    });
+    noisy.cells
+      .find((c) => (c.outputs ?? []).length > 0)!
+      .outputs!.push({
+        output_type: "stream",
+        name: "stderr",
+        text: "50%|#####     |",
+      });
     assert.match(notebookProblems(noisy, f).join("\n"), /stderr block/);
     const citing = read(f);
     citing.cells.push({ cell_type: "markdown", source: "see `docs/no_such_note.md` §2", metadata: {} });
