@@ -160,7 +160,9 @@ def render(path, size, browser):
         raise
     seconds = time.time() - t0
     figures, stderr = postprocess(nb, browser)
-    nb.metadata["kit_render"] = {"size": size, "seconds": round(seconds), "code_sha256": code_hash(nb)}
+    cap = os.environ.get("KIT_LESSON_STEPS", "")
+    label = f"{size}, steps capped at {cap}" if cap not in ("", "0") else size
+    nb.metadata["kit_render"] = {"size": label, "seconds": round(seconds), "code_sha256": code_hash(nb)}
     tmp = path + ".tmp"
     nbformat.write(nb, tmp)
     os.replace(tmp, path)
