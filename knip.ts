@@ -30,7 +30,7 @@ const config: KnipConfig = {
   project: ["src/**/*.ts", "test/**/*.ts", "scripts/**/*.ts", "notebooks/*.ipynb"],
   compilers: { ipynb: notebookCode },
   // mount/umount: the robustness suite mounts a small tmpfs for its disk-full cases (system tools, not packages)
-  ignoreBinaries: ["jupyter", "mount", "umount"],
+  ignoreBinaries: ["mount", "umount"],
   // esbuild bundles the GPU pack (scripts/gpu_pack.sh calls node_modules/.bin/esbuild)
   ignoreDependencies: ["esbuild"],
   // An export also used in its own file is live code (often exported for tests or users); only dead code is reported.

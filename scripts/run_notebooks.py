@@ -3,7 +3,8 @@
 
 tslab reports errors with an empty name and value; the real message is in the failing cell's stderr stream,
 so this prints that cell and its stderr. Ends with 'N passed, N failed' and exits 1 on any failure.
-Set KIT_SMOKE=1 (npm run nb:test does) so notebooks pick their smallest settings.
+Set KIT_SMOKE=1 (npm run nb:test does) so notebooks pick their smallest settings. Each notebook runs from a copy with
+its outputs cleared (the committed notebooks carry the outputs of `npm run nb:render`), written to OUT_DIR.
 """
 import os
 import sys
@@ -33,6 +34,11 @@ def main():
     failed = 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:  # run from a clean copy: no rendered outputs, no render record
+            if cell.cell_type == "code":
+                cell.outputs = []
+                cell.execution_count = None
+        nb.metadata.pop("kit_render", None)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "tslab-kit")
         client = NotebookClient(nb, timeout=900, kernel_name=kernel,
                                 resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})

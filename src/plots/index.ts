@@ -2,3 +2,4 @@
 export * from "./plotly";
 export * from "./volume_views";
 export * from "./charts";
+export * from "./lessons";

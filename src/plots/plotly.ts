@@ -127,6 +127,7 @@ export function saveFigureHtml(file: string, fig: Figure): string {
 /** The part of tslab's Display interface we use. */
 interface TslabDisplay {
   html(s: string): void;
+  text(s: string): void;
 }
 interface TslabModule {
   display: TslabDisplay;
@@ -144,6 +145,11 @@ function kernelTslab(): TslabModule | undefined {
   if (jupyter == null || jupyter.lastWriteDisplayData == null) return undefined;
   // Inside the kernel tslab hooks require("tslab") so this is the kernel's own instance.
   return require("tslab") as TslabModule;
+}
+
+/** tslab's display module inside a ready tslab kernel (for text displays updated in place), else undefined. */
+export function kernelDisplay(): { newDisplay(): { text(s: string): void } } | undefined {
+  return kernelTslab();
 }
 
 /** True when running inside a tslab Jupyter kernel, where show() displays instead of returning HTML. */
