@@ -64,10 +64,14 @@ async function main(): Promise<void> {
   const val = prepareCases(data.val, plan);
   const numClasses = data.labelNames.length;
   const seed = Number(o.seed);
-  const model = buildModel(o.model, { inChannels: 1, numClasses, cropSize: crop, seed }, {
-    embedDim: Number(o.embed),
-    ...JSON.parse(o.over),
-  });
+  const model = buildModel(
+    o.model,
+    { inChannels: 1, numClasses, cropSize: crop, seed },
+    {
+      embedDim: Number(o.embed),
+      ...JSON.parse(o.over),
+    },
+  );
   if (o.mae) transferEncoder(o.mae, nnFormerOf(model), { preprocessing: plan });
   const ops = selectOps(tf.getBackend());
   const settings: FinetuneSettings = {

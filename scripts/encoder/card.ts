@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   const bytes = fs.readFileSync(shipped);
   const last = history.evals[history.evals.length - 1];
   const d = profile.data;
-  if (d.kind !== "phantom-memory") throw new Error(`profile ${o.profile}: the shipped encoder is pretrained on phantoms`);
+  if (d.kind !== "phantom-memory")
+    throw new Error(`profile ${o.profile}: the shipped encoder is pretrained on phantoms`);
   const card: EncoderCard = {
     format: "mae-nnformer-encoder-card-v1",
     model,
@@ -82,7 +83,10 @@ async function main(): Promise<void> {
 function modelCardMarkdown(c: EncoderCard): string {
   const p = c.pretrain;
   const rows = c.curve
-    .map((e) => `| ${e.step} | ${e.loss.toFixed(4)} | ${e.meanBaseline.toFixed(4)} | ${(e.loss / e.meanBaseline).toFixed(3)} |`)
+    .map(
+      (e) =>
+        `| ${e.step} | ${e.loss.toFixed(4)} | ${e.meanBaseline.toFixed(4)} | ${(e.loss / e.meanBaseline).toFixed(3)} |`,
+    )
     .join("\n");
   return `# Shipped encoder: ${c.model} MAE
 

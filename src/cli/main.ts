@@ -510,7 +510,10 @@ function studyProfile(o: Record<string, string | undefined>): StudyProfile {
   if (o.maskMode !== undefined) flag("--mask-mode", { pretrain: { maskMode: o.maskMode } });
   if (o.hd95 !== undefined) flag("--hd95", { eval: { hd95: o.hd95 } });
   if (o.pretrainPerSeed) flag("--pretrain-per-seed", { pretrain: { perSeed: true } });
-  return resolveProfile(base, layers);
+  const profile = resolveProfile(base, layers);
+  // --steps is every cell's budget: it replaces the profile's per-fraction steps too
+  if (o.steps !== undefined) for (const f of Object.values(profile.perFraction ?? {})) delete f.steps;
+  return profile;
 }
 
 const KIND_TEXT: Record<CheckpointKind, string> = {

@@ -9,7 +9,8 @@ export async function runCellCommand(out: string, job: CellJob, log: (s: string)
   const study = await openStudy(profile, { out, maeCheckpoint, dataParallel, progress: false, log }, log);
   await runCellJob(out, job, {
     cells: study.cells,
-    runCell: (cell, onStep) => study.runCell(cell, (r) => onStep(r.step, finetuneAt(profile, cell.labelFraction).steps)),
+    runCell: (cell, onStep) =>
+      study.runCell(cell, (r) => onStep(r.step, finetuneAt(profile, cell.labelFraction).steps)),
     pretrain: (model, seed, onStep) => study.pretrain(model, seed, (r) => onStep(r.step, profile.pretrain.steps)),
   });
 }

@@ -90,11 +90,9 @@ export const StudyProfileSchema = z.strictObject({
   labelFractions: nonEmpty(fraction("open", "closed"), "label fractions"),
   seeds: nonEmpty(wholeAtLeast(0), "seeds"),
   perFraction: z
-    .record(
-      z.string(),
-      z.strictObject({ seeds: wholeAtLeast(1).optional(), steps: wholeAtLeast(1).optional() }),
-      { error: 'expected {"<fraction>": {"seeds": n, "steps": n}}' },
-    )
+    .record(z.string(), z.strictObject({ seeds: wholeAtLeast(1).optional(), steps: wholeAtLeast(1).optional() }), {
+      error: 'expected {"<fraction>": {"seeds": n, "steps": n}}',
+    })
     .optional(),
   preprocessing: z.enum(["kit", "nnunet"], { error: 'expected "kit" or "nnunet"' }),
   spacing: z

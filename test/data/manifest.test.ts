@@ -130,7 +130,7 @@ describe("data manifests", () => {
       assert.equal(r.dataRoot, root);
       assert.deepEqual(
         [r.splits.unlabeled.length, r.splits.train.length, r.splits.val.length, r.splits.test.length],
-        [24, 8, 4, 20],
+        [24, 32, 4, 20],
       );
       assert.equal(r.splits.train[0].id, "phantom_024");
       assert.deepEqual(r.splits.train[0].images, [path.join(root, "images", "phantom_024.nii.gz")]);

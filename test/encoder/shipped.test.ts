@@ -44,7 +44,11 @@ describe("shipped encoder", function () {
         ? { seed: p.data.seed, shape: p.data.shape, unlabeled: p.data.unlabeled, heldOut: p.data.val }
         : null,
     );
-    assert.deepEqual(c.preprocessing.spacing, getProfile("quick").spacing, "the quick profile fine-tunes at its spacing");
+    assert.deepEqual(
+      c.preprocessing.spacing,
+      getProfile("quick").spacing,
+      "the quick profile fine-tunes at its spacing",
+    );
     assert.ok(c.heldOut.loss < c.heldOut.meanBaseline, `held-out ${c.heldOut.loss} vs mean ${c.heldOut.meanBaseline}`);
     assert.equal(c.curve[c.curve.length - 1].step, c.steps);
   });
@@ -70,7 +74,10 @@ describe("shipped encoder", function () {
     assert.equal(tf.memory().numTensors, before, "no tensor left behind");
     assert.equal(losses.length, steps);
     losses.forEach((l, i) =>
-      assert.ok(Math.abs(l - c.firstLosses[i]) <= 1e-6 * Math.abs(c.firstLosses[i]), `step ${i + 1}: ${l} vs ${c.firstLosses[i]}`),
+      assert.ok(
+        Math.abs(l - c.firstLosses[i]) <= 1e-6 * Math.abs(c.firstLosses[i]),
+        `step ${i + 1}: ${l} vs ${c.firstLosses[i]}`,
+      ),
     );
   });
 });
