@@ -155,6 +155,29 @@ describe("parallel study: results from cell files", () => {
     fs.rmSync(out, { recursive: true, force: true });
   });
 
+  it("with a cost per cell, the longest cells start first and results keep the grid's order", async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "pool-study-"));
+    const started: string[] = [];
+    const noPretrain = () => undefined;
+    const cost = (c: StudyCell) => (c.labelFraction === 1 ? 4 : 1);
+    const r = await runStudyInPool({
+      out,
+      cells,
+      workers: 1,
+      pretrainFor: noPretrain,
+      launch: fakeLaunch(started),
+      log: () => {},
+      cost,
+    });
+    const big = cells.filter((c) => c.labelFraction === 1).map((c) => c.key);
+    assert.deepEqual(started.slice(0, big.length), big, "the 100 % cells first, in grid order among themselves");
+    assert.deepEqual(
+      r.results.map((x) => x.key),
+      cells.map((c) => c.key),
+    );
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
   it("after a failed cell, the rerun merges cell files not yet in results.jsonl and runs only the rest", async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "pool-study-"));
     await assert.rejects(
