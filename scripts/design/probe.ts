@@ -16,6 +16,7 @@ import { buildModel } from "../../src/registry";
 import { selectOps } from "../../src/layers/fast_ops";
 import { evaluateDice, scoreTestCases } from "../../src/infer/evaluate";
 import { transferEncoder } from "../../src/mae/transfer";
+import { readMaeCheckpointInfo } from "../../src/mae/checkpoint";
 import { nnFormerOf } from "../../src/models/nnformer_segmentation";
 import type { Vec3 } from "../../src/runtime/math";
 import { generatePhantom } from "../../src/data/phantom";
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     .option("--eval-every <n>", "validation every n steps", "100")
     .option("--overlap <x>", "final validation sliding-window overlap", "0.5")
     .option("--mae <file>", "start the encoder from this MAE checkpoint")
+    .option("--plan-from <file>", "use this MAE checkpoint's preprocessing plan (default with --mae)")
     .option("--layer-decay <x>", "layer-wise lr decay for the pretrained encoder")
     .option("--spacing <DxHxW>", "plan target spacing in mm (default: native)")
     .option("--native", "also score validation on each case's own grid (as the study scores test)", false)
@@ -54,7 +56,11 @@ async function main(): Promise<void> {
   // the manifest's order of splits (24 unlabeled, 8 train, 4 val), generated in memory at the probed grid
   profile.data = { kind: "phantom-memory", seed: 0, shape, unlabeled: 24, train: 8, val: 4, test: 0 };
   const data = await loadStudyData(profile);
-  const plan = { ...studyPreprocessing(data, "kit"), spacing: o.spacing ? vec3(o.spacing) : null };
+  // a pretrained encoder brings its own plan (the study does the same); --plan-from takes it for a scratch run
+  const planFrom = o.planFrom ?? o.mae;
+  const plan = planFrom
+    ? readMaeCheckpointInfo(planFrom).preprocessing
+    : { ...studyPreprocessing(data, "kit"), spacing: o.spacing ? vec3(o.spacing) : null };
   // more than the manifest's 8 training cases: phantoms 56, 57, ... (after the manifest's test cases 36..55)
   const extra = Array.from({ length: Math.max(0, Number(o.train) - 8) }, (_, i) => {
     const p = generatePhantom(0, 56 + i, { shape });
