@@ -71,7 +71,7 @@ export function powerNote(
     (blind.length
       ? ` ${blind.length === withPairs.length ? "No" : "Not every"} comparison can reach p < ${alpha} with these ` +
         `pairs whatever the data (at least ${Math.floor(1 - Math.log2(alpha)) + 1} pairs are needed), so ` +
-        `${blind.length === withPairs.length ? "every" : "their"} verdict can only be 'no significant difference'."
+        `${blind.length === withPairs.length ? "every" : "their"} verdict can only be 'no significant difference'.`
       : "")
   );
 }
