@@ -18,6 +18,7 @@ import {
   validationCurvesFigure,
 } from "../../src/study/report";
 import { tCI } from "../../src/study/stats";
+import { fileFingerprint } from "../../src/study/freshness";
 
 /** A run with a hand-made validation curve (steps 100, 200, ...) and test mean Dice. */
 function run(init: string, labelFraction: number, seed: number, curve: number[], dice = 0.5, cases = 1): RunResult {
@@ -175,6 +176,18 @@ describe("study/report for a researcher", () => {
       withCard,
       /3,000 steps, on 240 unlabeled volumes, 2\.00 h of wall time, held-out masked-reconstruction loss 0\.7800 vs 2\.5800 for predicting the mean, kit commit abcdef012345/,
     );
+    // a rebuilt report (no checkpoint passed): the profile's shipped encoder is cited only when its fingerprint is the
+    // one the runs recorded
+    const recorded = (fp: string) =>
+      results.map((r) => (r.init === "mae" ? { ...r, meta: { ...r.meta, settings: { pretrained: fp } } } : r));
+    const shipped = { steps: 5, shipped: ckpt };
+    assert.match(
+      methodsSentences(recorded(`file ${fileFingerprint(ckpt)}`), { pretrain: shipped }).join(" "),
+      /shipped encoder "quick-mae".*3,000 steps/,
+    );
+    const other = methodsSentences(recorded("file 0000000000000000"), { pretrain: shipped }).join(" ");
+    assert.ok(!other.includes("quick-mae") && !other.includes("3,000"), other);
+    assert.match(other, /a checkpoint these results do not name/);
     fs.writeFileSync(path.join(enc, "card.json"), "{not json");
     assert.match(
       methodsSentences(results, { maeCheckpoint: ckpt }).join(" "),

@@ -2,6 +2,7 @@
 // every number read from the results (and from the pretrained encoder's card when one is named), none typed in.
 import * as fs from "fs";
 import * as path from "path";
+import { fileFingerprint } from "../freshness";
 import { RunResult } from "../grid";
 import { formatFraction } from "./format";
 import { distinct, groupBy } from "./groups";
@@ -9,8 +10,11 @@ import { distinct, groupBy } from "./groups";
 export interface MethodsOptions {
   /** The MAE checkpoint the "mae" arm started from, when it was given (or shipped) rather than pretrained here. */
   maeCheckpoint?: string;
-  /** The study's own pretraining settings (the profile's), when the "mae" arm was pretrained within the study. */
-  pretrain?: { steps: number; maskRatio?: number; batchSize?: number };
+  /**
+   * The profile's pretraining settings: its steps are cited when the "mae" arm was pretrained within the study; its
+   * shipped encoder (path relative to the kit) is cited when the runs' recorded checkpoint fingerprint matches it.
+   */
+  pretrain?: { steps: number; maskRatio?: number; batchSize?: number; shipped?: string };
   /** The initialisation pretrained with MAE; default "mae". */
   mae?: string;
 }
@@ -72,6 +76,25 @@ function checkpointNamedIn(r: RunResult): string | undefined {
     if (m) return m[1];
   }
   return undefined;
+}
+
+/** The kit's root folder (src/study/report -> the root), where shipped files are named from. */
+const KIT_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+/**
+ * The shipped encoder the runs started from, when the profile names one and its file's fingerprint is the one the
+ * runs recorded (settings.pretrained "file <fingerprint>"); undefined otherwise (pretrained afresh, another file).
+ */
+function shippedCheckpointUsed(runs: readonly RunResult[], shipped: string | undefined): string | undefined {
+  if (!shipped) return undefined;
+  const file = path.resolve(KIT_ROOT, shipped);
+  const recorded = distinct(runs.map((r) => settingsOf(r)?.pretrained));
+  if (recorded.length !== 1 || typeof recorded[0] !== "string" || !recorded[0].startsWith("file ")) return undefined;
+  try {
+    return fs.existsSync(file) && `file ${fileFingerprint(file)}` === recorded[0] ? file : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function settingsOf(r: RunResult): Record<string, unknown> | undefined {
@@ -143,7 +166,10 @@ export function methodsSentences(results: readonly RunResult[], options: Methods
   const maeRuns = results.filter((r) => r.init === mae);
   if (maeRuns.length) {
     const how = distinct(maeRuns.map((r) => String(obj(r.meta)?.pretraining ?? "not recorded")));
-    const ckpt = options.maeCheckpoint ?? distinct(maeRuns.map(checkpointNamedIn).filter((c): c is string => !!c))[0];
+    const ckpt =
+      options.maeCheckpoint ??
+      distinct(maeRuns.map(checkpointNamedIn).filter((c): c is string => !!c))[0] ??
+      shippedCheckpointUsed(maeRuns, options.pretrain?.shipped);
     let text = `Pretraining: the "${mae}" arm's encoder starts from MAE pretraining (${how.join("; ")})`;
     if (ckpt) {
       const shipped = /(?:^|[\\/])pretrained[\\/]([^\\/]+)[\\/]mae\.safetensors$/.exec(ckpt);
@@ -168,6 +194,8 @@ export function methodsSentences(results: readonly RunResult[], options: Methods
       } else {
         text += "; no model card (card.json) beside it";
       }
+    } else if (how.some((h) => h.startsWith("given"))) {
+      text += ", a checkpoint these results do not name (its model card cannot be cited)";
     } else if (options.pretrain) {
       text +=
         `, pretrained within the study for ${options.pretrain.steps.toLocaleString("en-US")} steps on the unlabeled split` +
