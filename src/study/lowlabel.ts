@@ -739,14 +739,14 @@ export function writeReports(
     );
   }
   const inits = new Set(results.map((r) => r.init));
+  let power: string | undefined;
   if (inits.has("mae") && inits.has("scratch")) {
     const cmp = compareInits(results, { a: "mae", b: "scratch", metric: "dice", names });
     parts.push(
       "\n## MAE vs scratch (paired by seed)\n",
       toMarkdown(comparisonTableRows(cmp), { headers: comparisonHeaders("mae", "scratch", names) }),
     );
-    const power = powerNote(cmp, { a: "mae", b: "scratch", names });
-    if (power) parts.push(`\n${power}\n`);
+    power = powerNote(cmp, { a: "mae", b: "scratch", names });
     const conv = convergenceRatios(results, { a: "mae", b: "scratch", levels: profile.convergenceLevels });
     if (conv.length) {
       parts.push(
@@ -762,9 +762,14 @@ export function writeReports(
       );
     }
   }
+  const examples = readExamples(out, results);
   parts.push(
     "\n## Notes\n",
-    studyNotes(results)
+    [
+      ...studyNotes(results),
+      ...(power ? [power] : []),
+      examples.figure ? `${examples.note} The figure is in report.html.` : examples.note,
+    ]
       .map((n) => `- ${n}`)
       .join("\n") + "\n",
   );
@@ -791,7 +796,7 @@ export function writeReports(
     names,
     levels: profile.convergenceLevels,
     methods,
-    examples: readExamples(out, results),
+    examples,
   });
   if (multiModel) {
     const section = [

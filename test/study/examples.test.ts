@@ -81,6 +81,8 @@ describe("study/examples (smoke study)", function () {
     const md = fs.readFileSync(path.join(out, "table.md"), "utf8");
     assert.match(md, /## Methods \(smoke profile\)\n\nData: phantom \(in memory, 16x32x32\); cases: 3 unlabeled/);
     assert.match(md, /detectable difference \(80% power\)/);
+    assert.match(md, /- Power: the unit of each paired test of MAE vs scratch is the seed/);
+    assert.match(md, /- Axial slice \d+ .* The figure is in report.html./);
   });
 
   it("skips with the reason when a checkpoint is missing, and the report says so", async () => {
