@@ -36,6 +36,8 @@ export interface ExampleCase {
   id: string;
   image: Volume;
   label: Volume | null;
+  /** Label names by value (background first), when the runs' settings do not record them. */
+  labelNames?: string[];
 }
 
 export interface ExampleOptions {
@@ -135,7 +137,7 @@ export async function exampleSegmentations(
     }
   }
   const slice = mostLabelledSlice(label);
-  const labelNames: string[] | undefined = settingsOf(pick.a)?.data?.labelNames;
+  const labelNames: string[] | undefined = settingsOf(pick.a)?.data?.labelNames ?? testCase.labelNames;
   const name = (init: string) => options.names?.[init] ?? init;
   const figure = sliceGrid(
     [

@@ -237,9 +237,15 @@ async function runLocked(
     });
     results = outcome.results;
   }
-  await writeExampleSegmentations(results, options.out, async () => (await loadStudyData(profile)).test[0], {
-    names: { mae: "MAE" },
-  });
+  await writeExampleSegmentations(
+    results,
+    options.out,
+    async () => {
+      const data = await loadStudyData(profile);
+      return data.test.length ? { ...data.test[0], labelNames: data.labelNames } : undefined;
+    },
+    { names: { mae: "MAE" } },
+  );
   const written = writeReports(results, options.out, profile, { maeCheckpoint: options.maeCheckpoint });
   return { results, ...written, seconds: (Date.now() - t0) / 1000 };
 }
