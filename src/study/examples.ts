@@ -128,7 +128,12 @@ export async function exampleSegmentations(
   const ev = settingsOf(pick.a)?.eval ?? {};
   const predictions: Volume[] = [];
   for (let i = 0; i < runs.length; i++) {
-    const p = Predictor.load(files[i]);
+    let p: Predictor;
+    try {
+      p = Predictor.load(files[i]);
+    } catch (e) {
+      throw new Error(`${path.relative(out, files[i])} does not load: ${(e as Error).message}`);
+    }
     try {
       const labels = await p.predict(testCase.image, { overlap: ev.overlap, mirror: ev.mirror });
       predictions.push(labelVolume(label, labels, `${runs[i].key} prediction of ${testCase.id}`));
@@ -170,7 +175,8 @@ export async function exampleSegmentations(
 
 /**
  * Draws the example segmentations (exampleSegmentations) and writes them to <out>/examples.json atomically; a failure
- * to load the test case is recorded as the reason for skipping. Returns what was written.
+ * to load the test case or to draw (e.g. a checkpoint that does not load) is recorded as the reason for skipping, so
+ * a finished study always gets its report. Returns what was written.
  */
 export async function writeExampleSegmentations(
   results: readonly RunResult[],
@@ -178,7 +184,7 @@ export async function writeExampleSegmentations(
   loadTestCase: () => Promise<ExampleCase | undefined>,
   options: ExampleOptions = {},
 ): Promise<ExamplesRecord> {
-  let record: ExamplesRecord;
+  let record: ExamplesRecord | undefined;
   const pick = pickExampleRuns(results, options);
   if (typeof pick === "string") record = { format: FORMAT, skipped: pick };
   else {
@@ -188,7 +194,14 @@ export async function writeExampleSegmentations(
     } catch (e) {
       record = { format: FORMAT, skipped: `the test case could not be loaded: ${(e as Error).message}` };
     }
-    record ??= await exampleSegmentations(results, out, testCase, options);
+    if (record === undefined) {
+      try {
+        record = await exampleSegmentations(results, out, testCase, options);
+      } catch (e) {
+        // the study's results are complete by now: a figure that cannot be drawn is reported, never fatal
+        record = { format: FORMAT, skipped: `drawing failed: ${(e as Error).message}` };
+      }
+    }
   }
   writeFileAtomic(path.join(out, EXAMPLES_FILE), JSON.stringify(record) + "\n");
   return record;

@@ -111,6 +111,14 @@ describe("study/examples (smoke study)", function () {
       writeReports(results, copy, getProfile("smoke"));
       const html = fs.readFileSync(path.join(copy, "report.html"), "utf8");
       assert.ok(html.includes("Example segmentations skipped: no final weights"));
+      // a checkpoint that does not load: recorded, not thrown (the finished study still gets its report)
+      const mae = results.find((r) => r.init === "mae" && r.labelFraction === 1 && r.seed === 0)!;
+      fs.mkdirSync(runFolder(copy, mae.key), { recursive: true });
+      fs.writeFileSync(path.join(runFolder(copy, mae.key), "latest.safetensors"), "not a checkpoint");
+      const broken = await writeExampleSegmentations(results, copy, async () => {
+        return (await loadStudyData(getProfile("smoke"))).test[0];
+      });
+      assert.match(broken.skipped!, /^drawing failed: .*latest\.safetensors/);
       // a stale file drawn from other runs is not shown
       fs.copyFileSync(path.join(out, EXAMPLES_FILE), path.join(copy, EXAMPLES_FILE));
       assert.match(readExamples(copy, results.slice(0, 1)).note, /drawn from runs that are not in these results/);
