@@ -51,6 +51,8 @@ import {
   formatFraction,
 } from "./report";
 import { finetuneAt, seedsAt, StudyProfile } from "./profiles";
+import { methodsSentences, powerNote, sharedLevelConvergence } from "./report";
+import { readExamples, writeExampleSegmentations } from "./examples";
 import type { Vec3 } from "../runtime/math";
 
 export interface StudyData {
@@ -235,7 +237,16 @@ async function runLocked(
     });
     results = outcome.results;
   }
-  const written = writeReports(results, options.out, profile);
+  await writeExampleSegmentations(
+    results,
+    options.out,
+    async () => {
+      const data = await loadStudyData(profile);
+      return data.test.length ? { ...data.test[0], labelNames: data.labelNames } : undefined;
+    },
+    { names: { mae: "MAE" } },
+  );
+  const written = writeReports(results, options.out, profile, { maeCheckpoint: options.maeCheckpoint });
   return { results, ...written, seconds: (Date.now() - t0) / 1000 };
 }
 
@@ -704,11 +715,18 @@ async function pretrainOnce(
 export function writeReports(
   results: RunResult[],
   out: string,
-  profile: Pick<StudyProfile, "name" | "convergenceLevels">,
+  profile: Pick<StudyProfile, "name" | "convergenceLevels"> & Partial<Pick<StudyProfile, "pretrain">>,
+  extra: { maeCheckpoint?: string } = {},
 ): { markdown: string; reportFile: string; tableFile: string } {
   const names = { mae: "MAE", scratch: "scratch" };
   const table = studyTable(results, { by: ["model", "init", "labelFraction"] });
-  const parts = [`## Low-label study (${profile.name} profile): test Dice / HD95 over seeds\n`, toMarkdown(table)];
+  const methods = { maeCheckpoint: extra.maeCheckpoint, pretrain: profile.pretrain };
+  const methodsText = methodsSentences(results, methods);
+  const parts = [
+    ...(methodsText.length ? [`## Methods (${profile.name} profile)\n`, methodsText.join(" ") + "\n"] : []),
+    `## Low-label study (${profile.name} profile): test Dice / HD95 over seeds\n`,
+    toMarkdown(table),
+  ];
   const multiModel = new Set(results.map((r) => r.model)).size > 1;
   const t2 = multiModel ? table2Rows(results) : [];
   const cost = multiModel ? modelCostRows(results) : [];
@@ -727,12 +745,14 @@ export function writeReports(
     );
   }
   const inits = new Set(results.map((r) => r.init));
+  let power: string | undefined;
   if (inits.has("mae") && inits.has("scratch")) {
     const cmp = compareInits(results, { a: "mae", b: "scratch", metric: "dice", names });
     parts.push(
       "\n## MAE vs scratch (paired by seed)\n",
       toMarkdown(comparisonTableRows(cmp), { headers: comparisonHeaders("mae", "scratch", names) }),
     );
+    power = powerNote(cmp, { a: "mae", b: "scratch", names });
     const conv = convergenceRatios(results, { a: "mae", b: "scratch", levels: profile.convergenceLevels });
     if (conv.length) {
       parts.push(
@@ -740,10 +760,22 @@ export function writeReports(
         toMarkdown(conv as object[], { headers: comparisonHeaders("mae", "scratch", names) }),
       );
     }
+    const shared = sharedLevelConvergence(results, { a: "mae", b: "scratch" });
+    if (shared.length) {
+      parts.push(
+        "\n## Convergence at levels both arms reach (shares of the lower arm's best median validation Dice)\n",
+        toMarkdown(shared, { headers: comparisonHeaders("mae", "scratch", names) }),
+      );
+    }
   }
+  const examples = readExamples(out, results);
   parts.push(
     "\n## Notes\n",
-    studyNotes(results)
+    [
+      ...studyNotes(results),
+      ...(power ? [power] : []),
+      examples.figure ? `${examples.note} The figure is in report.html.` : examples.note,
+    ]
       .map((n) => `- ${n}`)
       .join("\n") + "\n",
   );
@@ -769,6 +801,8 @@ export function writeReports(
     b: "scratch",
     names,
     levels: profile.convergenceLevels,
+    methods,
+    examples,
   });
   if (multiModel) {
     const section = [

@@ -4,7 +4,9 @@
 //   tables.ts       Dice and HD95 per group with bootstrap CIs, the per-organ table (nnFormer Table II), model cost
 //   compare.ts      the paired comparison of two initialisations with a verdict in plain words
 //   convergence.ts  steps to reach a validation Dice level, and ratios between two initialisations
-//   figures.ts      plotly figures (Dice vs label fraction, validation curves, per-organ bars)
+//   power.ts        minimum detectable difference of the paired design, and the power sentence
+//   methods.ts      the methods paragraph (data, network, pretraining and its card, fine-tuning budget, test split)
+//   figures.ts      plotly figures (Dice vs label fraction and vs labelled cases, validation curves, per-organ bars)
 //   notes.ts        what the numbers mean: HD95 definition, organ counts, interval method, test unit, pretraining
 //   html.ts         the self-contained HTML page
 // This file re-exports the public names; the grouping helpers stay internal.
@@ -35,8 +37,30 @@ export type { NotesOptions } from "./report/notes";
 export { studyNotes } from "./report/notes";
 export type { CompareOptions, ComparisonRow } from "./report/compare";
 export { compareInits, comparisonHeaders, comparisonTableRows } from "./report/compare";
-export type { ConvergenceOptions, ConvergenceRatioRow, ConvergenceRow } from "./report/convergence";
-export { convergenceRatios, convergenceTable, meanCurve } from "./report/convergence";
-export { diceVsFractionFigure, organBarsFigure, validationCurvesFigure } from "./report/figures";
+export type {
+  ConvergenceOptions,
+  ConvergenceRatioRow,
+  ConvergenceRow,
+  MedianBand,
+  SharedLevelRow,
+} from "./report/convergence";
+export {
+  convergenceRatios,
+  convergenceTable,
+  meanCurve,
+  medianBand,
+  sharedLevelConvergence,
+} from "./report/convergence";
+export type { CasesErrorBars } from "./report/figures";
+export {
+  diceVsFractionFigure,
+  diceVsLabelledCasesFigure,
+  organBarsFigure,
+  validationCurvesFigure,
+} from "./report/figures";
+export type { MdeOptions, PowerRow } from "./report/power";
+export { minimumDetectableDifference, pairedMde, powerNote } from "./report/power";
+export type { CardFacts, MethodsOptions } from "./report/methods";
+export { methodsSentences, readEncoderCard } from "./report/methods";
 export type { HtmlReportOptions } from "./report/html";
 export { htmlReport, writeHtmlReport } from "./report/html";

@@ -180,7 +180,7 @@ describe("study/report", () => {
     });
     assert.ok(
       md.startsWith(
-        "| model | labels | n | MAE | scratch | MAE − scratch | 95% CI of MAE − scratch | p (permutation) |",
+        "| model | labels | n | MAE | scratch | MAE − scratch | 95% CI of MAE − scratch | detectable difference (80% power) | p (permutation) |",
       ),
       md,
     );
@@ -240,8 +240,9 @@ describe("study/report", () => {
     const probe = bundle.slice(Math.floor(bundle.length / 2), Math.floor(bundle.length / 2) + 200);
     assert.equal(html.split(probe).length - 1, 1);
     assert.ok(html.length < bundle.length + 400_000, `report is ${html.length} chars`);
-    // Dice vs fraction + (curves + organ bars) per fraction
-    assert.equal((html.match(/class="kit-plotly"/g) ?? []).length, 1 + 2 * 2);
+    // Dice vs labelled cases + Dice vs fraction + (curves + organ bars) per fraction; no example figure was given
+    assert.equal((html.match(/class="kit-plotly"/g) ?? []).length, 2 + 2 * 2);
+    assert.ok(html.includes("No example segmentations were drawn for this report."));
     assert.ok(html.includes("error_y"));
     // the tables
     const study = studyTable(results);
@@ -251,7 +252,7 @@ describe("study/report", () => {
     assert.ok(html.includes("<th>kidney_r</th>"));
     // every inline script still parses
     const scripts = [...html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
-    assert.equal(scripts.length, 1 + 5);
+    assert.equal(scripts.length, 1 + 6);
     for (const s of scripts.slice(1)) new vm.Script(s);
   });
 });

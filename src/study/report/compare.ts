@@ -4,6 +4,7 @@ import { seedFrom } from "../../runtime/random";
 import { RunResult } from "../grid";
 import { IntervalMethod, PairedComparison, holmAdjust, holmFloors, mean, pairedComparison } from "../stats";
 import { Interval, formatP } from "./format";
+import { pairedMde } from "./power";
 import { distinct, groupBy } from "./groups";
 
 export interface CompareOptions {
@@ -38,6 +39,11 @@ export interface ComparisonRow {
   /** Mean of A − B over the pairs. */
   diff: number;
   diffCi: Interval;
+  /**
+   * Minimum detectable difference (alpha 0.05 two-sided, 80 % power) of a paired t design with these n pairs and the
+   * observed SD of their differences (power.ts); NaN with fewer than 2 pairs or identical differences.
+   */
+  mde: number;
   /** Two-sided sign-flip permutation test of the mean difference (exact for n <= 16). */
   pPermutation: number;
   /** Two-sided Wilcoxon signed-rank test (exact). */
@@ -131,6 +137,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
         meanB: mean(b),
         diff: NaN,
         diffCi: { lo: NaN, hi: NaN, undefinedReason: "n = 0" },
+        mde: NaN,
         pPermutation: NaN,
         pWilcoxon: NaN,
         minP: 1,
@@ -149,6 +156,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
         c.ci.undefinedReason === undefined
           ? { lo: c.ci.lo, hi: c.ci.hi }
           : { lo: c.ci.lo, hi: c.ci.hi, undefinedReason: c.ci.undefinedReason },
+      mde: pairedMde(a.map((v, i) => v - b[i])),
       pPermutation: c.permutation.p,
       pWilcoxon: c.wilcoxon.p,
       minP: c.minP,
@@ -178,6 +186,7 @@ export function compareInits(results: readonly RunResult[], options: CompareOpti
       meanB: r.meanB,
       diff: r.diff,
       diffCi: r.diffCi,
+      mde: r.mde,
       pPermutation: r.pPermutation,
       pWilcoxon: r.pWilcoxon,
       pAdjusted: adjusted.get(i) ?? NaN,

@@ -103,3 +103,106 @@ export function meanCurve(runs: readonly RunResult[]): { step: number[]; valDice
   const steps = [...acc.keys()].sort((x, y) => x - y);
   return { step: steps, valDice: steps.map((s) => mean(acc.get(s)!)), n: steps.map((s) => acc.get(s)!.length) };
 }
+
+/** The validation curve of a group of runs as the median over runs with a band: min-max for n < 4, else the IQR. */
+export interface MedianBand {
+  step: number[];
+  median: number[];
+  lo: number[];
+  hi: number[];
+  /** Runs with a finite value at each step. */
+  n: number[];
+  /** What the band spans: "min-max" (fewer than 4 runs) or "IQR" (25th to 75th percentile, 4 runs or more). */
+  band: "min-max" | "IQR";
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const i = Math.floor(pos);
+  return i + 1 < sorted.length ? sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]) : sorted[i];
+}
+
+/**
+ * Median over runs of the validation Dice at every step any run evaluated (finite values only), with a band: the
+ * min and max over runs when the group has fewer than 4 runs, else the interquartile range (linear interpolation).
+ */
+export function medianBand(runs: readonly RunResult[]): MedianBand {
+  const acc = new Map<number, number[]>();
+  for (const r of runs) {
+    for (const p of r.curve) {
+      if (!Number.isFinite(p.valDice)) continue;
+      const list = acc.get(p.step) ?? [];
+      list.push(p.valDice);
+      acc.set(p.step, list);
+    }
+  }
+  const band = runs.length >= 4 ? "IQR" : "min-max";
+  const steps = [...acc.keys()].sort((x, y) => x - y);
+  const sorted = steps.map((s) => [...acc.get(s)!].sort((x, y) => x - y));
+  return {
+    step: steps,
+    median: sorted.map((v) => median(v)),
+    lo: sorted.map((v) => (band === "IQR" ? quantile(v, 0.25) : v[0])),
+    hi: sorted.map((v) => (band === "IQR" ? quantile(v, 0.75) : v[v.length - 1])),
+    n: sorted.map((v) => v.length),
+    band,
+  };
+}
+
+/** x rounded down to 3 significant digits. */
+function floorTo3(x: number): number {
+  const k = 10 ** (Math.floor(Math.log10(x)) - 2);
+  return Number((Math.floor(x / k + 1e-9) * k).toPrecision(3));
+}
+
+/** Convergence of A and B at a level both arms reach (a share of the lower arm's best median validation Dice). */
+export interface SharedLevelRow {
+  model: string;
+  labelFraction: number;
+  /** The share of the lower arm's best median validation Dice, e.g. 0.5. */
+  share: number;
+  /** The validation Dice level: share × min(best median of A, best median of B). */
+  level: number;
+  medianStepsA: number | null;
+  medianStepsB: number | null;
+  /** medianStepsB / medianStepsA (> 1: A converges faster). */
+  ratio: number | null;
+}
+
+/**
+ * Steps to reach validation Dice levels that both arms reach, per (model, fraction): each level is a share (default
+ * 50 % and 80 %) of the lower of the two arms' best median validation Dice, so both median curves reach it; the steps
+ * are the median over seeds of the first step at the level (a seed that never gets there counts as infinitely slow).
+ */
+export function sharedLevelConvergence(
+  results: readonly RunResult[],
+  options: { a: string; b: string; shares?: number[] },
+): SharedLevelRow[] {
+  const shares = options.shares ?? [0.5, 0.8];
+  for (const s of shares)
+    if (!(s > 0 && s <= 1)) throw new Error(`sharedLevelConvergence: shares must be in (0, 1], got ${s}`);
+  const rows: SharedLevelRow[] = [];
+  for (const g of groupBy(results, ["model", "labelFraction"])) {
+    const ra = g.runs.filter((r) => r.init === options.a),
+      rb = g.runs.filter((r) => r.init === options.b);
+    if (ra.length === 0 || rb.length === 0) continue;
+    const best = (runs: RunResult[]) => Math.max(-Infinity, ...medianBand(runs).median);
+    const lower = Math.min(best(ra), best(rb));
+    if (!Number.isFinite(lower) || lower <= 0) continue; // an arm without a positive validation Dice: no shared level
+    for (const share of shares) {
+      const level = floorTo3(share * lower); // rounded down, so the lower arm's median curve still reaches it
+      const sa = medianSteps(ra, level),
+        sb = medianSteps(rb, level);
+      rows.push({
+        model: g.values.model as string,
+        labelFraction: g.values.labelFraction as number,
+        share,
+        level,
+        medianStepsA: sa,
+        medianStepsB: sb,
+        ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
+      });
+    }
+  }
+  return rows;
+}

@@ -39,6 +39,7 @@ export const DEFAULT_HEADERS: Record<string, string> = {
   labelFraction: "labels",
   n: "n",
   level: "Dice level",
+  share: "share of the lower arm's best median",
   dice: "Dice (mean ± std)",
   diceCi: "Dice 95% CI",
   hd95: "HD95 mm (mean ± std)",
@@ -51,6 +52,7 @@ export const DEFAULT_HEADERS: Record<string, string> = {
   meanB: "B",
   diff: "A − B",
   diffCi: "95% CI of A − B",
+  mde: "detectable difference (80% power)",
   pPermutation: "p (permutation)",
   pWilcoxon: "p (Wilcoxon)",
   pAdjusted: "p (Holm)",
@@ -112,7 +114,7 @@ export function formatValue(key: string, v: unknown, options: FormatOptions = {}
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (typeof v === "number") {
     if (Number.isNaN(v)) return MISSING;
-    if (key === "labelFraction") return formatFraction(v);
+    if (key === "labelFraction" || key === "share") return formatFraction(v);
     if (key === "level") return String(v);
     if (P_KEY.test(key)) return formatP(v);
     if (COUNT_KEY.test(key)) return String(v);

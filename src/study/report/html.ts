@@ -3,8 +3,10 @@ import { Figure, figureToHtml, plotlyLoaderHtml } from "../../plots/plotly";
 import { writeFileAtomic } from "../../runtime/files";
 import { RunResult } from "../grid";
 import { compareInits, comparisonHeaders, comparisonTableRows } from "./compare";
-import { convergenceRatios, convergenceTable } from "./convergence";
-import { diceVsFractionFigure, organBarsFigure, validationCurvesFigure } from "./figures";
+import { convergenceRatios, convergenceTable, sharedLevelConvergence } from "./convergence";
+import { diceVsFractionFigure, diceVsLabelledCasesFigure, organBarsFigure, validationCurvesFigure } from "./figures";
+import { MethodsOptions, methodsSentences } from "./methods";
+import { powerNote } from "./power";
 import { escHtml, formatFraction, toHtmlTable } from "./format";
 import { distinct } from "./groups";
 import { detectionTable, organTable, studyTable } from "./tables";
@@ -22,6 +24,10 @@ export interface HtmlReportOptions {
   alpha?: number;
   /** Seed of every bootstrap and Monte Carlo test in the report; default 0. */
   seed?: number;
+  /** What the methods paragraph needs beyond the results (the MAE checkpoint given, the study's pretraining). */
+  methods?: MethodsOptions;
+  /** Example segmentations drawn by the study (examples.ts), or the sentence saying why there are none. */
+  examples?: { figure?: Figure; note: string };
 }
 
 function pickPair(results: readonly RunResult[], options: HtmlReportOptions): { a: string; b: string } | undefined {
@@ -42,6 +48,10 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
   const fig = (f: Figure) => parts.push(`<div class="fig">${figureToHtml(f)}</div>`);
   const para = (t: string) => parts.push(`<p>${escHtml(t)}</p>`);
 
+  if (results.length) {
+    h2("Methods");
+    para(methodsSentences(results, options.methods).join(" "));
+  }
   para(
     `${results.length} runs: models ${distinct(results.map((r) => r.model)).join(", ")}; inits ` +
       `${distinct(results.map((r) => r.init)).join(", ")}; label fractions ${fractions.map(formatFraction).join(", ")}; ` +
@@ -52,6 +62,7 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
     para("No results yet.");
   } else {
     h2("Test Dice and HD95 by label fraction");
+    fig(diceVsLabelledCasesFigure(results));
     fig(diceVsFractionFigure(results));
     parts.push(toHtmlTable(studyTable(results, { seed: options.seed, alpha: options.alpha })));
     para("Mean ± sample std over seeds of each run's test mean Dice / HD95.");
@@ -73,10 +84,21 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
           "for testing every fraction of a model; smallest possible p (Holm): the floor of p (Holm) with these pairs. " +
           `The verdict uses p (Holm) at alpha = ${options.alpha ?? 0.05}.`,
       );
+      const power = powerNote(rows, { ...pair, names: options.names, alpha: options.alpha });
+      if (power) para(power);
 
       h2("Convergence");
       const ratios = convergenceRatios(results, { ...pair, levels: options.levels });
       parts.push(toHtmlTable(ratios, { headers: comparisonHeaders(pair.a, pair.b, options.names) }));
+      const shared = sharedLevelConvergence(results, pair);
+      if (shared.length) {
+        para(
+          "Levels both arms reach: a share of the lower arm's best median validation Dice at each fraction (rounded " +
+            "down), so neither arm is judged on a level only the other reaches; steps are the median over seeds of " +
+            "the first step at the level.",
+        );
+        parts.push(toHtmlTable(shared, { headers: comparisonHeaders(pair.a, pair.b, options.names) }));
+      }
     } else {
       h2("Convergence");
     }
@@ -88,6 +110,10 @@ export function htmlReport(results: readonly RunResult[], options: HtmlReportOpt
 
     h2("Validation curves");
     for (const f of fractions) fig(validationCurvesFigure(results, f));
+
+    h2("Example segmentations");
+    if (options.examples?.figure) fig(options.examples.figure);
+    para(options.examples?.note ?? "No example segmentations were drawn for this report.");
 
     h2("Per organ");
     for (const f of fractions) fig(organBarsFigure(results, f));
