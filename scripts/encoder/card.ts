@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     .requiredOption("--commit <sha>", "kit commit the pretraining ran on")
     .option("--profile <name>", "profile the run used", "encoder")
     .option("--command <text>", "the command that made the run", "npm run encoder")
+    .option("--note <text>", "about the machine the run used", "")
     .parse()
     .opts();
   const backend = await initBackend();
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
     pretrain: profile.pretrain,
     steps: step,
     wallTimeS: Number(o.wall),
+    machine: o.note,
     heldOut: { loss: last.loss, meanBaseline: last.meanBaseline, ratio: last.loss / last.meanBaseline },
     curve: history.evals,
     firstLosses: history.firstLosses,
@@ -97,7 +99,7 @@ the numbers below are read from the run, not typed.
 - **Data**: ${c.data.unlabeled} unlabeled phantoms (generator seed ${c.data.seed}, grid ${c.data.shape.join("x")}), ${c.data.heldOut} more held out. ${c.data.note}.
 - **Preprocessing**: spacing ${c.preprocessing.spacing ? c.preprocessing.spacing.join(" x ") + " mm" : "native"}, ${c.preprocessing.statsFrom}. Fine-tuning from this encoder uses this plan (it is stored in the checkpoint).
 - **Schedule**: ${c.steps} steps of ${p.batchSize} crops, AdamW, peak learning rate ${p.lr}, cosine decay, 5 % warm-up.
-- **Compute**: ${(c.wallTimeS / 3600).toFixed(2)} h wall time on ${c.backend} (one CPU core), kit commit \`${c.commit}\`.
+- **Compute**: ${(c.wallTimeS / 3600).toFixed(2)} h wall time on ${c.backend} (one process, one CPU core${c.machine ? `; ${c.machine}` : ""}), kit commit \`${c.commit}\`.
 - **Held-out masked-reconstruction loss**: ${c.heldOut.loss.toFixed(4)} against ${c.heldOut.meanBaseline.toFixed(4)} for predicting the mean (ratio ${c.heldOut.ratio.toFixed(3)}).
 - **File**: \`${c.file}\`, ${(c.bytes / 1e6).toFixed(1)} MB, sha256 \`${c.sha256}\`.
 - **Reproduction**: \`${c.command}\` reruns it; \`test/encoder/shipped.test.ts\` checks the checksum and that the first

@@ -17,6 +17,8 @@ export interface EncoderCard {
   pretrain: StudyProfile["pretrain"];
   steps: number;
   wallTimeS: number;
+  /** About the machine (shared or quiet), when given. */
+  machine: string;
   heldOut: { loss: number; meanBaseline: number; ratio: number };
   curve: Array<{ step: number; loss: number; meanBaseline: number }>;
   firstLosses: number[];
