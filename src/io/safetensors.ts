@@ -109,7 +109,9 @@ function decode(dtype: SafeDtype, raw: Uint8Array, n: number, where: string): Fl
 }
 
 /** Parses safetensors bytes; `source` names the file in every error. */
-export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): SafetensorsFile {
+export function parseSafetensors(input: Uint8Array, source = "<buffer>"): SafetensorsFile {
+  // a plain Uint8Array view: a Node Buffer's slice() shares memory instead of copying, which decode relies on
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length < 8)
     throw new Error(
       `${source}: truncated safetensors file (${bytes.length} bytes; the 8-byte header length is missing)`,

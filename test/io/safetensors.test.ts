@@ -47,6 +47,18 @@ describe("io/safetensors", () => {
     assert.deepEqual(Array.from(r.tensors.get("n")!.data), [42]);
   });
 
+  it("reads a Node Buffer (fs.readFileSync) the same as the file: every tensor, not the file's first bytes", () => {
+    const tensors = new Map<string, TensorToWrite>([
+      ["a", { dtype: "F32", shape: [3], data: new Float32Array([1, 2, 3]) }],
+      ["b", { dtype: "F32", shape: [2], data: new Float32Array([-4.5, 6.25]) }],
+    ]);
+    const file = path.join(dir, "buffer.safetensors");
+    writeSafetensors(file, tensors, { format: "pt" });
+    const fromBuffer = parseSafetensors(fs.readFileSync(file)); // a Buffer: its slice() is a view, not a copy
+    for (const [name, t] of tensors)
+      assert.deepEqual(Array.from(fromBuffer.tensors.get(name)!.data), Array.from(t.data));
+  });
+
   it("reads F16, BF16 and F64 as float32", () => {
     const data = new Uint8Array(2 * 3 + 2 * 2 + 8 * 2);
     const dv = new DataView(data.buffer);
