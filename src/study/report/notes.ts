@@ -72,6 +72,7 @@ export function studyNotes(results: readonly RunResult[], options: NotesOptions 
   if (pre.length) {
     const perSeed = pre.every((p) => p.startsWith("per seed"));
     const shared = pre.every((p) => p.startsWith("shared"));
+    const given = pre.every((p) => p === "given checkpoint");
     notes.push(
       perSeed
         ? "MAE pretraining: one per seed (pretraining seed = fine-tuning seed), so the seed-level tests include " +
@@ -79,7 +80,11 @@ export function studyNotes(results: readonly RunResult[], options: NotesOptions 
         : shared
           ? "MAE pretraining: one pretraining (seed 0) shared by every seed, so the seed-level tests leave out " +
             "pretraining variance: they compare fine-tuning seeds from one pretrained encoder."
-          : `MAE pretraining: ${pre.join("; ")}.`,
+          : given
+            ? "MAE pretraining: one given encoder checkpoint (the shipped one, when the methods paragraph names it) " +
+              "shared by every seed, so the seed-level tests leave out pretraining variance: they compare " +
+              "fine-tuning seeds from one pretrained encoder."
+            : `MAE pretraining: ${pre.join("; ")}.`,
     );
   }
   const vals = distinct(results.map((r) => (metaOf(r, "valCases") as unknown[] | undefined)?.length)).filter(
