@@ -292,6 +292,8 @@ export function progressLine(options: { intervalMs?: number } = {}): ProgressLin
 export interface StepBudgets {
   pretrain: { steps: number; evalEvery: number };
   finetune: { steps: number; evalEvery: number };
+  /** Per-label-fraction budgets (a study profile's perFraction). */
+  perFraction?: Record<string, { steps?: number }>;
 }
 
 /**
@@ -305,5 +307,6 @@ export function capSteps<T extends StepBudgets>(profile: T, cap: number): T {
     part.steps = Math.min(part.steps, cap);
     part.evalEvery = Math.min(part.evalEvery, cap);
   }
+  for (const f of Object.values(profile.perFraction ?? {})) if (f.steps !== undefined) f.steps = Math.min(f.steps, cap);
   return profile;
 }

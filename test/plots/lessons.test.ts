@@ -92,4 +92,14 @@ describe("plots/lessons: capSteps", () => {
     );
     assert.throws(() => capSteps(p, 2.5), /whole number of steps, got 2.5/);
   });
+
+  it("caps the per-fraction budgets too", () => {
+    const p = {
+      pretrain: { steps: 400, evalEvery: 200 },
+      finetune: { steps: 250, evalEvery: 50 },
+      perFraction: { "1": { seeds: 1, steps: 800 }, "0.5": { seeds: 2 } },
+    };
+    const c = capSteps(p, 5);
+    assert.deepEqual(c.perFraction, { "1": { seeds: 1, steps: 5 }, "0.5": { seeds: 2 } });
+  });
 });

@@ -33,6 +33,25 @@ describe("robustness: flags, configs, paths and checkpoint kinds", function () {
     assert.deepEqual(fs.existsSync(out) ? fs.readdirSync(out) : [], []);
   });
 
+  it("--mae-checkpoint with --pretrain-afresh is refused as a contradiction before any work", () => {
+    const out = path.join(dir, "afresh-and-given");
+    expectRefused(
+      runCli([
+        "study",
+        "--profile",
+        "smoke",
+        "--out",
+        out,
+        "--mae-checkpoint",
+        smokeFiles().maeLatest,
+        "--pretrain-afresh",
+      ]),
+      /--pretrain-afresh/,
+      /--mae-checkpoint and --pretrain-afresh contradict each other; give one of them/,
+    );
+    assert.ok(!fs.existsSync(path.join(out, "results.jsonl")));
+  });
+
   it("a fine-tuning checkpoint given as --mae-checkpoint gets CLI advice", () => {
     const out = path.join(dir, "wrong-mae");
     const r = runCli(["study", "--profile", "smoke", "--out", out, "--mae-checkpoint", smokeFiles().best]);
