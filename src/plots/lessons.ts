@@ -293,7 +293,7 @@ export interface StepBudgets {
   pretrain: { steps: number; evalEvery: number };
   finetune: { steps: number; evalEvery: number };
   /** Per-label-fraction budgets (a study profile's perFraction). */
-  perFraction?: Record<string, { steps?: number }>;
+  perFraction?: Record<string, { seeds?: number; steps?: number }>;
 }
 
 /**
