@@ -38,11 +38,10 @@ async function main(): Promise<void> {
     throw new Error(`${source}: at step ${step} of ${profile.pretrain.steps}; let the pretraining finish first`);
   fs.mkdirSync(o.into, { recursive: true });
   const shipped = path.join(o.into, ENCODER_FILE);
-  const { history: _h, ...train } = info.train ?? {};
   await saveMaeCheckpoint(shipped, info.model, {
     preprocessing: info.preprocessing,
     fitState: info.fitState ?? undefined,
-    train: { ...train, history },
+    train: info.train ?? undefined, // the run's settings and history, as recorded
   });
   info.model.dispose();
   const bytes = fs.readFileSync(shipped);

@@ -618,7 +618,6 @@ export function checkNoTestInSelection(data: Pick<StudyData, "name" | "val" | "t
     throw new Error(`data ${data.name}: the train split shares case(s) ${inTrain.join(", ")} with the test split`);
 }
 
-/** Folder of a pretraining: the shared one keeps its historical place; per-seed pretrainings get one folder each. */
 /**
  * The settings of a study's MAE pretraining (the encoder config of the model at the study's crop, the profile's
  * pretrain block, the unlabeled split; held out: the val split, else the last training case). The study, the CLI
@@ -656,6 +655,7 @@ export function studyPretrainOptions(
   };
 }
 
+/** Folder of a pretraining: the shared one keeps its historical place; per-seed pretrainings get one folder each. */
 function pretrainDir(out: string, model: string, seed: number | null): string {
   return seed === null ? path.join(out, "pretrain", model) : path.join(out, "pretrain", model, `seed${seed}`);
 }

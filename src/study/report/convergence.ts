@@ -2,7 +2,7 @@
 import { RunResult } from "../grid";
 import { median } from "../../runtime/math";
 import { mean, stepsToReach } from "../stats";
-import { GroupField, groupBy } from "./groups";
+import { type Group, GroupField, groupBy } from "./groups";
 
 export interface ConvergenceOptions {
   /** Validation Dice levels; default [0.5, 0.7]. */
@@ -59,6 +59,20 @@ export interface ConvergenceRatioRow {
   ratio: number | null;
 }
 
+/** Median steps of runs A and B of one (model, fraction) group to a level, and their ratio. */
+function ratioRow(g: Group, ra: RunResult[], rb: RunResult[], level: number): ConvergenceRatioRow {
+  const sa = medianSteps(ra, level),
+    sb = medianSteps(rb, level);
+  return {
+    model: g.values.model as string,
+    labelFraction: g.values.labelFraction as number,
+    level,
+    medianStepsA: sa,
+    medianStepsB: sb,
+    ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
+  };
+}
+
 /** Convergence speed of A against B per (model, fraction, level). */
 export function convergenceRatios(
   results: readonly RunResult[],
@@ -68,22 +82,14 @@ export function convergenceRatios(
   const rows: ConvergenceRatioRow[] = [];
   for (const g of groupBy(results, ["model", "labelFraction"])) {
     for (const level of levels) {
-      const sa = medianSteps(
-        g.runs.filter((r) => r.init === options.a),
-        level,
+      rows.push(
+        ratioRow(
+          g,
+          g.runs.filter((r) => r.init === options.a),
+          g.runs.filter((r) => r.init === options.b),
+          level,
+        ),
       );
-      const sb = medianSteps(
-        g.runs.filter((r) => r.init === options.b),
-        level,
-      );
-      rows.push({
-        model: g.values.model as string,
-        labelFraction: g.values.labelFraction as number,
-        level,
-        medianStepsA: sa,
-        medianStepsB: sb,
-        ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
-      });
     }
   }
   return rows;
@@ -156,17 +162,10 @@ function floorTo3(x: number): number {
 }
 
 /** Convergence of A and B at a level both arms reach (a share of the lower arm's best median validation Dice). */
-export interface SharedLevelRow {
-  model: string;
-  labelFraction: number;
+/** A ConvergenceRatioRow at a level both arms reach: `level` = share × min(best median of A, best median of B). */
+export interface SharedLevelRow extends ConvergenceRatioRow {
   /** The share of the lower arm's best median validation Dice, e.g. 0.5. */
   share: number;
-  /** The validation Dice level: share × min(best median of A, best median of B). */
-  level: number;
-  medianStepsA: number | null;
-  medianStepsB: number | null;
-  /** medianStepsB / medianStepsA (> 1: A converges faster). */
-  ratio: number | null;
 }
 
 /**
@@ -191,17 +190,8 @@ export function sharedLevelConvergence(
     if (!Number.isFinite(lower) || lower <= 0) continue; // an arm without a positive validation Dice: no shared level
     for (const share of shares) {
       const level = floorTo3(share * lower); // rounded down, so the lower arm's median curve still reaches it
-      const sa = medianSteps(ra, level),
-        sb = medianSteps(rb, level);
-      rows.push({
-        model: g.values.model as string,
-        labelFraction: g.values.labelFraction as number,
-        share,
-        level,
-        medianStepsA: sa,
-        medianStepsB: sb,
-        ratio: sa !== null && sb !== null && sa > 0 ? sb / sa : null,
-      });
+      const { model, labelFraction, ...steps } = ratioRow(g, ra, rb, level);
+      rows.push({ model, labelFraction, share, ...steps }); // the table's column order
     }
   }
   return rows;
