@@ -23,6 +23,7 @@ import { formatSeconds } from "../train/fit";
 import * as os from "os";
 import { defaultWorkers } from "../study/cells";
 import { runCellCommand } from "../study/cell_command";
+import { exitWithParent } from "../study/pool";
 import { initBackendWithThreads, backendFlags } from "../runtime/threads";
 import { runParallelSweep, formatParallelTable } from "../bench/parallel_bench";
 
@@ -380,7 +381,9 @@ function program(): Command {
       const seed = Number(o.seed);
       if (!Number.isInteger(seed) || seed < 0)
         throw new Error(`--seed must be an integer >= 0, got ${JSON.stringify(o.seed)}`);
+      const checkParent = exitWithParent(); // before the slow start-up: an orphan must not load data for minutes
       console.log(describeBackend(await initBackendWithThreads()));
+      checkParent();
       await runCellCommand(
         o.study,
         o.key ? { kind: "cell", key: o.key } : { kind: "pretrain", model: o.pretrain, seed },

@@ -178,14 +178,22 @@ function logTail(file: string, lines = 12): string {
   }
 }
 
+let parentCheck: (() => void) | undefined;
+
 /**
  * In a child started by runChild: exit when the parent is gone (killed with -9, say), so that a rerun of the study
  * does not race an orphan on the same cell. Checks now and then from a timer and whenever `check` is called (training
- * loops call it per step, since a busy loop may starve the timer). Returns the check; a no-op outside a pool child.
+ * loops call it per step, since a busy loop may starve the timer). Call it first thing in the child, before its slow
+ * start-up (backend, data), and again where the check is needed (the watch is set up once; each call checks). Returns the check; a no-op
+ * outside a pool child.
  */
 export function exitWithParent(): () => void {
+  if (parentCheck) {
+    parentCheck();
+    return parentCheck;
+  }
   const want = Number(process.env[PARENT_PID_ENV]);
-  if (!want) return () => {};
+  if (!want) return (parentCheck = () => {});
   const check = () => {
     if (process.ppid !== want) {
       process.stderr.write(`parent process ${want} is gone; stopping (the study resumes this cell when rerun)\n`);
@@ -194,7 +202,7 @@ export function exitWithParent(): () => void {
   };
   setInterval(check, 1000).unref();
   check();
-  return check;
+  return (parentCheck = check);
 }
 
 /** Sends a message to the parent when there is one (a no-op otherwise, e.g. in a cluster job). */
