@@ -224,7 +224,7 @@ const LONG: StudyProfile = derive(QUICK, {
 });
 
 export const PROFILES: Record<
-  "smoke" | "quick" | "long" | "encoder" | "paper" | "table2" | "table2-smoke",
+  "smoke" | "quick" | "long" | "encoder" | "paper" | "table2" | "table2-quick" | "table2-smoke",
   StudyProfile
 > = {
   smoke: SMOKE,
@@ -279,6 +279,18 @@ export const PROFILES: Record<
     pretrain: { ...QUICK.pretrain, shipped: undefined },
     labelFractions: [1],
     convergenceLevels: [0.2, 0.3],
+  }),
+  // Table II at the demo's size (notebook 06's lesson; `--profile table2-quick`, about half an hour on 2 cores): the
+  // demo's data, plan (6 x 8 x 8 mm) and budget at full labels (32 cases, 800 steps, 1 seed), nnFormer as the demo's
+  // network with the shipped encoder for its MAE arm, and the four baselines, all on one 32³ crop (the smallest every
+  // model takes; at 32³ Swin UNETR's deepest stage sees a 1³ grid, a handicap of the crop the lesson discusses).
+  "table2-quick": derive(QUICK, {
+    name: "table2-quick",
+    models: ["nnformer-quick", ...TABLE2_BASELINES],
+    cropSize: [32, 32, 32],
+    seeds: [0],
+    labelFractions: [1],
+    convergenceLevels: [0.3, 0.5],
   }),
   // The smoke settings on 32³ phantoms: the smallest crop every model takes (Swin UNETR needs multiples of 32; at 32³
   // its encoder10 sees a 1³ grid, which InstanceNorm maps to zeros: harmless for a plumbing test, not for results).

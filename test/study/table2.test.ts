@@ -4,7 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../src/runtime/backend";
-import { getProfile, PROFILES, TABLE2_MODELS } from "../../src/study/profiles";
+import { finetuneAt, getProfile, PROFILES, TABLE2_MODELS } from "../../src/study/profiles";
 import { runLowLabelStudy } from "../../src/study/lowlabel";
 import { modelCostRows, table2Rows } from "../../src/study/report";
 import { MODELS, buildModel } from "../../src/registry";
@@ -31,6 +31,22 @@ describe("study/table2 (table2-smoke profile)", function () {
       model.dispose();
     }
     assert.ok(Object.keys(getProfile("table2-smoke").modelOverrides!).every((m) => m in MODELS));
+  });
+
+  it("table2-quick is the demo's data, plan and full-label budget with the baselines on one 32³ crop", () => {
+    const p = getProfile("table2-quick"),
+      quick = getProfile("quick");
+    assert.deepEqual(p.models, ["nnformer-quick", ...TABLE2_MODELS.slice(1)]);
+    assert.deepEqual(p.cropSize, [32, 32, 32]);
+    assert.deepEqual(p.labelFractions, [1]);
+    assert.deepEqual(p.seeds, [0]);
+    assert.deepEqual([p.data, p.spacing, p.preprocessing], [quick.data, quick.spacing, quick.preprocessing]);
+    assert.deepEqual(finetuneAt(p, 1), finetuneAt(quick, 1), "the demo's budget at full labels");
+    assert.equal(p.pretrain.shipped, quick.pretrain.shipped, "nnFormer's MAE arm starts from the shipped encoder");
+    for (const m of p.models) {
+      const model = buildModel(m, { inChannels: 1, numClasses: 9, cropSize: p.cropSize!, seed: 0 });
+      model.dispose();
+    }
   });
 
   it("runs end to end: every model trains, one Table II row per model and init, parameters and step times recorded", async () => {
