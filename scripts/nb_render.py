@@ -63,7 +63,9 @@ def figure_png(browser, html, width, height, tmp):
     from PIL import Image
     img = Image.open(shot).convert("RGB")
     buf = io.BytesIO()
-    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    # octree keeps small areas of pure colour (legend swatches, organ overlays) true; median cut spends its palette on
+    # the gray image and shifted the label colours away from their legend
+    img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
