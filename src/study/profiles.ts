@@ -209,8 +209,9 @@ const ENCODER: StudyProfile = derive(QUICK, {
 
 /**
  * The demo's study at more label fractions and seeds (`npm run demo:long`; 57 minutes on 2 cores, measured
- * 2026-12-06, results in the README): 1, 4, 8 and 32 labelled cases, 8 seeds at 1 case and 5 at 4 and 8 (so the exact paired tests
- * can go below 0.05), 3 at 32; the same recipe, with more steps where more labelled cases keep improving.
+ * 2026-12-06, results in the README): 1, 4, 8 and 32 labelled cases, 8 seeds at 1 case and 5 at 4 and 8 (so the
+ * exact paired tests can go below 0.05), 3 at 32; the same recipe, with more steps where more labelled cases keep
+ * improving.
  */
 const LONG: StudyProfile = derive(QUICK, {
   name: "long",
