@@ -95,8 +95,8 @@ export function convergenceRatios(
   return rows;
 }
 
-/** The validation curve averaged over runs: every step any run evaluated, mean of the finite values there. */
-export function meanCurve(runs: readonly RunResult[]): { step: number[]; valDice: number[]; n: number[] } {
+/** The finite validation Dice values of a group of runs, by step (every step any run evaluated). */
+function finiteValuesByStep(runs: readonly RunResult[]): Map<number, number[]> {
   const acc = new Map<number, number[]>();
   for (const r of runs) {
     for (const p of r.curve) {
@@ -106,6 +106,12 @@ export function meanCurve(runs: readonly RunResult[]): { step: number[]; valDice
       acc.set(p.step, list);
     }
   }
+  return acc;
+}
+
+/** The validation curve averaged over runs: every step any run evaluated, mean of the finite values there. */
+export function meanCurve(runs: readonly RunResult[]): { step: number[]; valDice: number[]; n: number[] } {
+  const acc = finiteValuesByStep(runs);
   const steps = [...acc.keys()].sort((x, y) => x - y);
   return { step: steps, valDice: steps.map((s) => mean(acc.get(s)!)), n: steps.map((s) => acc.get(s)!.length) };
 }
@@ -133,15 +139,7 @@ function quantile(sorted: readonly number[], q: number): number {
  * min and max over runs when the group has fewer than 4 runs, else the interquartile range (linear interpolation).
  */
 export function medianBand(runs: readonly RunResult[]): MedianBand {
-  const acc = new Map<number, number[]>();
-  for (const r of runs) {
-    for (const p of r.curve) {
-      if (!Number.isFinite(p.valDice)) continue;
-      const list = acc.get(p.step) ?? [];
-      list.push(p.valDice);
-      acc.set(p.step, list);
-    }
-  }
+  const acc = finiteValuesByStep(runs);
   const band = runs.length >= 4 ? "IQR" : "min-max";
   const steps = [...acc.keys()].sort((x, y) => x - y);
   const sorted = steps.map((s) => [...acc.get(s)!].sort((x, y) => x - y));
@@ -161,7 +159,6 @@ function floorTo3(x: number): number {
   return Number((Math.floor(x / k + 1e-9) * k).toPrecision(3));
 }
 
-/** Convergence of A and B at a level both arms reach (a share of the lower arm's best median validation Dice). */
 /** A ConvergenceRatioRow at a level both arms reach: `level` = share × min(best median of A, best median of B). */
 export interface SharedLevelRow extends ConvergenceRatioRow {
   /** The share of the lower arm's best median validation Dice, e.g. 0.5. */
