@@ -8,6 +8,7 @@ import { BackendReport, describeBackend } from "../runtime/backend";
 import { writeFileAtomic } from "../runtime/files";
 import {
   NNFORMER_E12_16X32X32,
+  NNFORMER_E24_16X32X32,
   NNFORMER_E24_32X64X64,
   NNFORMER_E48_64X64X64,
   NNFORMER_SYNAPSE,
@@ -32,6 +33,8 @@ export const BENCH_PRESETS: Record<string, NnFormerConfig> = {
   tiny: { ...NNFORMER_E48_64X64X64, numClasses: 14 },
   small: NNFORMER_E24_32X64X64,
   micro: NNFORMER_E12_16X32X32,
+  /** The demo's network (quick profile): embed 24 on 16x32x32 crops, 9 classes (the phantom's 8 organs + background). */
+  quick: { ...NNFORMER_E24_16X32X32, numClasses: 9 },
   /** The official Synapse network (crop 64x128x128, embed 192, 150 M parameters): for GPUs. */
   synapse: NNFORMER_SYNAPSE,
 };

@@ -291,7 +291,7 @@ function program(): Command {
     )
     .option(
       "--presets <list>",
-      "comma-separated nnFormer presets: tiny (crop 64^3, embed 48), small, micro (default tiny, none with --models)",
+      "comma-separated nnFormer presets: tiny (crop 64^3, embed 48), small, micro, quick (the demo's network) (default tiny, none with --models)",
     )
     .option(
       "--models <list>",
