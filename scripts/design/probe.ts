@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     .option("--spacing <DxHxW>", "plan target spacing in mm (default: native)")
     .option("--native", "also score validation on each case's own grid (as the study scores test)", false)
     .option("--over <json>", "more preset overrides, e.g. '{\"patchSize\":[2,2,2]}'", "{}")
+    .option("--train-dice <n>", "also score the first n labelled training cases (under- or overfitting?)", "0")
     .option("--tag <s>", "label of the output line", "")
     .parse()
     .opts();
@@ -124,6 +125,15 @@ async function main(): Promise<void> {
         hd95: "medpy",
       })
     : null;
+  const trainCases = train.slice(0, Number(o.trainDice));
+  const trainFit = trainCases.length
+    ? await evaluateDice(model, ops, trainCases, {
+        cropSize: crop,
+        numClasses,
+        classes: data.evalClasses,
+        overlap: Number(o.overlap),
+      })
+    : null;
   const line = {
     tag: o.tag,
     args: { ...o },
@@ -134,6 +144,8 @@ async function main(): Promise<void> {
     curve: run.curve.map((p) => [p.step, Number(p.valDice.toFixed(3)), Number(p.trainLoss.toFixed(3))]),
     valDice: Number(final.mean.toFixed(3)),
     perOrgan: final.perClass.map((d) => Number(d.toFixed(2))),
+    trainDice: trainFit ? Number(trainFit.mean.toFixed(3)) : undefined,
+    trainPerOrgan: trainFit ? trainFit.perClass.map((d) => Number(d.toFixed(2))) : undefined,
     nativeDice: native ? Number(native.meanDice.toFixed(3)) : undefined,
     nativePerOrgan: native ? Object.values(native.perClassDice).map((d) => Number(d.toFixed(2))) : undefined,
   };
