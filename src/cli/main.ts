@@ -196,7 +196,11 @@ function program(): Command {
     .option("--split <name>", "split to predict (train, val, test, unlabeled)", "test")
     .requiredOption("-o, --out <path>", "output file (with --image) or folder (with --manifest)")
     .option("--overlap <r>", "sliding-window overlap in [0, 1)", "0.5")
-    .option("--mirror", "mirror test-time augmentation over all axes", false)
+    .option(
+      "--mirror",
+      "mirror test-time augmentation over all axes (for networks fine-tuned with mirroring; refused otherwise)",
+      false,
+    )
     .action(async (o) => {
       const overlap = num("--overlap", 0, 0.99)(o.overlap);
       if (!o.image && !o.manifest) throw new Error("predict: give --image FILE or --manifest NAME (with --split)");

@@ -303,6 +303,16 @@ export function resolveProfile(base: StudyProfile, layers: ProfileLayer[]): Stud
             path: ["modelOverrides", m],
             text: `"${m}" is not one of the study's models (${r.data.models.join(", ")}); remove it or add the model`,
           });
+      // mirror test-time augmentation only makes sense for a network trained on mirrored images (nnU-Net pairs them)
+      if (r.data.eval.mirror && !r.data.finetune.augment)
+        issues.push({
+          path: ["eval", "mirror"],
+          text:
+            "true, but finetune.augment is false: mirror test-time augmentation averages predictions of flipped " +
+            "images the network never saw flipped, which swaps left and right organs (on the demo's trained networks " +
+            "validation Dice fell from 0.65 to 0.09); set finetune.augment to true (mirroring in training, as " +
+            "nnU-Net) or eval.mirror to false",
+        });
       if (!issues.length) return r.data as StudyProfile;
     }
     for (const i of issues) {

@@ -139,7 +139,8 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     modelName: run.modelName,
     preprocessing: run.preprocessing,
     checkpointDir: run.dir,
-    extra: { ...run.extra, curve },
+    // augment is read back by predict, which refuses mirror TTA for a network trained without mirroring
+    extra: { ...run.extra, curve, augment: f.augment },
   });
   const world = run.dataParallel ?? 1;
   const group =

@@ -54,6 +54,46 @@ describe("infer/predict: checkpoint -> NIfTI predictions -> scores", function ()
     );
   });
 
+  it("refuses mirror test-time augmentation for a checkpoint fine-tuned without mirroring", async () => {
+    const manifest = phantomManifestFor(5, 3, [16, 32, 32], [12, 12, 12], path.join(root, "data"));
+    const resolved = resolveManifest(manifest);
+    const first = await readNifti(resolved.splits.test[0].images[0]);
+    const plan = computePreprocessing([first], "CT");
+    const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });
+    const save = async (name: string, extra: Record<string, unknown>) => {
+      const file = path.join(root, name);
+      await saveCheckpoint(file, model.params, {
+        kind: "finetune",
+        model: "nnformer-micro",
+        config: model.config,
+        preprocessing: plan,
+        extra,
+      });
+      return file;
+    };
+    const plain = await save("plain.safetensors", { augment: false });
+    const study = await save("study.safetensors", { settings: { finetune: { augment: false } } });
+    const mirrored = await save("mirrored.safetensors", { augment: true });
+    const unknown = await save("unknown.safetensors", {});
+    model.dispose();
+    const out = path.join(root, "pred-mirror");
+    for (const ck of [plain, study])
+      await assert.rejects(
+        predictSplit(ck, resolved, "test", out, { overlap: 0, mirror: true }),
+        new RegExp(`${path.basename(ck)} was fine-tuned without mirroring .*leave out --mirror`),
+      );
+    for (const [ck, recorded] of [
+      [mirrored, true],
+      [unknown, null],
+    ] as const) {
+      const p = Predictor.load(ck);
+      assert.equal(p.trainedWithMirroring, recorded);
+      p.dispose();
+    }
+    const files = await predictSplit(mirrored, resolved, "test", out, { overlap: 0, mirror: true });
+    assert.equal(files.length, resolved.splits.test.length);
+  });
+
   it("refuses a checkpoint that does not exist or has no preprocessing", async () => {
     assert.throws(() => Predictor.load(path.join(root, "nope.safetensors")), /does not exist/);
     const model = buildModel("nnformer-micro", { inChannels: 1, numClasses: 9, cropSize: [16, 32, 32], seed: 0 });

@@ -45,6 +45,18 @@ describe("study/profile_schema", () => {
     assert.deepEqual(q.data, { kind: "manifest", manifest: "phantom", dataRoot: "/data/ph" });
   });
 
+  it("refuses mirror test-time augmentation for a network trained without mirroring, naming both fields", () => {
+    const msg = problems(() =>
+      resolveProfile(getProfile("quick"), [{ source: "tta.json", values: { eval: { mirror: true } } }]),
+    );
+    assert.match(msg, /tta\.json: eval\.mirror: true, but finetune\.augment is false: .*set finetune\.augment to true/);
+    const ok = resolveProfile(getProfile("quick"), [
+      { source: "tta.json", values: { eval: { mirror: true }, finetune: { augment: true } } },
+    ]);
+    assert.equal(ok.eval.mirror, true);
+    assert.equal(getProfile("paper").eval.mirror && getProfile("paper").finetune.augment, true, "the paper pairs them");
+  });
+
   it("names every problem by file and profile field, or by flag", () => {
     const msg = problems(() =>
       resolveProfile(getProfile("quick"), [
