@@ -1,5 +1,5 @@
 // The optimizer updates as single-pass kernels on the wasm backend (fused_update.wat). An AdamW step written with tf
-// ops makes about 14 passes over memory per variable, each memory-bound on wasm (40 ms for the demo's 2.4 M
+// ops makes about 14 passes over memory per variable, each memory-bound on wasm (48 ms for the demo's 2.4 M
 // parameters); the fused kernel reads g, w, m, s once and writes w, m, s once. Its arithmetic is the tf-op update's,
 // operation for operation, so both give bit-identical weights (test/train/fused_update.test.ts).
 //
