@@ -82,7 +82,7 @@ export class Optimizer {
 
   /**
    * Use the single-pass update kernels where the backend has them (wasm, unthreaded; fused_update.ts): bit-identical
-   * to the tf-op update and about 4x faster. False keeps the tf ops everywhere (benchmarks and tests compare the two).
+   * to the tf-op update and about 6x faster (AdamW over the demo's 2.4 M parameters: 47.7 -> 7.5 ms). False keeps the tf ops everywhere (benchmarks and tests compare the two).
    */
   readonly fused: boolean;
 
@@ -113,6 +113,9 @@ export class Optimizer {
     this.t++;
     const c = this.config;
     const fused = this.fused && fusedUpdatesAvailable();
+    // AdamW bias corrections of this step (both update paths use these same values)
+    const bc1 = c.kind === "adamw" ? 1 - Math.pow(c.beta1, this.t) : 1;
+    const bc2 = c.kind === "adamw" ? 1 - Math.pow(c.beta2, this.t) : 1;
     for (const slot of this.slots) {
       const g = grads[slot.v.name];
       if (!g) continue;
@@ -135,11 +138,11 @@ export class Optimizer {
             ob1: 1 - c.beta1,
             b2: c.beta2,
             ob2: 1 - c.beta2,
-            bc2: 1 - Math.pow(c.beta2, this.t),
+            bc2,
             eps: c.eps,
             decay: slot.rule.weightDecay && c.weightDecay > 0,
             decayFactor: 1 - lrv * c.weightDecay,
-            step: lrv / (1 - Math.pow(c.beta1, this.t)),
+            step: lrv / bc1,
           });
           slot.m.assign(m);
           slot.s!.assign(s);
@@ -156,8 +159,6 @@ export class Optimizer {
           const s = slot.s!.mul(c.beta2).add(g.square().mul(1 - c.beta2));
           slot.m.assign(m);
           slot.s!.assign(s);
-          const bc1 = 1 - Math.pow(c.beta1, this.t);
-          const bc2 = 1 - Math.pow(c.beta2, this.t);
           const denom = s.div(bc2).sqrt().add(c.eps);
           let w: tf.Tensor = slot.v;
           if (slot.rule.weightDecay && c.weightDecay > 0) w = w.mul(1 - lrv * c.weightDecay);
